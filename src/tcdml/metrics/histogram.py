@@ -1,0 +1,108 @@
+"""``PairHistogram``: per-class similarity histograms, the mergeable state of the one-pass evaluation.
+
+Bins are ``B`` equal intervals of width ``w = 2 / B`` on [-1, 1]. A count at a threshold inside a bin assumes
+the bin's pairs are spread uniformly across it (linear interpolation of the empirical CDF); at a bin edge the
+count is exact. ``far_threshold`` / ``frr_threshold`` therefore return bin edges, where the achieved rate is
+exact and meets the target.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tcdml.errors import TcdmlInputError
+from tcdml.metrics.pair_counts import PairCounts, allowed_count
+
+
+class PairHistogram(PairCounts):
+    """Per-class histograms ``pos[c, b]`` and ``neg[c, b]`` (float64 counts) of pair similarities."""
+
+    def __init__(self, class_labels: np.ndarray, class_sizes: np.ndarray, pos: np.ndarray, neg: np.ndarray):
+        if pos.shape != neg.shape or pos.ndim != 2 or pos.shape[0] != len(class_labels):
+            raise ValueError(f"histogram shapes disagree: pos {pos.shape}, neg {neg.shape}")
+        self.class_labels = np.asarray(class_labels)
+        self.class_sizes = np.asarray(class_sizes)
+        self.pos = np.asarray(pos, dtype=np.float64)
+        self.neg = np.asarray(neg, dtype=np.float64)
+        self.num_bins = pos.shape[1]
+        self.width = 2.0 / self.num_bins
+        self.edges = np.linspace(-1.0, 1.0, self.num_bins + 1)
+        # tail[c, b] = pairs in bins >= b, so counts at edge b are exact lookups.
+        self._pos_tail = _tail(self.pos)
+        self._neg_tail = _tail(self.neg)
+        self._pos_global = self.pos.sum(axis=0)
+        self._neg_global = self.neg.sum(axis=0)
+
+    def merge(self, other: PairHistogram) -> PairHistogram:
+        """The state of the union of two disjoint sets of pairs (same classes and bins): sums of counts."""
+        if self.pos.shape != other.pos.shape or not np.array_equal(self.class_labels, other.class_labels):
+            raise ValueError("cannot merge histograms over different classes or bins")
+        return PairHistogram(self.class_labels, self.class_sizes, self.pos + other.pos, self.neg + other.neg)
+
+    def num_pos(self) -> np.ndarray:
+        return self._pos_tail[:, 0]
+
+    def num_neg(self) -> np.ndarray:
+        return self._neg_tail[:, 0]
+
+    def pos_ge(self, thresholds: np.ndarray) -> np.ndarray:
+        return _count_ge(self.pos, self._pos_tail, thresholds, self.width)
+
+    def neg_ge(self, thresholds: np.ndarray) -> np.ndarray:
+        return _count_ge(self.neg, self._neg_tail, thresholds, self.width)
+
+    def global_far(self, thresholds: np.ndarray) -> np.ndarray:
+        ge = _count_ge(self._neg_global[None], _tail(self._neg_global[None]), thresholds, self.width)[0]
+        return ge / max(self.total_neg(), 1.0)
+
+    def global_frr(self, thresholds: np.ndarray) -> np.ndarray:
+        ge = _count_ge(self._pos_global[None], _tail(self._pos_global[None]), thresholds, self.width)[0]
+        total = max(self.total_pos(), 1.0)
+        return (total - ge) / total
+
+    def neg_quantile(self, q: float) -> float:
+        return _quantile(self._neg_global, q, self.edges, "negative")
+
+    def pos_quantile(self, q: float) -> float:
+        return _quantile(self._pos_global, q, self.edges, "positive")
+
+    def far_threshold(self, target_far: float) -> float:
+        tail = _tail(self._neg_global[None])[0]
+        allowed = allowed_count(target_far, float(tail[0]))
+        # tail is non-increasing: the first edge whose tail fits the allowance.
+        index = int(np.argmax(tail <= allowed + 0.5))
+        return float(self.edges[index])
+
+    def frr_threshold(self, target_frr: float) -> float:
+        below = np.concatenate([[0.0], np.cumsum(self._pos_global)])
+        allowed = allowed_count(target_frr, float(below[-1]))
+        index = int(np.nonzero(below <= allowed + 0.5)[0][-1])
+        return float(self.edges[index])
+
+
+def _tail(counts: np.ndarray) -> np.ndarray:
+    """(C, B+1) ``tail[c, b] = sum_{b' >= b} counts[c, b']`` (``tail[:, B] = 0``)."""
+    tail = np.zeros((counts.shape[0], counts.shape[1] + 1))
+    tail[:, :-1] = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
+    return tail
+
+
+def _count_ge(counts: np.ndarray, tail: np.ndarray, thresholds: np.ndarray, width: float) -> np.ndarray:
+    """(C, K) counts with ``s >= t``: whole bins above t plus the part of t's bin above it."""
+    position = np.clip((np.asarray(thresholds, dtype=np.float64) + 1.0) / width, 0.0, counts.shape[1])
+    index = np.minimum(np.floor(position).astype(np.int64), counts.shape[1] - 1)
+    above_in_bin = 1.0 - (position - index)
+    return tail[:, index + 1] + above_in_bin[None, :] * counts[:, index]
+
+
+def _quantile(counts: np.ndarray, q: float, edges: np.ndarray, what: str) -> float:
+    """Quantile of a binned sample: the value where the uniform-in-bin CDF reaches ``q * n`` pairs."""
+    total = counts.sum()
+    if total <= 0:
+        raise TcdmlInputError(f"no {what} pairs: cannot take a quantile of their similarities")
+    below = np.concatenate([[0.0], np.cumsum(counts)])
+    # The scale of the rank does not matter: counts may be a multiple of the true pair counts.
+    rank = q * total
+    index = int(np.clip(np.searchsorted(below, rank, side="right") - 1, 0, len(counts) - 1))
+    inside = (rank - below[index]) / counts[index] if counts[index] > 0 else 0.0
+    return float(edges[index] + (edges[index + 1] - edges[index]) * min(max(inside, 0.0), 1.0))

@@ -1,0 +1,76 @@
+"""``EvaluationSettings``: every parameter of an evaluation, checked once when built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcdml.errors import TcdmlInputError
+from tcdml.metrics.validation import (
+    check_far_range,
+    check_ks,
+    check_num_thresholds,
+    check_open_unit,
+    check_positive,
+)
+
+MODES = ("histogram", "exact")
+KNN_BACKENDS = ("torch", "faiss")
+#: Default histogram resolution: bins of width 2 / 16384 ~ 1.2e-4 in cosine similarity.
+DEFAULT_NUM_BINS = 1 << 14
+#: The per-class histograms may use at most this much memory; more classes get coarser bins.
+HISTOGRAM_BUDGET_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Parameters of ``tcdml.metrics.evaluate`` (SPEC defaults).
+
+    ``ks``: the k of Recall@k. ``far_range``: (far_min, far_max) of the calibration range.
+    ``beta``: the F-beta weight of the utility. ``eps``: the worst fraction in eps-OPIS. ``num_thresholds``: K grid thresholds.
+    ``threshold``: where the per-class FAR/FRR table is read (default: middle of the calibration range).
+    ``mode``: "histogram" (one pass, bounded memory) or "exact" (brute force, small sets). ``num_bins``:
+    histogram bins on [-1, 1] (default: 16384, fewer if the classes would need over 1 GiB).
+    ``knn_backend``: "torch" (top-k inside the pass) or "faiss". ``device``: e.g. "cuda" (default: the
+    embeddings' device). ``max_block_bytes``: memory budget of one similarity block (default: adaptive).
+    ``progress``: show a progress bar on stderr (default: for sets over 20,000 samples).
+    """
+
+    ks: tuple[int, ...] = (1, 2, 4, 8)
+    far_range: tuple[float, float] = (1e-2, 1e-1)
+    beta: float = 1.0
+    eps: float = 0.1
+    num_thresholds: int = 100
+    threshold: float | None = None
+    mode: str = "histogram"
+    num_bins: int | None = None
+    knn_backend: str = "torch"
+    device: str | None = None
+    max_block_bytes: int | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ks", check_ks(self.ks))
+        object.__setattr__(self, "far_range", check_far_range(*self.far_range))
+        check_positive(self.beta, "beta")
+        check_open_unit(self.eps, "eps")
+        check_num_thresholds(self.num_thresholds)
+        if self.mode not in MODES:
+            raise TcdmlInputError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}")
+        if self.knn_backend not in KNN_BACKENDS:
+            raise TcdmlInputError(
+                f"knn_backend={self.knn_backend!r}: expected one of {', '.join(KNN_BACKENDS)}"
+            )
+        if self.num_bins is not None and not (16 <= self.num_bins <= 1 << 22):
+            raise TcdmlInputError(f"num_bins={self.num_bins}: expected an integer in [16, 4194304]")
+        if self.threshold is not None and not (-1.0 <= self.threshold <= 1.0):
+            raise TcdmlInputError(f"threshold={self.threshold}: a cosine threshold must lie in [-1, 1]")
+
+    def bins_for(self, num_classes: int) -> int:
+        """Histogram bins for ``num_classes`` classes: the setting, or the default within the budget."""
+        if self.num_bins is not None:
+            return int(self.num_bins)
+        affordable = HISTOGRAM_BUDGET_BYTES // (16 * max(num_classes, 1))
+        bins = DEFAULT_NUM_BINS
+        while bins > 1024 and bins > affordable:
+            bins //= 2
+        return bins

@@ -1,0 +1,229 @@
+"""The one pass over the query x gallery similarity matrix, in row blocks (never N x N in memory).
+
+Samples are first reordered by class, so the rows of a block form a few class segments and a class's
+positive columns are one contiguous slice. From each block the pass accumulates
+
+* per-class histograms of positive and negative pair similarities (``torch.histc`` per class segment), and
+* per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block).
+
+A pass over a subset of rows gives a ``PassState``; states over disjoint rows merge by summation, which is
+how several processes or GPUs share the work (see ``tcdml.metrics.distributed``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+import torch
+
+from tcdml.metrics.histogram import PairHistogram
+from tcdml.metrics.retrieval import retrieval_per_query, topk_by_similarity
+
+#: torch.histc counts in float32: each call sees at most 2**24 values so every count stays exact.
+_HISTC_MAX_VALUES = 1 << 24
+
+
+@dataclass
+class PreparedSet:
+    """Queries and gallery, L2-normalised and reordered by class (ids ``0..C-1``), on the compute device."""
+
+    queries: torch.Tensor
+    gallery: torch.Tensor
+    query_classes: np.ndarray
+    gallery_classes: np.ndarray
+    query_index: np.ndarray
+    gallery_index: np.ndarray
+    self_column: np.ndarray
+    class_labels: np.ndarray
+    class_sizes: np.ndarray
+    all_pairs: bool
+    num_samples: int
+
+    @property
+    def num_relevant(self) -> np.ndarray:
+        """(Nq,) R of each query: gallery members of its class other than itself."""
+        per_class = np.bincount(self.gallery_classes, minlength=len(self.class_labels))
+        return per_class[self.query_classes] - (self.self_column >= 0)
+
+    def gallery_segment(self, class_id: int) -> slice:
+        """The gallery columns of one class (contiguous after the reordering)."""
+        start = np.searchsorted(self.gallery_classes, class_id, side="left")
+        stop = np.searchsorted(self.gallery_classes, class_id, side="right")
+        return slice(int(start), int(stop))
+
+
+def prepare(
+    embeddings: torch.Tensor,
+    labels: np.ndarray,
+    is_query: np.ndarray,
+    is_gallery: np.ndarray,
+    device: torch.device,
+) -> PreparedSet:
+    """Normalise, map labels to class ids, and sort queries and gallery by (class, sample index)."""
+    class_labels, classes, class_sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    normalised = torch.nn.functional.normalize(embeddings.to(device=device, dtype=torch.float32), dim=1)
+    query_index = np.nonzero(is_query)[0]
+    gallery_index = np.nonzero(is_gallery)[0]
+    query_index = query_index[np.argsort(classes[query_index], kind="stable")]
+    gallery_index = gallery_index[np.argsort(classes[gallery_index], kind="stable")]
+    column_of_sample = np.full(len(labels), -1)
+    column_of_sample[gallery_index] = np.arange(len(gallery_index))
+    all_pairs = bool(is_query.all() and is_gallery.all())
+    gallery = normalised[torch.as_tensor(gallery_index, device=device)]
+    queries = gallery if all_pairs else normalised[torch.as_tensor(query_index, device=device)]
+    return PreparedSet(
+        queries=queries,
+        gallery=gallery,
+        query_classes=classes[query_index],
+        gallery_classes=classes[gallery_index],
+        query_index=query_index,
+        gallery_index=gallery_index,
+        self_column=column_of_sample[query_index],
+        class_labels=class_labels,
+        class_sizes=class_sizes,
+        all_pairs=all_pairs,
+        num_samples=len(labels),
+    )
+
+
+@dataclass
+class PassState:
+    """What a pass over some query rows accumulated; rows not processed hold zeros."""
+
+    histogram: PairHistogram | None
+    hits: np.ndarray
+    ap: np.ndarray
+    processed: np.ndarray
+
+    def merge(self, other: PassState) -> PassState:
+        """Combine the states of two passes over disjoint rows of the same prepared set."""
+        if np.any(self.processed & other.processed):
+            raise ValueError("cannot merge pass states that processed the same query rows twice")
+        histogram = None
+        if self.histogram is not None and other.histogram is not None:
+            histogram = self.histogram.merge(other.histogram)
+        return PassState(
+            histogram, self.hits + other.hits, self.ap + other.ap, self.processed | other.processed
+        )
+
+
+def block_rows(num_columns: int, device: torch.device, max_block_bytes: int | None = None) -> int:
+    """Rows per block so a block and its temporaries fit the memory budget.
+
+    Budget: ``max_block_bytes`` if given, else a quarter of the free memory of the device, at most 1 GiB.
+    """
+    if max_block_bytes is None:
+        if device.type == "cuda":
+            free = torch.cuda.mem_get_info(device)[0]
+        else:
+            free = psutil.virtual_memory().available
+        max_block_bytes = min(free // 4, 1 << 30)
+    # The float32 block, its top-k and histc temporaries: about 3 floats per entry.
+    return int(max(1, max_block_bytes // (12 * num_columns)))
+
+
+def run_pass(
+    prepared: PreparedSet,
+    rows: range,
+    *,
+    ks: tuple[int, ...],
+    num_bins: int | None,
+    retrieval: bool = True,
+    neighbours: torch.Tensor | None = None,
+    max_block_bytes: int | None = None,
+    progress: bool = False,
+) -> PassState:
+    """Process query rows ``rows`` (positions in the class-sorted order) against the whole gallery.
+
+    ``num_bins=None`` skips the histograms; ``retrieval=False`` skips the neighbour search; ``neighbours``
+    (Nq x k) supplies precomputed neighbour columns (e.g. from faiss) instead of the block's top-k.
+    """
+    from tqdm.auto import tqdm
+
+    device = prepared.queries.device
+    num_queries, num_classes = len(prepared.query_classes), len(prepared.class_labels)
+    pos = torch.zeros((num_classes, num_bins or 1), dtype=torch.float64, device=device)
+    neg = torch.zeros_like(pos)
+    hits = torch.zeros((num_queries, len(ks)), dtype=torch.float64, device=device)
+    ap = torch.zeros(num_queries, dtype=torch.float64, device=device)
+    num_relevant = torch.as_tensor(prepared.num_relevant, device=device, dtype=torch.float64)
+    query_classes = torch.as_tensor(prepared.query_classes, device=device)
+    gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
+    gallery_index = torch.as_tensor(prepared.gallery_index, device=device)
+    k_max = max(max(ks), int(prepared.num_relevant.max(initial=0)))
+    step = block_rows(len(prepared.gallery_classes), device, max_block_bytes)
+    bar = tqdm(total=len(rows), unit="query", desc="tcdml pass", disable=not progress, file=sys.stderr)
+    for start in range(rows.start, rows.stop, step):
+        stop = min(start + step, rows.stop)
+        sim = prepared.queries[start:stop] @ prepared.gallery.T
+        sim.clamp_(-1.0, 1.0)
+        own = prepared.self_column[start:stop]
+        has_own = np.nonzero(own >= 0)[0]
+        sim[
+            torch.as_tensor(has_own, device=device), torch.as_tensor(own[has_own], device=device)
+        ] = -torch.inf
+        if num_bins is not None:
+            _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg)
+        if retrieval:
+            if neighbours is None:
+                columns = topk_by_similarity(sim, k_max, gallery_index)
+            else:
+                columns = neighbours[start:stop].to(device)
+            relevant = gallery_classes[columns] == query_classes[start:stop, None]
+            hits[start:stop], ap[start:stop] = retrieval_per_query(relevant, ks, num_relevant[start:stop])
+        bar.update(stop - start)
+    bar.close()
+    processed = np.zeros(num_queries, dtype=bool)
+    processed[rows.start : rows.stop] = True
+    histogram = None
+    if num_bins is not None:
+        histogram = PairHistogram(
+            prepared.class_labels, prepared.class_sizes, pos.cpu().numpy(), neg.cpu().numpy()
+        )
+    return PassState(histogram, hits.cpu().numpy(), ap.cpu().numpy(), processed)
+
+
+def _histc(values: torch.Tensor, num_bins: int) -> torch.Tensor:
+    """Histogram over [-1, 1] in exact float64 counts; -inf (excluded pairs) falls outside and is ignored."""
+    if values.numel() == 0:
+        return torch.zeros(num_bins, dtype=torch.float64, device=values.device)
+    rows_per_call = max(1, _HISTC_MAX_VALUES // max(values.shape[1], 1))
+    total = torch.zeros(num_bins, dtype=torch.float64, device=values.device)
+    for start in range(0, values.shape[0], rows_per_call):
+        total += torch.histc(values[start : start + rows_per_call], bins=num_bins, min=-1.0, max=1.0).double()
+    return total
+
+
+def _accumulate_histograms(
+    sim: torch.Tensor,
+    prepared: PreparedSet,
+    start: int,
+    stop: int,
+    num_bins: int,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+) -> None:
+    """Add one block's pairs to the per-class histograms ``pos`` and ``neg`` (in place).
+
+    Row ends: for a query of class c, its whole row counts for c; the part in c's gallery slice is positive,
+    the rest negative. All-pairs mode stops there (the column end of a pair is another row's row end).
+    With a query/gallery split, the column end counts too: a negative pair also belongs to the gallery
+    sample's class.
+    """
+    block_classes = prepared.query_classes[start:stop]
+    boundaries = np.flatnonzero(np.diff(block_classes)) + 1
+    for segment in np.split(np.arange(stop - start), boundaries):
+        class_id = int(block_classes[segment[0]])
+        rows = sim[segment[0] : segment[-1] + 1]
+        positives = _histc(rows[:, prepared.gallery_segment(class_id)], num_bins)
+        pos[class_id] += positives
+        neg[class_id] += _histc(rows, num_bins) - positives
+    if prepared.all_pairs:
+        return
+    for class_id in np.unique(prepared.gallery_classes):
+        columns = sim[:, prepared.gallery_segment(int(class_id))]
+        other_rows = torch.as_tensor(block_classes != class_id, device=sim.device)
+        neg[class_id] += _histc(columns[other_rows], num_bins)
