@@ -26,7 +26,8 @@ class EvaluationSettings:
     """Parameters of ``tcdml.metrics.evaluate`` (SPEC defaults).
 
     ``ks``: the k of Recall@k. ``far_range``: (far_min, far_max) of the calibration range.
-    ``beta``: the F-beta weight of the utility. ``eps``: the worst fraction in eps-OPIS. ``num_thresholds``: K grid thresholds.
+    ``beta``: the F-beta weight of the utility. ``eps``: the worst fraction in eps-OPIS.
+    ``num_thresholds``: K grid thresholds.
     ``threshold``: where the per-class FAR/FRR table is read (default: middle of the calibration range).
     ``mode``: "histogram" (one pass, bounded memory) or "exact" (brute force, small sets). ``num_bins``:
     histogram bins on [-1, 1] (default: 16384, fewer if the classes would need over 1 GiB).
