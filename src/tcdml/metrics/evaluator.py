@@ -39,13 +39,13 @@ def evaluate(
 
     Example: ``evaluate(x, y, far_range=(1e-3, 1e-2)).to_dict()["opis"]``.
     """
-    settings = _settings(settings, overrides)
+    settings = resolve_settings(settings, overrides)
     prepared = prepare_inputs(embeddings, labels, is_query, is_gallery, settings)
     state = run_prepared(prepared, settings, range(len(prepared.query_classes)))
     return finish(prepared, state, settings)
 
 
-def _settings(settings: EvaluationSettings | None, overrides: dict[str, Any]) -> EvaluationSettings:
+def resolve_settings(settings: EvaluationSettings | None, overrides: dict[str, Any]) -> EvaluationSettings:
     if settings is not None and overrides:
         raise TypeError("pass either settings= or keyword overrides, not both")
     return settings if settings is not None else EvaluationSettings(**overrides)
@@ -80,10 +80,15 @@ def prepare_inputs(
     return prepared
 
 
-def run_prepared(prepared: PreparedSet, settings: EvaluationSettings, rows: range) -> PassState:
-    """Run the pass over ``rows`` of a prepared set with the settings' backend, bins and progress bar."""
+def run_prepared(
+    prepared: PreparedSet, settings: EvaluationSettings, rows: range, retrieval: bool = True
+) -> PassState:
+    """Run the pass over ``rows`` of a prepared set with the settings' backend, bins and progress bar.
+
+    ``retrieval=False`` accumulates only the histograms (all that threshold calibration needs).
+    """
     neighbours = None
-    if settings.knn_backend == "faiss":
+    if retrieval and settings.knn_backend == "faiss":
         from tcdml.metrics.knn import faiss_neighbours
 
         k_max = max(max(settings.ks), int(prepared.num_relevant.max()))
@@ -102,6 +107,7 @@ def run_prepared(prepared: PreparedSet, settings: EvaluationSettings, rows: rang
         rows,
         ks=settings.ks,
         num_bins=num_bins,
+        retrieval=retrieval,
         neighbours=neighbours,
         max_block_bytes=settings.max_block_bytes,
         progress=progress,

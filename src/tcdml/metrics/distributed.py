@@ -1,0 +1,88 @@
+"""The evaluation split across ``torch.distributed`` processes (GPUs or CPU workers).
+
+Every rank passes its own shard of the embedding set; the shards are gathered (in rank order), each rank
+runs the pass over its share of query rows, and the partial states are summed with ``all_reduce``. Every
+rank returns the same result, equal to a single-process ``evaluate`` of the concatenated shards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from tcdml.metrics.evaluator import resolve_settings, finish, prepare_inputs, resolve_settings, run_prepared
+from tcdml.metrics.histogram import PairHistogram
+from tcdml.metrics.result import EvaluationResult
+from tcdml.metrics.settings import EvaluationSettings
+from tcdml.metrics.similarity_pass import PassState
+
+
+def evaluate_distributed(
+    embeddings: Any,
+    labels: Any,
+    *,
+    is_query: Any = None,
+    is_gallery: Any = None,
+    group: Any = None,
+    settings: EvaluationSettings | None = None,
+    **overrides: Any,
+) -> EvaluationResult:
+    """``evaluate`` over the union of every rank's shard; call it on all ranks of ``group`` (collective)."""
+    settings = resolve_settings(settings, overrides)
+    device = _comm_device(group)
+    embeddings = _gather(torch.as_tensor(embeddings), group, device)
+    labels = _gather(torch.as_tensor(labels), group, device).numpy()
+    masks = [
+        None if m is None else _gather(torch.as_tensor(m), group, device).numpy()
+        for m in (is_query, is_gallery)
+    ]
+    prepared = prepare_inputs(embeddings, labels, masks[0], masks[1], settings)
+    rank, world = dist.get_rank(group), dist.get_world_size(group)
+    num_queries = len(prepared.query_classes)
+    rows = range(num_queries * rank // world, num_queries * (rank + 1) // world)
+    state = _all_reduce_state(run_prepared(prepared, settings, rows), group, device)
+    return finish(prepared, state, settings)
+
+
+def _comm_device(group: Any) -> torch.device:
+    """NCCL moves only CUDA tensors; other backends (gloo) use CPU tensors."""
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _gather(local: torch.Tensor, group: Any, device: torch.device) -> torch.Tensor:
+    """Concatenate every rank's tensor along dim 0 (shards may differ in length); result on the CPU."""
+    world = dist.get_world_size(group)
+    local = local.to(device)
+    length = torch.tensor([local.shape[0]], device=device)
+    lengths = [torch.zeros_like(length) for _ in range(world)]
+    dist.all_gather(lengths, length, group=group)
+    longest = int(max(int(n) for n in lengths))
+    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=device)
+    padded[: local.shape[0]] = local
+    parts = [torch.zeros_like(padded) for _ in range(world)]
+    dist.all_gather(parts, padded, group=group)
+    return torch.cat([part[: int(n)] for part, n in zip(parts, lengths, strict=True)]).cpu()
+
+
+def _all_reduce_state(state: PassState, group: Any, device: torch.device) -> PassState:
+    """Sum the partial states of all ranks (histograms, per-query hits and AP, processed rows)."""
+
+    def summed(array: np.ndarray) -> np.ndarray:
+        tensor = torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=device)
+        dist.all_reduce(tensor, group=group)
+        return tensor.cpu().numpy()
+
+    histogram = state.histogram
+    if histogram is not None:
+        histogram = PairHistogram(
+            histogram.class_labels, histogram.class_sizes, summed(histogram.pos), summed(histogram.neg)
+        )
+    processed = summed(state.processed.astype(np.float64))
+    if not np.all(processed == 1):
+        raise RuntimeError("distributed evaluation: query rows were not covered exactly once")
+    return PassState(histogram, summed(state.hits), summed(state.ap), processed.astype(bool))

@@ -1,0 +1,71 @@
+"""The utility-vs-threshold figure (the seed article's): one curve per class, their mean, the range shaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tcdml.figures import SEQUENTIAL_CMAP, new_figure, save_figure
+from tcdml.metrics.result import EvaluationResult
+from tcdml.metrics.utility import class_utilities
+
+#: At most this many class curves are drawn (a seeded random subset beyond it); the mean uses all classes.
+MAX_CURVES = 1500
+
+
+def utility_curve_grid(result: EvaluationResult, num_points: int = 200) -> np.ndarray:
+    """Thresholds spanning the calibration range and the curves' rise and fall around it.
+
+    From the median negative similarity (or ``t_lo`` if lower) to the 90th percentile of positive
+    similarities (or ``t_hi`` if higher).
+    """
+    lo = min(result.t_lo, result.counts.neg_quantile(0.5))
+    hi = max(result.t_hi, result.counts.pos_quantile(0.9))
+    return np.linspace(lo, min(hi, 1.0), num_points)
+
+
+def plot_utility_curves(
+    result: EvaluationResult, directory: str | os.PathLike, stem: str = "utility_curves", title: str = ""
+) -> list[Path]:
+    """Draw per-class ``U_c(t)`` over thresholds, coloured by mean utility in the calibration range.
+
+    Writes ``stem.png`` and ``stem.svg`` in ``directory``; returns their paths.
+    """
+    import matplotlib as mpl
+
+    grid = utility_curve_grid(result)
+    curves = class_utilities(result.counts, grid, result.beta)
+    curves = curves[result.counts.num_pos() > 0]
+    mean_in_range = result.utilities.mean(axis=1)
+    shown = np.arange(len(curves))
+    if len(shown) > MAX_CURVES:
+        shown = np.sort(np.random.default_rng(0).choice(len(curves), MAX_CURVES, replace=False))
+    fig, ax = new_figure()
+    cmap = mpl.colormaps[SEQUENTIAL_CMAP]
+    norm = mpl.colors.Normalize(vmin=float(mean_in_range.min()), vmax=float(mean_in_range.max()) + 1e-12)
+    alpha = 0.7 if len(shown) <= 50 else max(0.08, 0.7 * 50 / len(shown))
+    for index in shown:
+        ax.plot(grid, curves[index], color=cmap(norm(mean_in_range[index])), lw=0.9, alpha=alpha)
+    ax.plot(grid, curves.mean(axis=0), color="black", lw=2.5, label="mean over classes")
+    far_min, far_max = result.far_range
+    ax.axvspan(
+        result.t_lo,
+        result.t_hi,
+        color="0.6",
+        alpha=0.25,
+        label=f"calibration range (FAR {far_max:g} to {far_min:g})",
+    )
+    bar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+    bar.set_label("class mean utility in range")
+    ax.set_xlabel("similarity threshold t (cosine; accept if s >= t)")
+    ax.set_ylabel(f"utility U(t) (F{result.beta:g} of TPR, TNR)")
+    ax.set_ylim(0, 1.02)
+    subset = f", {len(shown)} of {len(curves)} shown" if len(shown) < len(curves) else ""
+    ax.set_title(
+        f"{title + ': ' if title else ''}{len(curves)} classes{subset}\n"
+        f"OPIS = {result.opis:.4g}, {result.eps:.0%}-OPIS = {result.eps_opis:.4g}"
+    )
+    ax.legend(loc="lower left")
+    return save_figure(fig, directory, stem)
