@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from tcdml.metrics.evaluator import resolve_settings, finish, prepare_inputs, resolve_settings, run_prepared
+from tcdml.metrics.evaluator import finish, prepare_inputs, resolve_settings, run_prepared
 from tcdml.metrics.histogram import PairHistogram
 from tcdml.metrics.result import EvaluationResult
 from tcdml.metrics.settings import EvaluationSettings
