@@ -80,7 +80,11 @@ def _all_reduce_state(state: PassState, group: Any, device: torch.device) -> Pas
     histogram = state.histogram
     if histogram is not None:
         histogram = PairHistogram(
-            histogram.class_labels, histogram.class_sizes, summed(histogram.pos), summed(histogram.neg)
+            histogram.class_labels,
+            histogram.class_sizes,
+            summed(histogram.pos),
+            summed(histogram.neg),
+            histogram.pos_multiplicity,
         )
     processed = summed(state.processed.astype(np.float64))
     if not np.all(processed == 1):

@@ -4,6 +4,10 @@ Bins are ``B`` equal intervals of width ``w = 2 / B`` on [-1, 1]. A count at a t
 the bin's pairs are spread uniformly across it (linear interpolation of the empirical CDF); at a bin edge the
 count is exact. ``far_threshold`` / ``frr_threshold`` therefore return bin edges, where the achieved rate is
 exact and meets the target.
+
+Multiplicities: the all-pairs pass sees each unordered positive pair from both of its rows, so ``pos`` holds
+``pos_multiplicity = 2`` counts per pair (1 with a query/gallery split); ``neg[c]`` counts each negative pair
+of class c once, so the sum over classes counts every negative pair twice (once for each of its classes).
 """
 
 from __future__ import annotations
@@ -17,36 +21,49 @@ from tcdml.metrics.pair_counts import PairCounts, allowed_count
 class PairHistogram(PairCounts):
     """Per-class histograms ``pos[c, b]`` and ``neg[c, b]`` (float64 counts) of pair similarities."""
 
-    def __init__(self, class_labels: np.ndarray, class_sizes: np.ndarray, pos: np.ndarray, neg: np.ndarray):
+    def __init__(
+        self,
+        class_labels: np.ndarray,
+        class_sizes: np.ndarray,
+        pos: np.ndarray,
+        neg: np.ndarray,
+        pos_multiplicity: int = 1,
+    ):
         if pos.shape != neg.shape or pos.ndim != 2 or pos.shape[0] != len(class_labels):
             raise ValueError(f"histogram shapes disagree: pos {pos.shape}, neg {neg.shape}")
         self.class_labels = np.asarray(class_labels)
         self.class_sizes = np.asarray(class_sizes)
         self.pos = np.asarray(pos, dtype=np.float64)
         self.neg = np.asarray(neg, dtype=np.float64)
+        self.pos_multiplicity = pos_multiplicity
         self.num_bins = pos.shape[1]
         self.width = 2.0 / self.num_bins
         self.edges = np.linspace(-1.0, 1.0, self.num_bins + 1)
         # tail[c, b] = pairs in bins >= b, so counts at edge b are exact lookups.
         self._pos_tail = _tail(self.pos)
         self._neg_tail = _tail(self.neg)
-        self._pos_global = self.pos.sum(axis=0)
-        self._neg_global = self.neg.sum(axis=0)
+        # Global histograms in true pair counts (see the multiplicities above).
+        self._pos_global = self.pos.sum(axis=0) / pos_multiplicity
+        self._neg_global = self.neg.sum(axis=0) / 2.0
 
     def merge(self, other: PairHistogram) -> PairHistogram:
         """The state of the union of two disjoint sets of pairs (same classes and bins): sums of counts."""
         if self.pos.shape != other.pos.shape or not np.array_equal(self.class_labels, other.class_labels):
             raise ValueError("cannot merge histograms over different classes or bins")
-        return PairHistogram(self.class_labels, self.class_sizes, self.pos + other.pos, self.neg + other.neg)
+        if self.pos_multiplicity != other.pos_multiplicity:
+            raise ValueError("cannot merge an all-pairs histogram with a query/gallery one")
+        return PairHistogram(
+            self.class_labels, self.class_sizes, self.pos + other.pos, self.neg + other.neg, self.pos_multiplicity
+        )
 
     def num_pos(self) -> np.ndarray:
-        return self._pos_tail[:, 0]
+        return self._pos_tail[:, 0] / self.pos_multiplicity
 
     def num_neg(self) -> np.ndarray:
         return self._neg_tail[:, 0]
 
     def pos_ge(self, thresholds: np.ndarray) -> np.ndarray:
-        return _count_ge(self.pos, self._pos_tail, thresholds, self.width)
+        return _count_ge(self.pos, self._pos_tail, thresholds, self.width) / self.pos_multiplicity
 
     def neg_ge(self, thresholds: np.ndarray) -> np.ndarray:
         return _count_ge(self.neg, self._neg_tail, thresholds, self.width)
@@ -59,6 +76,12 @@ class PairHistogram(PairCounts):
         ge = _count_ge(self._pos_global[None], _tail(self._pos_global[None]), thresholds, self.width)[0]
         total = max(self.total_pos(), 1.0)
         return (total - ge) / total
+
+    def total_neg(self) -> float:
+        return float(self._neg_global.sum())
+
+    def total_pos(self) -> float:
+        return float(self._pos_global.sum())
 
     def neg_quantile(self, q: float) -> float:
         return _quantile(self._neg_global, q, self.edges, "negative")
@@ -96,13 +119,21 @@ def _count_ge(counts: np.ndarray, tail: np.ndarray, thresholds: np.ndarray, widt
 
 
 def _quantile(counts: np.ndarray, q: float, edges: np.ndarray, what: str) -> float:
-    """Quantile of a binned sample: the value where the uniform-in-bin CDF reaches ``q * n`` pairs."""
+    """numpy's linear quantile of a binned sample: ``x_(h)`` with ``h = (n - 1) q``, interpolated.
+
+    Each order statistic is placed inside its bin as if the bin's values were spread evenly across it.
+    """
     total = counts.sum()
     if total <= 0:
         raise TcdmlInputError(f"no {what} pairs: cannot take a quantile of their similarities")
     below = np.concatenate([[0.0], np.cumsum(counts)])
-    # The scale of the rank does not matter: counts may be a multiple of the true pair counts.
-    rank = q * total
-    index = int(np.clip(np.searchsorted(below, rank, side="right") - 1, 0, len(counts) - 1))
-    inside = (rank - below[index]) / counts[index] if counts[index] > 0 else 0.0
-    return float(edges[index] + (edges[index + 1] - edges[index]) * min(max(inside, 0.0), 1.0))
+    rank = (round(total) - 1) * q
+    lower = np.floor(rank)
+
+    def order_statistic(r: float) -> float:
+        index = int(np.clip(np.searchsorted(below, r, side="right") - 1, 0, len(counts) - 1))
+        inside = (r - below[index] + 0.5) / counts[index] if counts[index] > 0 else 0.5
+        return float(edges[index] + (edges[index + 1] - edges[index]) * min(max(inside, 0.0), 1.0))
+
+    low = order_statistic(lower)
+    return low + (rank - lower) * (order_statistic(min(lower + 1, round(total) - 1)) - low)
