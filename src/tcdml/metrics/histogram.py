@@ -38,6 +38,7 @@ class PairHistogram(PairCounts):
         self.pos_multiplicity = pos_multiplicity
         self.num_bins = pos.shape[1]
         self.width = 2.0 / self.num_bins
+        self.resolution = self.width
         self.edges = np.linspace(-1.0, 1.0, self.num_bins + 1)
         # tail[c, b] = pairs in bins >= b, so counts at edge b are exact lookups.
         self._pos_tail = _tail(self.pos)
@@ -53,7 +54,11 @@ class PairHistogram(PairCounts):
         if self.pos_multiplicity != other.pos_multiplicity:
             raise ValueError("cannot merge an all-pairs histogram with a query/gallery one")
         return PairHistogram(
-            self.class_labels, self.class_sizes, self.pos + other.pos, self.neg + other.neg, self.pos_multiplicity
+            self.class_labels,
+            self.class_sizes,
+            self.pos + other.pos,
+            self.neg + other.neg,
+            self.pos_multiplicity,
         )
 
     def num_pos(self) -> np.ndarray:

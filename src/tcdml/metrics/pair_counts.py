@@ -33,6 +33,8 @@ class PairCounts(ABC):
 
     class_labels: np.ndarray
     class_sizes: np.ndarray
+    #: The smallest similarity difference this state resolves (a histogram bin; 0 when exact).
+    resolution: float = 0.0
 
     @abstractmethod
     def num_pos(self) -> np.ndarray:

@@ -41,16 +41,22 @@ def class_utilities(counts: PairCounts, thresholds: np.ndarray, beta: float = 1.
 def calibration_range(counts: PairCounts, far_min: float, far_max: float) -> tuple[float, float]:
     """``(t_lo, t_hi)``: the ``1 - far_max`` and ``1 - far_min`` quantiles of the negative similarities.
 
-    Raises ``TcdmlInputError`` when there are no negatives or the range collapses (``t_hi <= t_lo``).
+    Raises ``TcdmlInputError`` when there are no negatives or the range collapses: ``t_hi <= t_lo``, or
+    narrower than the state's resolution (one histogram bin), where the binned counts cannot resolve it.
     """
     if counts.total_neg() <= 0:
         raise TcdmlInputError("no negative pairs (every sample has the same label): no calibration range")
     t_lo = counts.neg_quantile(1.0 - far_max)
     t_hi = counts.neg_quantile(1.0 - far_min)
-    if not t_hi > t_lo:
+    if not t_hi - t_lo > counts.resolution:
+        hint = (
+            f" (narrower than one histogram bin, {counts.resolution:.3g}: try mode='exact')"
+            if counts.resolution
+            else ""
+        )
         raise TcdmlInputError(
-            f"calibration range collapses: t_lo={t_lo:.6g} >= t_hi={t_hi:.6g} for far range "
-            f"({far_min}, {far_max}); the negative similarities are (nearly) all equal there"
+            f"calibration range collapses: t_lo={t_lo:.6g}, t_hi={t_hi:.6g} for far range "
+            f"({far_min}, {far_max}); the negative similarities are (nearly) all equal there{hint}"
         )
     return t_lo, t_hi
 

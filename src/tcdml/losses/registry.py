@@ -1,0 +1,128 @@
+"""Build a loss by name from config: the tcdml losses and any pytorch-metric-learning loss, with or without TCM.
+
+Config (a mapping, e.g. one YAML file under ``configs/loss/``)::
+
+    name: arcface                 # required
+    params: {num_classes: 100, embedding_size: 512, margin: 28.6}   # optional, the loss's keyword arguments
+    tcm: {margin_pos: 0.9, margin_neg: 0.5}    # optional: true / a mapping adds TCM, false / null does not
+
+Names are matched ignoring case, ``_``, ``-`` and a trailing ``loss``: ``"proxy_anchor"``, ``"ProxyAnchorLoss"``
+and ``"proxyanchor"`` are one loss. tcdml's own losses take precedence (``smooth_ap``, ``recall_at_k``, ``tcm``);
+``"pml:<name>"`` forces the pytorch-metric-learning class (e.g. ``"pml:SmoothAP"``). A ``distance`` parameter
+may be the string ``"cosine"``, ``"dot"`` or ``"lp"``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from .composite import with_tcm
+from .recall_at_k import RecallAtKSurrogateLoss
+from .smooth_ap import SmoothAPLoss
+from .tcm import TCMLoss
+
+NATIVE: dict[str, type[nn.Module]] = {
+    "smoothap": SmoothAPLoss,
+    "recallatk": RecallAtKSurrogateLoss,
+    "recallatksurrogate": RecallAtKSurrogateLoss,
+    "tcm": TCMLoss,
+    "thresholdconsistentmargin": TCMLoss,
+}
+# Short names people use for PML classes whose names say more.
+ALIASES = {"triplet": "tripletmargin", "lifted": "liftedstructure"}
+CONFIG_KEYS = {"name", "params", "tcm"}
+
+
+def _key(name: str) -> str:
+    key = name.lower().replace("_", "").replace("-", "").replace(" ", "")
+    key = key.removesuffix("loss") if key != "loss" else key
+    return ALIASES.get(key, key)
+
+
+def _pml_losses() -> dict[str, type[nn.Module]]:
+    from pytorch_metric_learning import losses as pml_losses
+
+    base = pml_losses.BaseMetricLossFunction
+    found = {}
+    for attr in dir(pml_losses):
+        cls = getattr(pml_losses, attr)
+        if inspect.isclass(cls) and issubclass(cls, base) and cls is not base and attr != "GenericPairLoss":
+            found[_key(attr)] = cls
+    return found
+
+
+def available_losses() -> list[str]:
+    """All names ``build_loss`` accepts, in canonical (normalised) form; PML ones also as ``pml:<name>``."""
+    return sorted(set(NATIVE) | set(_pml_losses()))
+
+
+def _distance(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    from pytorch_metric_learning import distances
+
+    choices = {"cosine": distances.CosineSimilarity, "dot": distances.DotProductSimilarity, "lp": distances.LpDistance}
+    if value not in choices:
+        raise ValueError(f"unknown distance {value!r}; choose one of {sorted(choices)}")
+    return choices[value]()
+
+
+def _resolve(name: str) -> type[nn.Module]:
+    forced_pml = name.lower().startswith("pml:")
+    key = _key(name[4:] if forced_pml else name)
+    if not forced_pml and key in NATIVE:
+        return NATIVE[key]
+    pml = _pml_losses()
+    if key in pml:
+        return pml[key]
+    raise ValueError(f"unknown loss {name!r}; see tcdml.losses.available_losses()")
+
+
+def build_loss(name: str, *, tcm: bool | Mapping[str, float] | None = None, **params: Any) -> nn.Module:
+    """Build the loss called ``name`` with keyword ``params``; ``tcm`` true or a mapping wraps it in ``with_tcm``.
+
+    A loss that owns parameters (ArcFace's class weights, ProxyAnchor's proxies) keeps them: pass the returned
+    module's ``parameters()`` to the optimiser. Missing or unknown parameters raise a ``ValueError`` naming them.
+    """
+    cls = _resolve(name)
+    if "distance" in params:
+        params["distance"] = _distance(params["distance"])
+    signature = inspect.signature(cls.__init__)
+    required = [
+        p.name
+        for p in list(signature.parameters.values())[1:]
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    missing = [p for p in required if p not in params]
+    if missing:
+        raise ValueError(f"loss {name!r} needs parameter(s): {', '.join(missing)}")
+    try:
+        loss = cls(**params)
+    except TypeError as error:
+        raise ValueError(f"bad parameters for loss {name!r}: {error}") from None
+    if tcm is None or tcm is False:
+        return loss
+    if isinstance(loss, TCMLoss):
+        raise ValueError("tcm cannot be added to the TCM loss itself")
+    tcm_params = {} if tcm is True else dict(tcm)
+    try:
+        return with_tcm(loss, **tcm_params)
+    except TypeError as error:
+        raise ValueError(f"bad tcm parameters: {error}") from None
+
+
+def build_loss_from_config(config: Mapping[str, Any]) -> nn.Module:
+    """Build a loss from a config mapping ``{name, params?, tcm?}`` (module docstring); unknown keys raise."""
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        raise ValueError(f"unknown loss config key(s): {', '.join(unknown)} (allowed: name, params, tcm)")
+    if "name" not in config:
+        raise ValueError("loss config needs a 'name'")
+    params = config.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"loss config 'params' must be a mapping, got {type(params).__name__}")
+    return build_loss(str(config["name"]), tcm=config.get("tcm"), **dict(params))

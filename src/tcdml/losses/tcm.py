@@ -1,0 +1,195 @@
+"""The Threshold-Consistent Margin (TCM) regulariser (Zhang et al., ICLR 2024; SPEC.md "TCM regulariser").
+
+On a similarity matrix ``s`` with positive / negative pair masks::
+
+    H+ = {(i, j) positive : s_ij <= m+}        H- = {(i, j) negative : s_ij >= m-}
+    L_TCM = lambda+ * mean_{H+}(m+ - s_ij) + lambda- * mean_{H-}(s_ij - m-)    (an empty set gives 0)
+
+Computed from the one similarity matrix with masks, never by gathering pair vectors: a custom autograd function
+walks the matrix in row blocks (so mask temporaries stay in cache and no ``B x M`` mask is stored), returns the
+sums and counts of the two hard sets, and in backward writes the gradient ``-1`` / ``+1`` (times the upstream
+weights) straight into one ``B x M`` tensor, recomputing the hard masks block by block instead of keeping them.
+Pairs are ordered: with the batch as references each unordered pair appears twice, which leaves the means equal.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from .base import LossTerm, TermLoss, reduce_terms
+from .similarity import PairBatch, PairMasks
+
+
+def _hard_block(
+    sim: Tensor, masks: PairMasks, start: int, stop: int, margin_pos: float, margin_neg: float
+) -> tuple[Tensor, Tensor]:
+    pos, neg = masks.block(start, stop)
+    block = sim[start:stop]
+    hard_pos = block <= margin_pos
+    hard_pos &= pos
+    hard_neg = block >= margin_neg
+    hard_neg &= neg
+    return hard_pos, hard_neg
+
+
+class _HardPairSums(torch.autograd.Function):
+    """``(sum_{H+} s, sum_{H-} s, |H+|, |H-|)``; d/ds = ``g+ [H+] + g- [H-]`` (masks must be disjoint)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, sim: Tensor, masks: PairMasks, margin_pos: float, margin_neg: float
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        acc = torch.promote_types(sim.dtype, torch.float32)  # fp16 sums of millions of pairs would overflow
+        sums_pos, sums_neg, counts_pos, counts_neg = [], [], [], []
+        for start, stop in masks.row_blocks():
+            hard_pos, hard_neg = _hard_block(sim, masks, start, stop, margin_pos, margin_neg)
+            block = sim[start:stop]
+            sums_pos.append(torch.where(hard_pos, block, 0).sum(dtype=acc))
+            sums_neg.append(torch.where(hard_neg, block, 0).sum(dtype=acc))
+            counts_pos.append(torch.count_nonzero(hard_pos))
+            counts_neg.append(torch.count_nonzero(hard_neg))
+        ctx.save_for_backward(sim)
+        ctx.masks, ctx.margins = masks, (margin_pos, margin_neg)
+        count_pos, count_neg = _total(counts_pos, sim), _total(counts_neg, sim)
+        ctx.mark_non_differentiable(count_pos, count_neg)
+        return _total(sums_pos, sim, acc), _total(sums_neg, sim, acc), count_pos, count_neg
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad_pos: Tensor, grad_neg: Tensor, _gc1: Tensor | None, _gc2: Tensor | None
+    ) -> tuple[Tensor, None, None, None]:
+        (sim,) = ctx.saved_tensors
+        grad = torch.empty_like(sim)
+        grad_pos, grad_neg = grad_pos.to(sim.dtype), grad_neg.to(sim.dtype)
+        zero = torch.zeros((), dtype=sim.dtype, device=sim.device)
+        for start, stop in ctx.masks.row_blocks():
+            hard_pos, hard_neg = _hard_block(sim, ctx.masks, start, stop, *ctx.margins)
+            out = grad[start:stop]
+            torch.where(hard_pos, grad_pos, zero, out=out)
+            out.masked_fill_(hard_neg, grad_neg)
+        return grad, None, None, None
+
+
+def _total(parts: list[Tensor], like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    if parts:
+        return torch.stack(parts).sum()
+    return torch.zeros((), dtype=dtype or torch.long, device=like.device)
+
+
+def tcm_terms(
+    sim: Tensor,
+    masks: PairMasks,
+    *,
+    lambda_pos: float = 1.0,
+    lambda_neg: float = 1.0,
+    margin_pos: float = 0.9,
+    margin_neg: float = 0.5,
+) -> tuple[LossTerm, LossTerm]:
+    """The two TCM terms ``(sum_{H+}(m+ - s), |H+|, lambda+)`` and ``(sum_{H-}(s - m-), |H-|, lambda-)``."""
+    sum_pos, sum_neg, count_pos, count_neg = _HardPairSums.apply(sim, masks, margin_pos, margin_neg)
+    numerator_pos = margin_pos * count_pos.to(sum_pos.dtype) - sum_pos
+    numerator_neg = sum_neg - margin_neg * count_neg.to(sum_neg.dtype)
+    return LossTerm(numerator_pos, count_pos, lambda_pos), LossTerm(numerator_neg, count_neg, lambda_neg)
+
+
+class TCMResult(NamedTuple):
+    """TCM loss and its parts: ``loss = lambda+ * loss_pos + lambda- * loss_neg``; hard-pair counts."""
+
+    loss: Tensor
+    loss_pos: Tensor
+    loss_neg: Tensor
+    num_hard_pos: Tensor
+    num_hard_neg: Tensor
+
+
+def tcm_loss_from_similarity(
+    sim: Tensor,
+    pos_mask: Tensor,
+    neg_mask: Tensor,
+    *,
+    lambda_pos: float = 1.0,
+    lambda_neg: float = 1.0,
+    margin_pos: float = 0.9,
+    margin_neg: float = 0.5,
+) -> TCMResult:
+    """TCM on a similarity matrix ``sim`` (``B x M``) with disjoint boolean masks of positive / negative pairs.
+
+    ``L = lambda+ * mean_{H+}(m+ - s) + lambda- * mean_{H-}(s - m-)``, ``H+ = {pos : s <= m+}``,
+    ``H- = {neg : s >= m-}``; an empty hard set contributes a 0 that is still on the graph of ``sim``.
+    """
+    if pos_mask.shape != sim.shape or neg_mask.shape != sim.shape:
+        raise ValueError(f"masks must have the similarity matrix's shape {tuple(sim.shape)}")
+    if (pos_mask.bool() & neg_mask.bool()).any():
+        raise ValueError("pos_mask and neg_mask overlap: a pair cannot be both positive and negative")
+    _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)
+    terms = tcm_terms(
+        sim,
+        PairMasks.from_dense(pos_mask, neg_mask),
+        lambda_pos=lambda_pos,
+        lambda_neg=lambda_neg,
+        margin_pos=margin_pos,
+        margin_neg=margin_neg,
+    )
+    parts = [reduce_terms([LossTerm(t.numerator, t.count)]) for t in terms]
+    return TCMResult(reduce_terms(list(terms)), parts[0], parts[1], terms[0].count, terms[1].count)  # type: ignore[arg-type]
+
+
+def _check_params(lambda_pos: float, lambda_neg: float, margin_pos: float, margin_neg: float) -> None:
+    for name, value in (("lambda_pos", lambda_pos), ("lambda_neg", lambda_neg)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    for name, value in (("margin_pos", margin_pos), ("margin_neg", margin_neg)):
+        if not -1.0 <= value <= 1.0:
+            raise ValueError(f"{name} is a cosine similarity and must lie in [-1, 1], got {value}")
+
+
+class TCMLoss(TermLoss):
+    """TCM regulariser as a loss module with pytorch-metric-learning's calling contract.
+
+    ``loss(embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None, *, self_index=None)``:
+    embeddings are L2-normalised; pairs are all (anchor, reference) pairs, or the pairs / triplets of a miner's
+    ``indices_tuple``; self pairs are excluded (``similarity.py``). After each call ``num_hard_pos`` and
+    ``num_hard_neg`` hold the hard-pair counts (0-d long tensors, for logging). Add it to a base loss with
+    ``with_tcm``. ``margin_neg >= margin_pos`` is allowed but warns: the margins then enforce no gap.
+    """
+
+    accepts_indices_tuple = True
+
+    def __init__(
+        self, lambda_pos: float = 1.0, lambda_neg: float = 1.0, margin_pos: float = 0.9, margin_neg: float = 0.5
+    ) -> None:
+        super().__init__()
+        _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)
+        if margin_neg >= margin_pos:
+            warnings.warn(
+                f"TCM margin_neg={margin_neg} >= margin_pos={margin_pos}: no similarity gap is enforced",
+                stacklevel=2,
+            )
+        self.lambda_pos, self.lambda_neg = float(lambda_pos), float(lambda_neg)
+        self.margin_pos, self.margin_neg = float(margin_pos), float(margin_neg)
+        self.num_hard_pos: Tensor = torch.zeros((), dtype=torch.long)
+        self.num_hard_neg: Tensor = torch.zeros((), dtype=torch.long)
+
+    def terms_from_pairs(self, pairs: PairBatch) -> list[LossTerm]:
+        """The two TCM terms of one similarity matrix; records the hard-pair counts."""
+        terms = tcm_terms(
+            pairs.sim,
+            pairs.masks,
+            lambda_pos=self.lambda_pos,
+            lambda_neg=self.lambda_neg,
+            margin_pos=self.margin_pos,
+            margin_neg=self.margin_neg,
+        )
+        self.num_hard_pos, self.num_hard_neg = terms[0].count, terms[1].count  # type: ignore[assignment]
+        return list(terms)
+
+    def extra_repr(self) -> str:
+        return (
+            f"lambda_pos={self.lambda_pos}, lambda_neg={self.lambda_neg}, "
+            f"margin_pos={self.margin_pos}, margin_neg={self.margin_neg}"
+        )
