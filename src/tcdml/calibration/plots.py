@@ -24,10 +24,13 @@ def plot_class_rates(
         ("frr", result.class_frr, result.frr, OKABE_ITO[0]),
     )
     for ax, (name, rates, overall, colour) in zip(axes, panels, strict=True):
-        finite = np.sort(rates[np.isfinite(rates)])[::-1]
+        defined = np.isfinite(rates)
+        order = np.argsort(-rates[defined], kind="stable")
+        finite, labels = rates[defined][order], result.class_labels[defined][order]
         ranks = np.arange(1, len(finite) + 1)
-        if len(finite) <= 60:
+        if len(finite) <= 30:  # few classes: one labelled bar each
             ax.bar(ranks, finite, color=colour, width=0.85)
+            ax.set_xticks(ranks, [str(label) for label in labels])
         else:
             ax.fill_between(ranks, finite, step="mid", color=colour, alpha=0.8)
         ax.axhline(overall, color="black", lw=1.5, ls="--", label=f"overall {name.upper()} = {overall:.3g}")
@@ -35,7 +38,7 @@ def plot_class_rates(
             ax.axhline(
                 result.target_rate, color=OKABE_ITO[1], lw=1.5, label=f"target = {result.target_rate:g}"
             )
-        ax.set_xlabel(f"class rank (by {name.upper()}, {len(finite)} classes)")
+        ax.set_xlabel(f"classes, worst first ({len(finite)} classes)")
         ax.set_ylabel(f"per-class {name.upper()}")
         ax.set_title(f"{name.upper()} per class at t = {result.threshold:.4g}")
         ax.legend(loc="upper right")

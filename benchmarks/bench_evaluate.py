@@ -1,0 +1,116 @@
+"""Benchmark of the one-pass evaluation (run by hand: ``.venv/bin/python benchmarks/bench_evaluate.py``).
+
+For N in {10k, 60k}, D = 512, 300 classes of unequal size, each contender runs in its own subprocess (so peak
+RSS is its own) on the same seeded embeddings:
+
+* ``idle``: imports + data only (the RSS floor);
+* ``matmul``: baseline (a), the bare chunked all-pairs matrix product, same block size as tcdml;
+* ``tcdml``: ``tcdml.metrics.evaluate`` (R@1/2/4/8, MAP@R, OPIS, eps-OPIS, per-class table);
+* ``pml``: baseline (b), pytorch-metric-learning's AccuracyCalculator for precision@1 + MAP@R (faiss kNN);
+* ``exact``: baseline (c), brute-force OPIS (``mode="exact"``) where it fits (N = 10k).
+
+Prints wall time, peak RSS and the ratios against the matrix product measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+DIM, CLASSES = 512, 300
+
+
+def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clusters of unequal size (Dirichlet proportions) and unequal spread around random unit centres."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.multinomial(n - 2 * CLASSES, rng.dirichlet(np.full(CLASSES, 2.0))) + 2
+    centres = rng.normal(size=(CLASSES, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(CLASSES), sizes)
+    spread = rng.uniform(0.6, 1.6, CLASSES).astype(np.float32)
+    noise = rng.standard_normal((n, DIM), dtype=np.float32) / np.sqrt(DIM)
+    return centres[labels] + spread[labels, None] * noise, labels
+
+
+def run_contender(name: str, n: int) -> dict:
+    import torch
+
+    x, y = make_data(n)
+    start = time.perf_counter()
+    extra: dict = {}
+    if name == "matmul":
+        from tcdml.metrics.similarity_pass import block_rows
+
+        xt = torch.nn.functional.normalize(torch.as_tensor(x), dim=1)
+        step = block_rows(n, torch.device("cpu"))
+        checksum = 0.0
+        for i in range(0, n, step):
+            checksum += float((xt[i : i + step] @ xt.T)[:, 0].sum())
+        extra["block_rows"] = step
+    elif name == "tcdml":
+        from tcdml.metrics import evaluate
+
+        result = evaluate(x, y, progress=False)
+        extra = {key: result.to_dict()[key] for key in ("recall@1", "map@r", "opis", "eps_opis")}
+    elif name == "exact":
+        from tcdml.metrics import evaluate
+
+        result = evaluate(x, y, mode="exact", progress=False)
+        extra = {key: result.to_dict()[key] for key in ("opis", "eps_opis")}
+    elif name == "pml":
+        from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+        calculator = AccuracyCalculator(
+            include=("precision_at_1", "mean_average_precision_at_r"), k="max_bin_count"
+        )
+        xt = torch.nn.functional.normalize(torch.as_tensor(x), dim=1)
+        accuracy = calculator.get_accuracy(xt, torch.as_tensor(y), ref_includes_query=True)
+        extra = {"recall@1": accuracy["precision_at_1"], "map@r": accuracy["mean_average_precision_at_r"]}
+    seconds = time.perf_counter() - start if name != "idle" else 0.0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"name": name, "n": n, "seconds": seconds, "peak_rss_mb": peak_mb, **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,60000", help="comma-separated N")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        print(json.dumps(run_contender(args.run, args.n)))
+        return
+    for n in (int(s) for s in args.sizes.split(",")):
+        rows = {}
+        for name in ("idle", "matmul", "tcdml", "pml", "exact"):
+            if name == "exact" and n > 20_000:
+                continue
+            out = subprocess.run(
+                [sys.executable, __file__, "--run", name, "--n", str(n)], capture_output=True, text=True
+            )
+            if out.returncode != 0:
+                rows[name] = {"name": name, "error": out.stderr.strip().splitlines()[-1]}
+                continue
+            rows[name] = json.loads(out.stdout.strip().splitlines()[-1])
+        base = rows["matmul"]["seconds"]
+        print(f"\nN = {n:,}, D = {DIM}, {CLASSES} classes")
+        print(f"{'contender':<8} {'seconds':>9} {'x matmul':>9} {'peak RSS MB':>12}  metrics")
+        for name, row in rows.items():
+            if "error" in row:
+                print(f"{name:<8} failed: {row['error']}")
+                continue
+            metrics = {
+                k: round(v, 5) for k, v in row.items() if k not in ("name", "n", "seconds", "peak_rss_mb")
+            }
+            ratio = row["seconds"] / base if name != "idle" else 0.0
+            print(f"{name:<8} {row['seconds']:9.2f} {ratio:9.2f} {row['peak_rss_mb']:12.0f}  {metrics}")
+
+
+if __name__ == "__main__":
+    main()
