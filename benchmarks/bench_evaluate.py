@@ -33,7 +33,7 @@ def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     centres = rng.normal(size=(CLASSES, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     labels = np.repeat(np.arange(CLASSES), sizes)
-    spread = rng.uniform(0.6, 1.6, CLASSES).astype(np.float32)
+    spread = rng.uniform(2.0, 4.0, CLASSES).astype(np.float32)
     noise = rng.standard_normal((n, DIM), dtype=np.float32) / np.sqrt(DIM)
     return centres[labels] + spread[labels, None] * noise, labels
 

@@ -54,8 +54,10 @@ def test_evaluate_json_is_the_only_stdout(digits_file, tmp_path, capsys) -> None
 
 
 def test_evaluate_defaults_give_spec_keys(digits_file, capsys) -> None:
-    assert main(["evaluate", str(digits_file), "--format", "json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(digits_file), "--format", "json", "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "query" in captured.err  # the progress bar goes to stderr; stdout stays pure JSON
+    out = json.loads(captured.out)
     assert SPEC_KEYS <= set(out)
     assert out["num_classes"] == 10
 
