@@ -22,7 +22,8 @@ def test_import_tcdml_and_cli_stay_light() -> None:
 def test_metrics_need_no_lightning_timm_or_matplotlib() -> None:
     code = (
         "import sys, tcdml.metrics, tcdml.calibration; "
-        "print(','.join(m for m in ('matplotlib', 'pytorch_lightning', 'lightning', 'timm', 'faiss') if m in sys.modules))"
+        "print(','.join(m for m in ('matplotlib', 'pytorch_lightning', 'lightning', 'timm', 'faiss') "
+        "if m in sys.modules))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

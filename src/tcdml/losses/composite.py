@@ -35,7 +35,7 @@ class TCMComposite(LossModule):
     @property
     def shares_similarity(self) -> bool:
         """Whether the base loss reuses TCM's similarity matrix on the batch."""
-        return isinstance(self.base, TermLoss) or self._shared is not None
+        return isinstance(self.base, TermLoss) or (self._shared is not None and uses_reference(self.base))
 
     def compute_terms(
         self,

@@ -33,31 +33,32 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _gather_padded(x: Tensor) -> tuple[list[Tensor], list[int]]:
-    """All processes' ``x`` (rows may differ in number): pad to the longest, all_gather, return unpadded parts."""
-    sizes = [torch.zeros(1, dtype=torch.long, device=x.device) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, torch.tensor([len(x)], device=x.device))
-    lengths = [int(s.item()) for s in sizes]
+def _all_lengths(length: int, device: torch.device) -> list[int]:
+    sizes = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([length], dtype=torch.long, device=device))
+    return [int(s.item()) for s in sizes]
+
+
+def _gather_padded(x: Tensor, lengths: list[int]) -> Tensor:
+    """All processes' ``x`` (row counts ``lengths`` may differ): pad to the longest, all_gather, concatenate."""
     padded = x.new_zeros((max(lengths), *x.shape[1:]))
     padded[: len(x)] = x
     parts = [torch.empty_like(padded) for _ in lengths]
-    dist.all_gather(parts, padded.contiguous())
-    return [p[:n] for p, n in zip(parts, lengths, strict=True)], lengths
+    dist.all_gather(parts, padded)
+    return torch.cat([part[:n] for part, n in zip(parts, lengths, strict=True)])
 
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
-        parts, lengths = _gather_padded(x)
-        rank = dist.get_rank()
-        ctx.start, ctx.stop = sum(lengths[:rank]), sum(lengths[: rank + 1])
-        return torch.cat(parts)
+    def forward(ctx: Any, x: Tensor, lengths: list[int], start: int) -> Tensor:  # type: ignore[override]
+        ctx.rows = (start, start + len(x))
+        return _gather_padded(x, lengths)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
         grad = grad.contiguous()
         dist.all_reduce(grad)  # every process's loss touches every row: sum, then keep our own rows
-        return grad[ctx.start : ctx.stop]
+        return grad[ctx.rows[0] : ctx.rows[1]], None, None
 
 
 def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
@@ -69,17 +70,16 @@ def gather_with_grad(x: Tensor) -> tuple[Tensor, int]:
     """
     if not is_distributed() or dist.get_world_size() == 1:
         return x, 0
-    gathered = _GatherWithGrad.apply(x)
-    rank = dist.get_rank()
-    sizes, _ = _gather_padded(torch.tensor([len(x)], device=x.device))
-    return gathered, int(sum(int(s.item()) for s in sizes[:rank]))
+    lengths = _all_lengths(len(x), x.device)
+    start = sum(lengths[: dist.get_rank()])
+    return _GatherWithGrad.apply(x, lengths, start), start
 
 
 def gather_labels(labels: Tensor) -> Tensor:
     """Concatenate ``labels`` from all processes in rank order (no gradient)."""
     if not is_distributed() or dist.get_world_size() == 1:
         return labels
-    return torch.cat(_gather_padded(labels)[0])
+    return _gather_padded(labels, _all_lengths(len(labels), labels.device))
 
 
 def _all_reduce_sum(count: Tensor) -> Tensor:

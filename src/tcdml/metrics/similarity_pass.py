@@ -110,8 +110,10 @@ class PassState:
         )
 
 
-def block_rows(num_columns: int, device: torch.device, max_block_bytes: int | None = None) -> int:
-    """Rows per block so a block and its temporaries fit the memory budget.
+def block_rows(
+    num_columns: int, device: torch.device, max_block_bytes: int | None = None, k_max: int = 0
+) -> int:
+    """Rows per block so a block, its top-k lists and their temporaries fit the memory budget.
 
     Budget: ``max_block_bytes`` if given, else a quarter of the free memory of the device, at most 1 GiB.
     """
@@ -121,8 +123,9 @@ def block_rows(num_columns: int, device: torch.device, max_block_bytes: int | No
         else:
             free = psutil.virtual_memory().available
         max_block_bytes = min(free // 4, 1 << 30)
-    # The float32 block, its top-k and histc temporaries: about 3 floats per entry.
-    return int(max(1, max_block_bytes // (12 * num_columns)))
+    # Per row: the float32 block and histc temporaries (~12 B per column), and the top-k values, indices
+    # and float64 relevance / precision arrays (~48 B per neighbour).
+    return int(max(1, max_block_bytes // (12 * num_columns + 48 * k_max)))
 
 
 def run_pass(
@@ -154,7 +157,7 @@ def run_pass(
     gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
     gallery_index = torch.as_tensor(prepared.gallery_index, device=device)
     k_max = max(max(ks), int(prepared.num_relevant.max(initial=0)))
-    step = block_rows(len(prepared.gallery_classes), device, max_block_bytes)
+    step = block_rows(len(prepared.gallery_classes), device, max_block_bytes, k_max if retrieval else 0)
     bar = tqdm(total=len(rows), unit="query", desc="tcdml pass", disable=not progress, file=sys.stderr)
     for start in range(rows.start, rows.stop, step):
         stop = min(start + step, rows.stop)
