@@ -28,13 +28,7 @@ from .similarity import PairBatch, PairMasks
 def _hard_block(
     sim: Tensor, masks: PairMasks, start: int, stop: int, margin_pos: float, margin_neg: float
 ) -> tuple[Tensor, Tensor]:
-    pos, neg = masks.block(start, stop)
-    block = sim[start:stop]
-    hard_pos = block <= margin_pos
-    hard_pos &= pos
-    hard_neg = block >= margin_neg
-    hard_neg &= neg
-    return hard_pos, hard_neg
+    return masks.select_block(sim[start:stop], start, stop, margin_pos, margin_neg)
 
 
 class _HardPairSums(torch.autograd.Function):

@@ -152,11 +152,12 @@ def run_pass(
     neg = torch.zeros_like(pos)
     hits = torch.zeros((num_queries, len(ks)), dtype=torch.float64, device=device)
     ap = torch.zeros(num_queries, dtype=torch.float64, device=device)
-    num_relevant = torch.as_tensor(prepared.num_relevant, device=device, dtype=torch.float64)
     query_classes = torch.as_tensor(prepared.query_classes, device=device)
     gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
     gallery_index = torch.as_tensor(prepared.gallery_index, device=device)
-    k_max = max(max(ks), int(prepared.num_relevant.max(initial=0)))
+    num_relevant_np = prepared.num_relevant
+    num_relevant = torch.as_tensor(num_relevant_np, device=device, dtype=torch.float64)
+    k_max = max(max(ks), int(num_relevant_np.max(initial=0)))
     step = block_rows(len(prepared.gallery_classes), device, max_block_bytes, k_max if retrieval else 0)
     bar = tqdm(total=len(rows), unit="query", desc="tcdml pass", disable=not progress, file=sys.stderr)
     for start in range(rows.start, rows.stop, step):
@@ -172,7 +173,9 @@ def run_pass(
             _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg)
         if retrieval:
             if neighbours is None:
-                columns = topk_by_similarity(sim, k_max, gallery_index)
+                # Rows are class-sorted, so a block needs only its own classes' largest R.
+                k_block = max(max(ks), int(num_relevant_np[start:stop].max()))
+                columns = topk_by_similarity(sim, k_block, gallery_index)
             else:
                 columns = neighbours[start:stop].to(device)
             relevant = gallery_classes[columns] == query_classes[start:stop, None]
