@@ -30,7 +30,7 @@ def test_opis_by_hand() -> None:
 
 def test_eps_opis_by_hand() -> None:
     u = np.array([[0.9, 0.8], [0.7, 0.6], [0.1, 0.3], [0.5, 0.5]])
-    # eps = 0.25 of T = 4 -> worst 1 class; t1: W = 0.1, R = 0.7 -> -0.6; t2: W = 0.3, R = 0.6333.. -> -0.3333..
+    # eps = 0.25 of T = 4: worst 1 class. t1: W = 0.1, R = 0.7; t2: W = 0.3, R = 1.9 / 3
     np.testing.assert_allclose(worst_rest_gap(u, 0.25), [-0.6, 0.3 - 1.9 / 3])
     assert eps_opis(u, 0.25) == pytest.approx((0.36 + (0.3 - 1.9 / 3) ** 2) / 2)
     # eps = 0.5 -> worst 2: t1: W = 0.3, R = 0.8
