@@ -1,9 +1,10 @@
 """Loss benchmarks, run by hand: ``python benchmarks/bench_losses.py [--quick] [--json OUT]``.
 
-Every case runs in a fresh subprocess so its peak resident memory (``ru_maxrss``) is its own. Printed ratios are
-against a baseline measured in the same run:
+Every case runs in a fresh subprocess so its peak resident memory (``ru_maxrss``) is its own. Printed ratios
+are against a baseline measured in the same run:
 
-1. TCM forward+backward vs the bare similarity matrix (``normalize(x) @ normalize(x).T``, ``sum().backward()``)
+1. TCM forward+backward vs the bare similarity matrix (``normalize(x) @ normalize(x).T``,
+``sum().backward()``)
    at B in {256, 1024, 4096, 8192}, D = 512, and vs pytorch-metric-learning's TCM up to B = 1024 (it
    materialises every pair's vectors and runs out of memory beyond). Goal: <= 1.3x bare; B = 8192 < 4 GB peak.
 2. TCM's share of a full training step of a small CNN (goal: < 3 %).
@@ -13,6 +14,7 @@ against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -29,7 +31,9 @@ TCM_BATCHES = (256, 1024, 4096, 8192)
 PML_MAX_BATCH = 1024
 
 
-def clustered(batch: int, dim: int = DIM, per_class: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def clustered(
+    batch: int, dim: int = DIM, per_class: int = 4, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Unit-ish embeddings around per-class centres, so both hard positives and hard negatives exist."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(batch) // per_class
@@ -101,8 +105,12 @@ class SmallCNN(torch.nn.Module):
         super().__init__()
         channels = [3, 32, 64, 128, 256]
         layers: list[torch.nn.Module] = []
-        for c_in, c_out in zip(channels, channels[1:], strict=False):
-            layers += [torch.nn.Conv2d(c_in, c_out, 3, padding=1), torch.nn.BatchNorm2d(c_out), torch.nn.ReLU()]
+        for c_in, c_out in itertools.pairwise(channels):
+            layers += [
+                torch.nn.Conv2d(c_in, c_out, 3, padding=1),
+                torch.nn.BatchNorm2d(c_out),
+                torch.nn.ReLU(),
+            ]
             layers.append(torch.nn.MaxPool2d(2))
         self.features = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
         self.head = torch.nn.Linear(channels[-1], DIM)
@@ -112,7 +120,7 @@ class SmallCNN(torch.nn.Module):
 
 
 def case_train_step(kind: str, batch: int, repeats: int) -> dict[str, float]:
-    """One SGD step of ``SmallCNN`` with MultiSimilarity (``base``) or MultiSimilarity + TCM (``with_tcm``)."""
+    """One SGD step of ``SmallCNN`` with MultiSimilarity (``base``) or with it + TCM (``with_tcm``)."""
     from pytorch_metric_learning.losses import MultiSimilarityLoss
 
     from tcdml.losses import with_tcm
@@ -174,7 +182,9 @@ def _fmt(result: dict[str, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", nargs=4, metavar=("GROUP", "KIND", "BATCH", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--case", nargs=4, metavar=("GROUP", "KIND", "BATCH", "REPEATS"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--quick", action="store_true", help="small batches only (a smoke run)")
     parser.add_argument("--json", help="also write all results to this file")
     args = parser.parse_args()
@@ -190,7 +200,8 @@ def main() -> None:
         repeats = 10 if batch <= 1024 else 5
         bare = results[f"bare@{batch}"] = run_case("similarity", "bare", batch, repeats)
         tcm = results[f"tcm@{batch}"] = run_case("similarity", "tcm", batch, repeats)
-        line = f"B={batch:5d}  bare {_fmt(bare)} | TCM {_fmt(tcm)}  ratio {tcm['median_ms'] / bare['median_ms']:.2f}x"
+        ratio = tcm["median_ms"] / bare["median_ms"]
+        line = f"B={batch:5d}  bare {_fmt(bare)} | TCM {_fmt(tcm)}  ratio {ratio:.2f}x"
         if batch <= PML_MAX_BATCH:
             pml = results[f"pml_tcm@{batch}"] = run_case("similarity", "pml_tcm", batch, 2)
             if "error" not in pml:
@@ -203,9 +214,14 @@ def main() -> None:
     with_tcm = results["step_with_tcm"] = run_case("train_step", "with_tcm", batch, 5)
     tcm_alone = run_case("similarity", "tcm", batch, 20)
     share = tcm_alone["median_ms"] / with_tcm["median_ms"]
-    print(f"B={batch}  step {_fmt(base)} | step + TCM {_fmt(with_tcm)} | TCM alone {tcm_alone['median_ms']:.1f} ms")
-    print(f"TCM share of the step: {100 * share:.2f} % (standalone TCM / step), step difference "
-          f"{100 * (with_tcm['median_ms'] - base['median_ms']) / with_tcm['median_ms']:+.2f} %")
+    print(
+        f"B={batch}  step {_fmt(base)} | step + TCM {_fmt(with_tcm)} | "
+        f"TCM alone {tcm_alone['median_ms']:.1f} ms"
+    )
+    print(
+        f"TCM share of the step: {100 * share:.2f} % (standalone TCM / step), step difference "
+        f"{100 * (with_tcm['median_ms'] - base['median_ms']) / with_tcm['median_ms']:+.2f} %"
+    )
 
     print("\n3. Ranking losses at the papers' batch sizes (4 samples per class)")
     ranking = [("smooth_ap", 224), ("pml_smooth_ap", 224), ("smooth_ap", 384), ("recall_at_k", 4000)]

@@ -18,7 +18,7 @@ from .similarity import IndicesTuple, PairBatch, SelfIndex, prepare_pairs
 
 
 class LossTerm(NamedTuple):
-    """One term of a loss: ``weight * numerator / max(count, 1)``, or ``weight * numerator`` if count is None."""
+    """One loss term: ``weight * numerator / max(count, 1)``; ``weight * numerator`` if count is None."""
 
     numerator: Tensor
     count: Tensor | None
@@ -30,10 +30,10 @@ def reduce_terms(
     count_reducer: Callable[[Tensor], Tensor] | None = None,
     scale: float = 1.0,
 ) -> Tensor:
-    """``sum_k w_k * scale * num_k / max(count_reducer(count_k), 1)`` (+ ``w_k * num_k`` for count-less terms).
+    """``sum_k w_k * scale * num_k / max(count_reducer(count_k), 1)``, plus ``w_k * num_k`` if no count.
 
-    ``count_reducer`` (e.g. a sum over processes) and ``scale`` only touch counted terms. The result is a float32
-    (or float64) 0-d tensor on the graph of the numerators.
+    ``count_reducer`` (e.g. a sum over processes) and ``scale`` only touch counted terms. The result is a
+    float32 (or float64) 0-d tensor on the graph of the numerators.
     """
     if not terms:
         raise ValueError("a loss produced no terms")
@@ -79,7 +79,9 @@ class LossModule(nn.Module):
         self_index: SelfIndex = None,
     ) -> Tensor:
         """The reduced loss (see ``compute_terms``)."""
-        return reduce_terms(self.compute_terms(embeddings, labels, indices_tuple, ref_emb, ref_labels, self_index))
+        return reduce_terms(
+            self.compute_terms(embeddings, labels, indices_tuple, ref_emb, ref_labels, self_index)
+        )
 
 
 class TermLoss(LossModule):

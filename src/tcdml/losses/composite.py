@@ -22,7 +22,7 @@ from .tcm import TCMLoss
 
 
 class TCMComposite(LossModule):
-    """A base loss plus the TCM regulariser; ``base`` and ``tcm`` are submodules (``tcm.num_hard_pos`` ...)."""
+    """A base loss plus the TCM regulariser; ``base`` and ``tcm`` are submodules (``tcm.num_hard_pos``)."""
 
     def __init__(self, base_loss: nn.Module, tcm: TCMLoss) -> None:
         super().__init__()
@@ -75,7 +75,9 @@ class TCMComposite(LossModule):
             return base.terms_from_pairs(PairBatch(pairs.sim, masks))
         ref = embeddings if ref_emb is None else ref_emb
         same_pairs = ref is embeddings or uses_reference(base)
-        sharing = self._shared.sharing(embeddings, ref, pairs.sim) if self._shared and same_pairs else nullcontext()
+        sharing = (
+            self._shared.sharing(embeddings, ref, pairs.sim) if self._shared and same_pairs else nullcontext()
+        )
         with sharing:
             return call_loss_terms(base, embeddings, labels, indices_tuple, ref_emb, ref_labels, self_index)
 

@@ -1,18 +1,20 @@
 """Losses across ``torch.distributed`` processes: gather with gradients, and the scaling rule.
 
-``DistributedLoss(loss)`` on process ``r`` of ``N`` gathers every process's embeddings and labels, and computes
-``loss`` with its own batch as anchors and the gathered set as references (its own rows excluded as self pairs).
+``DistributedLoss(loss)`` on process ``r`` of ``N`` gathers every process's embeddings and labels, and
+computes ``loss`` with its own batch as anchors and the gathered set as references (its own rows excluded as
+self pairs).
 
-Scaling rule (exact for tcdml losses, i.e. TCM, Smooth-AP, Recall@k surrogate and the TCM part of ``with_tcm``):
-every loss is ``sum_k w_k * numerator_k / count_k`` (``base.py``). Process ``r`` returns
+Scaling rule (exact for tcdml losses, i.e. TCM, Smooth-AP, Recall@k surrogate and the TCM part of
+``with_tcm``): every loss is ``sum_k w_k * numerator_k / count_k`` (``base.py``). Process ``r`` returns
 
     loss_r = N * sum_k w_k * numerator_k,r / (sum_q count_k,q)
 
 with the counts summed over all processes. Then ``mean_r loss_r`` is exactly the loss of one process on the
-concatenated batch of N x B, and since the gather's backward sums each process's gradient for a row back to the
-process that owns it, DDP's gradient averaging (``1/N sum_r``) yields exactly that loss's gradient. To log the
-global loss, average ``loss_r`` over processes. A PML base loss (no separate counts) contributes its own per-process
-value, so ``mean_r loss_r`` averages it over processes: exact when it is a mean over anchors with equal batches.
+concatenated batch of N x B, and since the gather's backward sums each process's gradient for a row back to
+the process that owns it, DDP's gradient averaging (``1/N sum_r``) yields exactly that loss's gradient. To
+log the global loss, average ``loss_r`` over processes. A PML base loss (no separate counts) contributes its
+own per-process value, so ``mean_r loss_r`` averages it over processes: exact when it is a mean over anchors
+with equal batches.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _all_lengths(length: int, device: torch.device) -> list[int]:
 
 
 def _gather_padded(x: Tensor, lengths: list[int]) -> Tensor:
-    """All processes' ``x`` (row counts ``lengths`` may differ): pad to the longest, all_gather, concatenate."""
+    """All processes' ``x`` (row counts ``lengths`` may differ): pad, all_gather, concatenate."""
     padded = x.new_zeros((max(lengths), *x.shape[1:]))
     padded[: len(x)] = x
     parts = [torch.empty_like(padded) for _ in lengths]

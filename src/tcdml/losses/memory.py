@@ -1,9 +1,9 @@
 """Cross-batch memory (Wang et al., "Cross-Batch Memory for Embedding Learning", CVPR 2020).
 
-A ring buffer of the last ``memory_size`` embeddings and labels. ``with_memory(loss, memory_size)`` enqueues each
-batch (detached) and then computes ``loss`` with the batch as anchors and the whole memory, the batch included,
-as references; each anchor's own slot is excluded through ``self_index``. Gradients reach the anchors only (the
-memory is a constant), as in the paper and in PML's ``CrossBatchMemory``.
+A ring buffer of the last ``memory_size`` embeddings and labels. ``with_memory(loss, memory_size)`` enqueues
+each batch (detached) and then computes ``loss`` with the batch as anchors and the whole memory, the batch
+included, as references; each anchor's own slot is excluded through ``self_index``. Gradients reach the
+anchors only (the memory is a constant), as in the paper and in PML's ``CrossBatchMemory``.
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ class EmbeddingMemory(nn.Module):
 class CrossBatchMemoryLoss(LossModule):
     """``loss`` against a cross-batch memory; called with PML's contract.
 
-    ``ref_emb`` / ``ref_labels``, when given (e.g. by ``DistributedLoss``), are what is enqueued instead of the
-    batch, and ``self_index`` says where the batch lies within them; the memory then holds every process's batch.
+    ``ref_emb`` / ``ref_labels``, when given (e.g. by ``DistributedLoss``), are what is enqueued instead of
+    the batch, and ``self_index`` says where the batch lies within them; the memory then holds every process's
+    batch.
     """
 
     def __init__(self, loss: nn.Module, memory_size: int) -> None:

@@ -2,7 +2,8 @@
 
 PML losses know no ``self_index``: when a reference set contains the batch itself, self pairs are removed by
 passing an ``indices_tuple`` without them (as PML's own ``CrossBatchMemory`` does). Losses that cannot take a
-reference set at all (proxy / classification losses such as ArcFace, ProxyAnchor) are called on the batch alone.
+reference set at all (proxy / classification losses such as ArcFace, ProxyAnchor) are called on the batch
+alone.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from .similarity import IndicesTuple, PairMasks, SelfIndex, resolve_self_index
 class SharedCosineSimilarity(CosineSimilarity):
     """PML's ``CosineSimilarity`` that returns a precomputed matrix for the one (query, ref) pair it is given.
 
-    Lets a PML base loss and TCM use the same similarity matrix (one matmul, one backward) inside ``with_tcm``.
-    Any other call (e.g. embeddings vs proxies) computes as usual.
+    Lets a PML base loss and TCM use the same similarity matrix (one matmul, one backward) inside
+    ``with_tcm``. Any other call (e.g. embeddings vs proxies) computes as usual.
     """
 
     def __init__(self, **kwargs: object) -> None:
@@ -78,7 +79,7 @@ def uses_reference(loss: nn.Module) -> bool:
 def indices_without_self(
     labels: Tensor, ref_labels: Tensor, self_index: Tensor, indices_tuple: IndicesTuple = None
 ) -> tuple[Tensor, ...]:
-    """A PML ``indices_tuple`` of all pairs (or of the given tuple) minus the self pairs ``(i, self_index[i])``."""
+    """A PML ``indices_tuple`` of all pairs (or of the given one) minus self pairs ``(i, self_index[i])``."""
     if indices_tuple is None:
         pos, neg = PairMasks.from_labels(labels, ref_labels, self_index).dense()
         return (*torch.where(pos), *torch.where(neg))

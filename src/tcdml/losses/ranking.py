@@ -1,13 +1,14 @@
 """Soft ranks of each query's positives, shared by Smooth-AP and the Recall@k surrogate.
 
-For query ``q`` with positives ``P_q`` and retrieval set ``Omega_q = P_q | N_q`` (never ``q`` itself), the soft
-rank of positive ``i`` among a set ``X`` replaces the step function of a rank by a sigmoid of temperature ``tau``::
+For query ``q`` with positives ``P_q`` and retrieval set ``Omega_q = P_q | N_q`` (never ``q`` itself), the
+soft rank of positive ``i`` among a set ``X`` replaces the step function of a rank by a sigmoid of temperature
+``tau``::
 
     rank_X(q, i) = 1 + sum_{j in X, j != i} sigmoid((s_qj - s_qi) / tau)
 
-Batched over all (query, positive) pairs at once: a ``P x M`` matrix for the ``P`` positive pairs (no loop over
-queries, no padding, so classes with unequal counts cost nothing extra). The ``j = i`` term is kept in the sums
-and removed exactly as ``sigmoid(0) = 0.5``, which avoids building a second mask.
+Batched over all (query, positive) pairs at once: a ``P x M`` matrix for the ``P`` positive pairs (no loop
+over queries, no padding, so classes with unequal counts cost nothing extra). The ``j = i`` term is kept in
+the sums and removed exactly as ``sigmoid(0) = 0.5``, which avoids building a second mask.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ For query ``q`` with positives ``P_q`` (``ranking.py``, rank temperature ``tau1 
 
 with recall temperature ``tau2 = 1`` and ``K = {1, 2, 4, 8, 16}``, over queries with at least one positive.
 
-Similarity mixup (SiMix): every pair ``(a, b)`` of same-label references becomes a virtual reference ``v`` with
-``s_qv = alpha * s_qa + (1 - alpha) * s_qb``, ``alpha ~ U(0, 1)`` (the paper mixes similarities, not images).
-``v`` is a positive of ``q`` when ``a`` and ``b`` both are, a negative when both are negatives; a virtual sample
-made from the query itself is left out. Virtual samples are references only, never queries.
+Similarity mixup (SiMix): every pair ``(a, b)`` of same-label references becomes a virtual reference ``v``
+with ``s_qv = alpha * s_qa + (1 - alpha) * s_qb``, ``alpha ~ U(0, 1)`` (the paper mixes similarities, not
+images). ``v`` is a positive of ``q`` when ``a`` and ``b`` both are, a negative when both are negatives; a
+virtual sample made from the query itself is left out. Virtual samples are references only, never queries.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def recall_at_k_loss_from_similarity(
     recall_temperature: float = 1.0,
 ) -> Tensor:
     """Recall@k surrogate loss of ``sim`` (``B x M``) with boolean positive / negative masks."""
-    return reduce_terms([recall_at_k_terms(sim, pos_mask, neg_mask, ks, rank_temperature, recall_temperature)])
+    return reduce_terms(
+        [recall_at_k_terms(sim, pos_mask, neg_mask, ks, rank_temperature, recall_temperature)]
+    )
 
 
 def similarity_mixup(
@@ -118,7 +120,9 @@ class RecallAtKSurrogateLoss(TermLoss):
         if self.mixup:
             ref_labels = pairs.masks.ref_labels
             if ref_labels is None:
-                raise ValueError("similarity mixup needs labels for the references, not a miner's indices_tuple")
+                raise ValueError(
+                    "similarity mixup needs labels for the references, not a miner's indices_tuple"
+                )
             sim, pos, neg = similarity_mixup(sim, pos, neg, ref_labels, self.generator)
         return [recall_at_k_terms(sim, pos, neg, self.ks, self.rank_temperature, self.recall_temperature)]
 

@@ -1,4 +1,4 @@
-"""Build a loss by name from config: the tcdml losses and any pytorch-metric-learning loss, with or without TCM.
+"""Build a loss by name from config: tcdml's losses and any pytorch-metric-learning loss, with or without TCM.
 
 Config (a mapping, e.g. one YAML file under ``configs/loss/``)::
 
@@ -6,10 +6,10 @@ Config (a mapping, e.g. one YAML file under ``configs/loss/``)::
     params: {num_classes: 100, embedding_size: 512, margin: 28.6}   # optional, the loss's keyword arguments
     tcm: {margin_pos: 0.9, margin_neg: 0.5}    # optional: true / a mapping adds TCM, false / null does not
 
-Names are matched ignoring case, ``_``, ``-`` and a trailing ``loss``: ``"proxy_anchor"``, ``"ProxyAnchorLoss"``
-and ``"proxyanchor"`` are one loss. tcdml's own losses take precedence (``smooth_ap``, ``recall_at_k``, ``tcm``);
-``"pml:<name>"`` forces the pytorch-metric-learning class (e.g. ``"pml:SmoothAP"``). A ``distance`` parameter
-may be the string ``"cosine"``, ``"dot"`` or ``"lp"``.
+Names are matched ignoring case, ``_``, ``-`` and a trailing ``loss``: ``"proxy_anchor"``,
+``"ProxyAnchorLoss"`` and ``"proxyanchor"`` are one loss. tcdml's own losses take precedence (``smooth_ap``,
+``recall_at_k``, ``tcm``); ``"pml:<name>"`` forces the pytorch-metric-learning class (e.g.
+``"pml:SmoothAP"``). A ``distance`` parameter may be the string ``"cosine"``, ``"dot"`` or ``"lp"``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,11 @@ def _distance(value: Any) -> Any:
         return value
     from pytorch_metric_learning import distances
 
-    choices = {"cosine": distances.CosineSimilarity, "dot": distances.DotProductSimilarity, "lp": distances.LpDistance}
+    choices = {
+        "cosine": distances.CosineSimilarity,
+        "dot": distances.DotProductSimilarity,
+        "lp": distances.LpDistance,
+    }
     if value not in choices:
         raise ValueError(f"unknown distance {value!r}; choose one of {sorted(choices)}")
     return choices[value]()
@@ -83,10 +87,10 @@ def _resolve(name: str) -> type[nn.Module]:
 
 
 def build_loss(name: str, *, tcm: bool | Mapping[str, float] | None = None, **params: Any) -> nn.Module:
-    """Build the loss called ``name`` with keyword ``params``; ``tcm`` true or a mapping wraps it in ``with_tcm``.
+    """Build the loss ``name`` with keyword ``params``; ``tcm`` (true or a mapping) wraps it in ``with_tcm``.
 
     A loss that owns parameters (ArcFace's class weights, ProxyAnchor's proxies) keeps them: pass the returned
-    module's ``parameters()`` to the optimiser. Missing or unknown parameters raise a ``ValueError`` naming them.
+    module's ``parameters()`` to the optimiser. Missing or unknown parameters raise a ``ValueError``.
     """
     cls = _resolve(name)
     if "distance" in params:

@@ -39,7 +39,7 @@ def normalize(embeddings: Tensor) -> Tensor:
 
 
 def similarity_matrix(embeddings: Tensor, ref_emb: Tensor | None = None) -> Tensor:
-    """Cosine similarities ``S = normalize(E) @ normalize(R)^T`` (``R = E`` when ``ref_emb`` is None), ``B x M``."""
+    """Cosine similarities ``normalize(E) @ normalize(R)^T``, ``B x M`` (``R = E`` if ``ref_emb`` is None)."""
     anchors = normalize(embeddings)
     refs = anchors if ref_emb is None else normalize(ref_emb)
     return anchors @ refs.T
@@ -93,13 +93,14 @@ def _shape(x: object) -> object:
 def resolve_self_index(
     self_index: SelfIndex, batch_size: int, ref_size: int, device: torch.device
 ) -> Tensor | None:
-    """Turn ``None`` / an ``int`` offset / a ``(B,)`` tensor into a ``(B,)`` long tensor (``-1`` = no self pair)."""
+    """``None`` / an ``int`` offset / a ``(B,)`` tensor as a ``(B,)`` long tensor (``-1``: no self pair)."""
     if self_index is None:
         return None
     if isinstance(self_index, int):
         if self_index < 0 or self_index + batch_size > ref_size:
             raise ValueError(
-                f"self_index offset {self_index} puts the batch of {batch_size} outside the {ref_size} references"
+                f"self_index offset {self_index} puts the batch of {batch_size} "
+                f"outside the {ref_size} references"
             )
         return torch.arange(self_index, self_index + batch_size, device=device)
     index = self_index.to(device=device, dtype=torch.long)
@@ -114,9 +115,9 @@ def resolve_self_index(
 class PairMasks:
     """Positive / negative pair masks of a ``B x M`` similarity matrix, dense or computed by row block.
 
-    From labels (``from_labels``): ``pos[i, j] = (y_i == r_j) and j != self_index[i]``, ``neg[i, j] = y_i != r_j``;
-    built block by block so no ``B x M`` mask is ever materialised. From explicit masks (``from_dense``):
-    the given masks (with self pairs removed by the caller).
+    From labels (``from_labels``): ``pos[i, j] = (y_i == r_j) and j != self_index[i]`` and
+    ``neg[i, j] = (y_i != r_j)``, built block by block so no ``B x M`` mask is ever materialised. From
+    explicit masks (``from_dense``): the given masks (with self pairs removed by the caller).
     """
 
     shape: tuple[int, int]
@@ -158,7 +159,7 @@ class PairMasks:
     def select_block(
         self, sim_block: Tensor, start: int, stop: int, pos_at_most: float, neg_at_least: float
     ) -> tuple[Tensor, Tensor]:
-        """``(pos & (s <= pos_at_most), neg & (s >= neg_at_least))`` for rows ``start:stop``, in few passes."""
+        """``(pos & (s <= pos_at_most), neg & (s >= neg_at_least))`` for rows ``start:stop``."""
         if self.pos is not None and self.neg is not None:
             pos, neg = self.block(start, stop)
             return (sim_block <= pos_at_most) & pos, (sim_block >= neg_at_least) & neg
@@ -193,7 +194,7 @@ class PairMasks:
 def masks_from_indices_tuple(
     indices_tuple: Sequence[Tensor], shape: tuple[int, int], self_index: Tensor | None, device: torch.device
 ) -> PairMasks:
-    """Dense masks from a miner's output: pairs ``(a1, p, a2, n)`` or triplets ``(a, p, n)``; self pairs dropped."""
+    """Dense masks of a miner's pairs ``(a1, p, a2, n)`` or triplets ``(a, p, n)``, minus self pairs."""
     if len(indices_tuple) == 3:
         a, p, n = indices_tuple
         indices_tuple = (a, p, a, n)
@@ -229,7 +230,7 @@ def prepare_pairs(
     ref_labels: Tensor | None = None,
     self_index: SelfIndex = None,
 ) -> PairBatch:
-    """Validate inputs, compute the similarity matrix once and describe its pairs (see the module docstring)."""
+    """Validate inputs, compute the similarity matrix once and describe its pairs (module docstring)."""
     check_inputs(embeddings, labels, ref_emb, ref_labels)
     assert labels is not None
     labels = labels.to(embeddings.device)

@@ -4,9 +4,9 @@ For query ``q`` with positives ``P_q`` and retrieval set ``Omega_q = P_q | N_q``
 
     AP_q = (1 / |P_q|) * sum_{i in P_q} rank_P(q, i) / rank_Omega(q, i),   L = mean_q (1 - AP_q)
 
-over the queries that have at least one positive, with sigmoid temperature ``tau = 0.01``. Any number of samples
-per class works (PML's implementation needs equal counts). Unlike the authors' code, a query is never part of its
-own retrieval set (SPEC: a sample is never paired with itself).
+over the queries that have at least one positive, with sigmoid temperature ``tau = 0.01``. Any number of
+samples per class works (PML's implementation needs equal counts). Unlike the authors' code, a query is never
+part of its own retrieval set (SPEC: a sample is never paired with itself).
 """
 
 from __future__ import annotations

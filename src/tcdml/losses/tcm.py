@@ -5,11 +5,12 @@ On a similarity matrix ``s`` with positive / negative pair masks::
     H+ = {(i, j) positive : s_ij <= m+}        H- = {(i, j) negative : s_ij >= m-}
     L_TCM = lambda+ * mean_{H+}(m+ - s_ij) + lambda- * mean_{H-}(s_ij - m-)    (an empty set gives 0)
 
-Computed from the one similarity matrix with masks, never by gathering pair vectors: a custom autograd function
-walks the matrix in row blocks (so mask temporaries stay in cache and no ``B x M`` mask is stored), returns the
-sums and counts of the two hard sets, and in backward writes the gradient ``-1`` / ``+1`` (times the upstream
-weights) straight into one ``B x M`` tensor, recomputing the hard masks block by block instead of keeping them.
-Pairs are ordered: with the batch as references each unordered pair appears twice, which leaves the means equal.
+Computed from the one similarity matrix with masks, never by gathering pair vectors: a custom autograd
+function walks the matrix in row blocks (so mask temporaries stay in cache and no ``B x M`` mask is stored),
+returns the sums and counts of the two hard sets, and in backward writes the gradient ``-1`` / ``+1`` (times
+the upstream weights) straight into one ``B x M`` tensor, recomputing the hard masks block by block instead of
+keeping them. Pairs are ordered: with the batch as references each unordered pair appears twice, which leaves
+the means equal.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def tcm_loss_from_similarity(
     margin_pos: float = 0.9,
     margin_neg: float = 0.5,
 ) -> TCMResult:
-    """TCM on a similarity matrix ``sim`` (``B x M``) with disjoint boolean masks of positive / negative pairs.
+    """TCM of a similarity matrix ``sim`` (``B x M``) with disjoint boolean positive / negative pair masks.
 
     ``L = lambda+ * mean_{H+}(m+ - s) + lambda- * mean_{H-}(s - m-)``, ``H+ = {pos : s <= m+}``,
     ``H- = {neg : s >= m-}``; an empty hard set contributes a 0 that is still on the graph of ``sim``.
@@ -146,16 +147,20 @@ class TCMLoss(TermLoss):
     """TCM regulariser as a loss module with pytorch-metric-learning's calling contract.
 
     ``loss(embeddings, labels, indices_tuple=None, ref_emb=None, ref_labels=None, *, self_index=None)``:
-    embeddings are L2-normalised; pairs are all (anchor, reference) pairs, or the pairs / triplets of a miner's
-    ``indices_tuple``; self pairs are excluded (``similarity.py``). After each call ``num_hard_pos`` and
-    ``num_hard_neg`` hold the hard-pair counts (0-d long tensors, for logging). Add it to a base loss with
+    embeddings are L2-normalised; pairs are all (anchor, reference) pairs, or the pairs / triplets of a
+    miner's ``indices_tuple``; self pairs are excluded (``similarity.py``). After each call ``num_hard_pos``
+    and ``num_hard_neg`` hold the hard-pair counts (0-d long tensors, for logging). Add it to a base loss with
     ``with_tcm``. ``margin_neg >= margin_pos`` is allowed but warns: the margins then enforce no gap.
     """
 
     accepts_indices_tuple = True
 
     def __init__(
-        self, lambda_pos: float = 1.0, lambda_neg: float = 1.0, margin_pos: float = 0.9, margin_neg: float = 0.5
+        self,
+        lambda_pos: float = 1.0,
+        lambda_neg: float = 1.0,
+        margin_pos: float = 0.9,
+        margin_neg: float = 0.5,
     ) -> None:
         super().__init__()
         _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)

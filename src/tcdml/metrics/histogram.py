@@ -40,9 +40,6 @@ class PairHistogram(PairCounts):
         self.width = 2.0 / self.num_bins
         self.resolution = self.width
         self.edges = np.linspace(-1.0, 1.0, self.num_bins + 1)
-        # tail[c, b] = pairs in bins >= b, so counts at edge b are exact lookups.
-        self._pos_tail = _tail(self.pos)
-        self._neg_tail = _tail(self.neg)
         # Global histograms in true pair counts (see the multiplicities above).
         self._pos_global = self.pos.sum(axis=0) / pos_multiplicity
         self._neg_global = self.neg.sum(axis=0) / 2.0
@@ -62,23 +59,23 @@ class PairHistogram(PairCounts):
         )
 
     def num_pos(self) -> np.ndarray:
-        return self._pos_tail[:, 0] / self.pos_multiplicity
+        return self.pos.sum(axis=1) / self.pos_multiplicity
 
     def num_neg(self) -> np.ndarray:
-        return self._neg_tail[:, 0]
+        return self.neg.sum(axis=1)
 
     def pos_ge(self, thresholds: np.ndarray) -> np.ndarray:
-        return _count_ge(self.pos, self._pos_tail, thresholds, self.width) / self.pos_multiplicity
+        return _count_ge(self.pos, thresholds, self.width) / self.pos_multiplicity
 
     def neg_ge(self, thresholds: np.ndarray) -> np.ndarray:
-        return _count_ge(self.neg, self._neg_tail, thresholds, self.width)
+        return _count_ge(self.neg, thresholds, self.width)
 
     def global_far(self, thresholds: np.ndarray) -> np.ndarray:
-        ge = _count_ge(self._neg_global[None], _tail(self._neg_global[None]), thresholds, self.width)[0]
+        ge = _count_ge(self._neg_global[None], thresholds, self.width)[0]
         return ge / max(self.total_neg(), 1.0)
 
     def global_frr(self, thresholds: np.ndarray) -> np.ndarray:
-        ge = _count_ge(self._pos_global[None], _tail(self._pos_global[None]), thresholds, self.width)[0]
+        ge = _count_ge(self._pos_global[None], thresholds, self.width)[0]
         total = max(self.total_pos(), 1.0)
         return (total - ge) / total
 
@@ -95,7 +92,8 @@ class PairHistogram(PairCounts):
         return _quantile(self._pos_global, q, self.edges, "positive")
 
     def far_threshold(self, target_far: float) -> float:
-        tail = _tail(self._neg_global[None])[0]
+        # tail[b] = pairs in bins >= b: the count accepted at edge b, exactly.
+        tail = np.concatenate([np.cumsum(self._neg_global[::-1])[::-1], [0.0]])
         allowed = allowed_count(target_far, float(tail[0]))
         # tail is non-increasing: the first edge whose tail fits the allowance.
         index = int(np.argmax(tail <= allowed + 0.5))
@@ -108,19 +106,15 @@ class PairHistogram(PairCounts):
         return float(self.edges[index])
 
 
-def _tail(counts: np.ndarray) -> np.ndarray:
-    """(C, B+1) ``tail[c, b] = sum_{b' >= b} counts[c, b']`` (``tail[:, B] = 0``)."""
-    tail = np.zeros((counts.shape[0], counts.shape[1] + 1))
-    tail[:, :-1] = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
-    return tail
-
-
-def _count_ge(counts: np.ndarray, tail: np.ndarray, thresholds: np.ndarray, width: float) -> np.ndarray:
+def _count_ge(counts: np.ndarray, thresholds: np.ndarray, width: float) -> np.ndarray:
     """(C, K) counts with ``s >= t``: whole bins above t plus the part of t's bin above it."""
     position = np.clip((np.asarray(thresholds, dtype=np.float64) + 1.0) / width, 0.0, counts.shape[1])
     index = np.minimum(np.floor(position).astype(np.int64), counts.shape[1] - 1)
     above_in_bin = 1.0 - (position - index)
-    return tail[:, index + 1] + above_in_bin[None, :] * counts[:, index]
+    # Pairs in bins > index = total - pairs in bins <= index.
+    below_or_in = np.cumsum(counts, axis=1)[:, index]
+    above = counts.sum(axis=1, keepdims=True) - below_or_in
+    return above + above_in_bin[None, :] * counts[:, index]
 
 
 def _quantile(counts: np.ndarray, q: float, edges: np.ndarray, what: str) -> float:

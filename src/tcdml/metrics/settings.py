@@ -70,7 +70,8 @@ class EvaluationSettings:
         """Histogram bins for ``num_classes`` classes: the setting, or the default within the budget."""
         if self.num_bins is not None:
             return int(self.num_bins)
-        affordable = HISTOGRAM_BUDGET_BYTES // (16 * max(num_classes, 1))
+        # float64 positive + negative counts, twice while the pass accumulates on the device: 32 B a bin.
+        affordable = HISTOGRAM_BUDGET_BYTES // (32 * max(num_classes, 1))
         bins = DEFAULT_NUM_BINS
         while bins > 1024 and bins > affordable:
             bins //= 2
