@@ -33,6 +33,11 @@ def test_agrees_with_brute_force(name: str, mode: str) -> None:
     for key in KEYS:
         assert got[key] == pytest.approx(want[key], abs=1e-12), key
     assert got["num_opis_classes"] == want["num_opis_classes"]
+    if mode == "histogram":  # true pair counts, as in exact mode
+        exact = evaluate(x, y, mode="exact").per_class
+        binned = evaluate(x, y).per_class
+        np.testing.assert_array_equal(binned.num_positive_pairs, exact.num_positive_pairs)
+        np.testing.assert_array_equal(binned.num_negative_pairs, exact.num_negative_pairs)
     assert got["num_left_out_classes"] == len(sizes) - want["num_opis_classes"]
     tol = 2.0 / 16384 if mode == "histogram" else 1e-6
     assert got["t_lo"] == pytest.approx(want["t_lo"], abs=tol)
@@ -61,6 +66,10 @@ def test_query_gallery_split_agrees_with_brute_force() -> None:
         assert got["eps_opis"] == pytest.approx(want["eps_opis"], rel=rtol)
         for key in KEYS:
             assert got[key] == pytest.approx(want[key], abs=1e-12), key
+    exact = evaluate(x, y, is_query=is_query, is_gallery=is_gallery, mode="exact").per_class
+    binned = evaluate(x, y, is_query=is_query, is_gallery=is_gallery).per_class
+    np.testing.assert_array_equal(binned.num_positive_pairs, exact.num_positive_pairs)
+    np.testing.assert_array_equal(binned.num_negative_pairs, exact.num_negative_pairs)
 
 
 def test_invariant_to_sample_order_and_label_renaming() -> None:

@@ -187,7 +187,11 @@ def run_pass(
     histogram = None
     if num_bins is not None:
         histogram = PairHistogram(
-            prepared.class_labels, prepared.class_sizes, pos.cpu().numpy(), neg.cpu().numpy()
+            prepared.class_labels,
+            prepared.class_sizes,
+            pos.cpu().numpy(),
+            neg.cpu().numpy(),
+            pos_multiplicity=2 if prepared.all_pairs else 1,
         )
     return PassState(histogram, hits.cpu().numpy(), ap.cpu().numpy(), processed)
 
