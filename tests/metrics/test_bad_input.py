@@ -48,6 +48,7 @@ CASES = {
         "is_gallery: selects no sample",
     ),
     "mode": (lambda: evaluate(X, Y, mode="approx"), "mode='approx'"),
+    "device": (lambda: evaluate(X, Y, device="gpu0"), "device='gpu0': not a torch device name"),
     "eps_all_worst": (lambda: evaluate(X, Y, eps=0.9), "eps=0.9 puts all 3 classes"),
 }
 

@@ -46,6 +46,7 @@ def evaluate(
 
 
 def resolve_settings(settings: EvaluationSettings | None, overrides: dict[str, Any]) -> EvaluationSettings:
+    """``settings`` as given, or built from keyword overrides (never both)."""
     if settings is not None and overrides:
         raise TypeError("pass either settings= or keyword overrides, not both")
     return settings if settings is not None else EvaluationSettings(**overrides)
@@ -67,7 +68,7 @@ def prepare_inputs(
         raise TcdmlInputError(
             f"labels: a single class ({label_array[0]}); OPIS and retrieval need at least 2"
         )
-    device = torch.device(settings.device) if settings.device else tensor.device
+    device = _device(settings.device) if settings.device else tensor.device
     prepared = prepare(tensor, label_array, query_mask, gallery_mask, device)
     if not (prepared.num_relevant > 0).any():
         raise TcdmlInputError(
@@ -78,6 +79,17 @@ def prepare_inputs(
     if max(settings.ks) > candidates:
         raise TcdmlInputError(f"k={max(settings.ks)} is larger than the {candidates} neighbours a query has")
     return prepared
+
+
+def _device(name: str) -> torch.device:
+    """The compute device named by the user, checked to exist here."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TcdmlInputError(f"device={name!r}: not a torch device name (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TcdmlInputError(f"device={name!r}: CUDA is not available on this machine")
+    return device
 
 
 def run_prepared(

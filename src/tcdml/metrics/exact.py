@@ -12,8 +12,9 @@ import torch
 from tcdml.errors import TcdmlInputError
 from tcdml.metrics.pair_counts import PairCounts, allowed_count
 
-#: Above this many pair similarities the exact mode refuses (about 3 GB of float32 arrays in all).
-MAX_EXACT_PAIRS = 400_000_000
+#: Above this many query x gallery entries (N = 10,000 in all-pairs mode) the exact mode refuses: it
+#: holds every pair similarity several times over (about 4 GB of peak memory at the limit).
+MAX_EXACT_PAIRS = 100_000_000
 
 
 class ExactPairSimilarities(PairCounts):
