@@ -31,6 +31,8 @@ def _format(value: Any) -> str:
         return "n/a" if math.isnan(value) else f"{value:.4g}"
     if isinstance(value, list):
         return ", ".join(_format_item(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {_format(item)}" for key, item in value.items())
     return str(value)
 
 

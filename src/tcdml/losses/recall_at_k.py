@@ -27,6 +27,13 @@ from .similarity import PairBatch
 DEFAULT_KS = (1, 2, 4, 8, 16)
 
 
+def _check_params(ks: Sequence[int], rank_temperature: float, recall_temperature: float) -> None:
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks must be a non-empty list of integers >= 1, got {list(ks)}")
+    if rank_temperature <= 0 or recall_temperature <= 0:
+        raise ValueError("rank_temperature and recall_temperature must be > 0")
+
+
 def recall_at_k_terms(
     sim: Tensor,
     pos_mask: Tensor,
@@ -36,10 +43,7 @@ def recall_at_k_terms(
     recall_temperature: float = 1.0,
 ) -> LossTerm:
     """``(sum_q mean_k (1 - R_k(q)), #queries with positives)`` (module docstring)."""
-    if not ks or min(ks) < 1:
-        raise ValueError(f"ks must be a non-empty list of integers >= 1, got {list(ks)}")
-    if recall_temperature <= 0:
-        raise ValueError(f"recall_temperature must be > 0, got {recall_temperature}")
+    _check_params(ks, rank_temperature, recall_temperature)
     ranks = soft_positive_ranks(sim, pos_mask, neg_mask, rank_temperature)
     k = torch.tensor(list(ks), dtype=ranks.rank_all.dtype, device=sim.device)
     soft_hits = torch.sigmoid((k - ranks.rank_all.unsqueeze(1)) / recall_temperature)
@@ -103,10 +107,7 @@ class RecallAtKSurrogateLoss(TermLoss):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if not ks or min(ks) < 1:
-            raise ValueError(f"ks must be a non-empty list of integers >= 1, got {list(ks)}")
-        if rank_temperature <= 0 or recall_temperature <= 0:
-            raise ValueError("rank_temperature and recall_temperature must be > 0")
+        _check_params(ks, rank_temperature, recall_temperature)
         self.ks = tuple(int(k) for k in ks)
         self.rank_temperature = float(rank_temperature)
         self.recall_temperature = float(recall_temperature)
