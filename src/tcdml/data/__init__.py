@@ -1,0 +1,37 @@
+"""Datasets in their published layouts, the m-per-class batch sampler and the standard DML transforms.
+
+- ``load_cub200``, ``load_cars196``, ``load_sop``, ``load_inaturalist2018``: the four benchmarks with the
+  held-out-class splits of the DML literature; ``load_image_folder`` and ``load_csv`` for one's own data;
+  ``build_dataset(name, root, split)`` picks one by name. All return an ``ImageListDataset``.
+- ``MPerClassBatchSampler``: batches of P classes x m samples, deterministic per (seed, epoch), sharded
+  across processes.
+- ``TransformConfig`` / ``build_transform``: random resized crop + flip (train), resize + centre crop (test).
+
+See ``docs/data.md`` for the layouts, split rules and sampler semantics.
+"""
+
+from tcdml.data.base import SPLITS, ImageListDataset
+from tcdml.data.cars import load_cars196
+from tcdml.data.cub import load_cub200
+from tcdml.data.folder import load_csv, load_image_folder
+from tcdml.data.inaturalist import load_inaturalist2018
+from tcdml.data.registry import DATASETS, build_dataset
+from tcdml.data.sampler import MPerClassBatchSampler
+from tcdml.data.sop import load_sop
+from tcdml.data.transforms import TransformConfig, build_transform
+
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "ImageListDataset",
+    "MPerClassBatchSampler",
+    "TransformConfig",
+    "build_dataset",
+    "build_transform",
+    "load_cars196",
+    "load_csv",
+    "load_cub200",
+    "load_image_folder",
+    "load_inaturalist2018",
+    "load_sop",
+]

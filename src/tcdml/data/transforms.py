@@ -1,0 +1,67 @@
+"""The standard DML image transforms (torchvision.transforms.v2), sized from a small config.
+
+- train: random resized crop to ``image_size`` (scale ``crop_scale``) + horizontal flip;
+- test: resize the short side to ``resize_size`` (default ``image_size / 0.875``, i.e. 256 for 224) + centre
+  crop to ``image_size``.
+
+Both end in a float tensor normalised with ``mean`` / ``std`` (ImageNet's by default; use the backbone's,
+e.g. ``EmbeddingModel.mean`` / ``.std``, for backbones pretrained with other statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tcdml.errors import TcdmlInputError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """Image sizes and normalisation of the DML transforms (all sizes in pixels)."""
+
+    image_size: int = 224
+    resize_size: int | None = None
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.image_size < 1 or (self.resize_size is not None and self.resize_size < self.image_size):
+            raise TcdmlInputError(
+                f"transforms: image_size={self.image_size}, resize_size={self.resize_size}; "
+                "expected image_size >= 1 and resize_size >= image_size"
+            )
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise TcdmlInputError(f"transforms: crop_scale={self.crop_scale}, expected 0 < low <= high <= 1")
+
+
+def build_transform(config: TransformConfig | None = None, *, train: bool) -> Callable[[Any], Any]:
+    """The train (``train=True``) or test transform: PIL image -> normalised float tensor (3, S, S)."""
+    import torch
+    from torchvision.transforms import v2
+
+    config = config or TransformConfig()
+    size = config.image_size
+    if train:
+        geometry = [
+            v2.RandomResizedCrop(size, scale=config.crop_scale, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
+    else:
+        resize = config.resize_size or round(size / 0.875)
+        geometry = [v2.Resize(resize, antialias=True), v2.CenterCrop(size)]
+    # Geometry on uint8 (fast path), then float + normalise.
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *geometry,
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean=list(config.mean), std=list(config.std)),
+        ]
+    )
