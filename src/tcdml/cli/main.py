@@ -192,5 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# Training commands (tcdml.cli.train imports Lightning/timm only inside the commands).
+from tcdml.cli.train import embed, train  # noqa: E402
+
+app.command()(train)
+app.command()(embed)
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,63 @@
+"""``tcdml train CONFIG.yaml [KEY=VALUE ...]`` and ``tcdml embed CHECKPOINT --data ROOT -o out.npz``.
+
+Thin: parse, call ``tcdml.training``, print a JSON summary. Lightning, timm and torch load inside the
+commands, so ``tcdml --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tcdml.cli.output import print_json
+
+
+def train(
+    config: Annotated[
+        Path, typer.Argument(help="Experiment YAML (e.g. configs/experiment/cub200-....yaml).")
+    ],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Overrides KEY.SUB=VALUE (YAML values), e.g. trainer.max_epochs=2."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue from this checkpoint (e.g. RUN/checkpoints/last.ckpt).")
+    ] = None,
+) -> None:
+    """Train an embedding model from a config; checkpoints and logs go to its output_dir."""
+    from tcdml.training.config import load_config
+    from tcdml.training.trainer import fit
+
+    result = fit(load_config(config, overrides or []), resume=resume)
+    if result.global_rank == 0:
+        print_json(result.to_dict())
+
+
+def embed(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by tcdml train.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset root (for --dataset csv: the CSV file).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Embedding file to write (.npz).")],
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset layout (cub200, cars196, sop, inaturalist2018, folder, csv).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, test or all.")] = "test",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 128,
+    num_workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 4,
+    device: Annotated[str, typer.Option(help="Compute device, e.g. cuda.")] = "cpu",
+) -> None:
+    """Embed a dataset split with a trained model into SPEC's embedding file (for evaluate / calibrate)."""
+    from tcdml.training.embed import embed_dataset
+
+    summary = embed_dataset(
+        checkpoint,
+        data,
+        output,
+        dataset=dataset,
+        split=split,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+    )
+    print_json(summary)

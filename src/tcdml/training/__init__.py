@@ -1,0 +1,10 @@
+"""Training: Lightning module, data module, Trainer from config, checkpoints, resume, DDP, ``tcdml embed``.
+
+- ``config.load_config(path, overrides)`` -> ``TrainConfig`` (YAML parts + ``key=value`` overrides).
+- ``trainer.fit(config, resume=None)`` -> ``FitResult``; ``trainer.build_trainer(config)``.
+- ``module.EmbeddingModule``, ``data.MetricDataModule``, ``optim.param_groups`` / ``lr_factor``.
+- ``checkpoint.model_from_checkpoint(path)``; ``embed.embed_dataset(checkpoint, root, output)``.
+
+Import the submodules directly: they load Lightning and timm, which ``import tcdml`` never does.
+See docs/training.md.
+"""

@@ -1,0 +1,123 @@
+"""Checkpoints: atomic writes, tensor-only loading, RNG and sampler state, and the model back from a file.
+
+A checkpoint is Lightning's full training state (model, loss parameters, optimiser, scheduler, AMP scaler,
+loop progress, callbacks) plus ``tcdml_config`` (the run's config as a plain dict), the data module's
+sampler position and ``EpochSeed``'s RNG states. Files are written to a temporary name and renamed
+(``tcdml.io.atomic_write``), and always read with ``torch.load(weights_only=True)``: tensors and plain
+containers only, no code from the file is run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from tcdml.errors import TcdmlInputError
+from tcdml.io.atomic import atomic_write
+from tcdml.models import EmbeddingModel, build_model
+from tcdml.training.config import TrainConfig
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO with rename-atomic writes and ``weights_only=True`` reads."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        """Write ``checkpoint`` to ``path`` atomically (a crash leaves the previous file intact)."""
+        with atomic_write(path, "wb") as handle:
+            torch.save(checkpoint, handle)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict:
+        """Read a checkpoint with ``weights_only=True`` whatever the caller asks for."""
+        return read_checkpoint(path, map_location=map_location)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint as a dict (``weights_only=True``); raises ``TcdmlInputError`` for a missing/bad file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TcdmlInputError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged or non-checkpoint files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TcdmlInputError(f"{path}: cannot read as a tcdml checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise TcdmlInputError(f"{path}: not a tcdml checkpoint (no 'state_dict')")
+    return checkpoint
+
+
+def model_from_checkpoint(path: str | os.PathLike) -> tuple[EmbeddingModel, TrainConfig]:
+    """The trained ``EmbeddingModel`` (eval mode, CPU) and the ``TrainConfig`` stored in a checkpoint.
+
+    The backbone is built without pretrained weights (the checkpoint holds every weight), so the file of
+    ``model.pretrained`` need not exist where the checkpoint is used.
+    """
+    checkpoint = read_checkpoint(path)
+    if "tcdml_config" not in checkpoint:
+        raise TcdmlInputError(f"{path}: checkpoint has no 'tcdml_config' (not written by tcdml train)")
+    values = checkpoint["tcdml_config"]
+    values = {**values, "model": {**values["model"], "pretrained": None, "pretrained_from_hub": False}}
+    config = TrainConfig.from_dict(values, source=f"{path} (tcdml_config)")
+    model = build_model(config.model)
+    prefix = "model."
+    state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    model.load_state_dict(state)
+    return model.eval(), config
+
+
+def rng_states() -> dict[str, Any]:
+    """The states of Python's, numpy's and torch's (CPU and CUDA) global generators, as tensors/plain data."""
+    states: dict[str, Any] = {
+        "python": list(random.getstate()[1]),
+        "numpy": [
+            part.tolist() if isinstance(part, np.ndarray) else part
+            for part in np.random.get_state()[1:]  # noqa: NPY002 (the global state users' code draws from)
+        ],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what ``rng_states`` returned."""
+    random.setstate((3, (*states["python"],), None))
+    keys, *rest = states["numpy"]
+    np.random.set_state(("MT19937", np.asarray(keys, dtype=np.uint32), *rest))  # noqa: NPY002
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class EpochSeed(pl.Callback):
+    """At every epoch start, seed the global RNGs from (seed, epoch, rank).
+
+    So what the model draws in an epoch (dropout, stochastic depth) depends on the epoch alone, and a run
+    resumed at an epoch boundary replays exactly what the uninterrupted run did (data augmentation is seeded
+    per sample, see ``training/data.py``). The RNG states at checkpoint time are saved and restored too, for
+    anything that draws numbers before the first epoch starts.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        entropy = np.random.SeedSequence([self.seed, trainer.current_epoch, trainer.global_rank])
+        seed = int(entropy.generate_state(1)[0])
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 (the global generator, for code that uses it)
+        torch.manual_seed(seed)  # also seeds every CUDA device
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "rng": rng_states()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        set_rng_states(state_dict["rng"])

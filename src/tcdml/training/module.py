@@ -1,0 +1,105 @@
+"""The LightningModule: embedding model + loss (gathered across processes) + periodic evaluation.
+
+Training: ``loss_r = DistributedLoss(loss)(model(images), labels)``; under DDP every process ranks its own
+batch against the embeddings of all processes, scaled so that N processes x B train exactly like one process
+with N x B (``tcdml.losses.distributed``). ``train/loss`` is logged averaged over processes, i.e. the global
+loss.
+
+Evaluation: every process embeds its contiguous shard of the evaluation set; the shards are gathered in rank
+order (the dataset's order) and ``tcdml.metrics.evaluate`` computes R@k, MAP@R, OPIS and eps-OPIS, logged as
+``val/recall@1``, ``val/map@r``, ``val/opis``, ``val/eps_opis``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from tcdml.errors import TcdmlInputError
+from tcdml.losses import DistributedLoss, build_loss_from_config, gather_labels
+from tcdml.models import build_model
+from tcdml.training.config import TrainConfig
+from tcdml.training.optim import build_optimizer, lr_factor, param_groups
+
+#: Keys of ``EvaluationResult.to_dict()`` logged under ``val/``.
+LOGGED_METRICS = ("map@r", "opis", "eps_opis")
+
+
+class EmbeddingModule(pl.LightningModule):
+    """Trains ``build_model(config.model)`` with the loss of ``config.loss`` (see the module docstring).
+
+    ``self.model`` is the ``EmbeddingModel``; ``self.loss_fn`` is the ``DistributedLoss`` around the
+    registry loss (its parameters, e.g. proxies, are trained at ``optim.loss_lr``).
+    """
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model = build_model(config.model)
+        try:
+            loss = build_loss_from_config(config.loss.registry_config())
+        except ValueError as exc:  # the registry's messages name the loss and the parameter
+            raise TcdmlInputError(f"loss: {exc}") from None
+        self.loss_fn = DistributedLoss(loss)
+        self._eval_embeddings: list[Tensor] = []
+        self._eval_labels: list[Tensor] = []
+
+    def forward(self, images: Tensor) -> Tensor:
+        """(B, D) unit-norm embeddings."""
+        return self.model(images)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """This process's share of the global loss on one batch."""
+        images, labels = batch
+        loss = self.loss_fn(self.model(images), labels)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_embeddings.clear()
+        self._eval_labels.clear()
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        self._eval_embeddings.append(self.model(images).float())
+        self._eval_labels.append(labels)
+
+    def on_validation_epoch_end(self) -> None:
+        """Gather every shard and log the evaluation metrics (identical on every process)."""
+        from tcdml.metrics import evaluate
+
+        embeddings = gather_labels(torch.cat(self._eval_embeddings))  # a plain padded gather, rank order
+        labels = gather_labels(torch.cat(self._eval_labels).to(self.device))
+        settings = self.config.eval
+        result = evaluate(
+            embeddings,
+            labels,
+            ks=settings.ks,
+            far_range=settings.far_range,
+            beta=settings.beta,
+            eps=settings.eps,
+        ).to_dict()
+        names = [f"recall@{k}" for k in settings.ks] + list(LOGGED_METRICS)
+        self.log_dict({f"val/{name}": float(result[name]) for name in names}, prog_bar=False)
+        self._eval_embeddings.clear()
+        self._eval_labels.clear()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """AdamW/SGD over backbone, head and loss groups, with the per-step schedule of ``config.optim``."""
+        config = self.config.optim
+        optimizer = build_optimizer(param_groups(self.model, self.loss_fn, config), config)
+        max_epochs = self.config.trainer.max_epochs
+        # Not trainer.estimated_stepping_batches: it starts iterating the train loader before a resumed run's
+        # epoch is restored, so workers would prefetch batches of epoch 0.
+        steps_per_epoch = max(1, len(self.trainer.datamodule.train_dataloader()))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lr_factor(config, steps_per_epoch, max_epochs)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the run's config, so a checkpoint alone rebuilds its model (``tcdml embed``)."""
+        checkpoint["tcdml_config"] = self.config.to_dict()
