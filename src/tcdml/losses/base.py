@@ -39,11 +39,15 @@ def reduce_terms(
         raise ValueError("a loss produced no terms")
     total: Tensor | None = None
     for numerator, count, weight in terms:
+        # Scalar arithmetic only where needed: each op is also an autograd node on every step.
         value = numerator.to(torch.promote_types(numerator.dtype, torch.float32))
         if count is not None:
             counts = count if count_reducer is None else count_reducer(count)
-            value = value * scale / counts.clamp(min=1).to(value.dtype)
-        value = value * weight
+            value = value / counts.clamp(min=1)
+            if scale != 1.0:
+                value = value * scale
+        if weight != 1.0:
+            value = value * weight
         total = value if total is None else total + value
     assert total is not None
     return total

@@ -84,7 +84,7 @@ def check_inputs(
 
 def _all_finite(x: Tensor) -> bool:
     # One reduction instead of an elementwise isfinite: NaN / inf propagate into the sum (4x faster).
-    return bool(torch.isfinite(x.sum(dtype=torch.promote_types(x.dtype, torch.float64))))
+    return bool(torch.isfinite(x.sum(dtype=torch.promote_types(x.dtype, torch.float32))))
 
 
 def _shape(x: object) -> object:
@@ -125,19 +125,28 @@ class PairMasks:
     labels: Tensor | None = None
     ref_labels: Tensor | None = None
     self_index: Tensor | None = None
+    self_offset: int | None = None  # the same as ``self_index = offset + arange(B)``, cheaper to apply
     pos: Tensor | None = None
     neg: Tensor | None = None
 
     @classmethod
-    def from_labels(cls, labels: Tensor, ref_labels: Tensor, self_index: Tensor | None = None) -> PairMasks:
-        """Masks defined by label equality, minus the self pairs given by ``self_index``."""
+    def from_labels(
+        cls,
+        labels: Tensor,
+        ref_labels: Tensor,
+        self_index: Tensor | None = None,
+        self_offset: int | None = None,
+    ) -> PairMasks:
+        """Masks defined by label equality, minus the self pairs given by ``self_index`` (or its offset)."""
         # Compare dense int32 ids: a broadcast int64 == is ~40x slower on CPU than an int32 one.
-        ids = torch.unique(torch.cat([labels, ref_labels]), return_inverse=True)[1].to(torch.int32)
+        both = labels if ref_labels is labels else torch.cat([labels, ref_labels])
+        ids = torch.unique(both, return_inverse=True)[1].to(torch.int32)
         return cls(
             (len(labels), len(ref_labels)),
             labels=ids[: len(labels)],
-            ref_labels=ids[len(labels) :],
+            ref_labels=ids if ref_labels is labels else ids[len(labels) :],
             self_index=self_index,
+            self_offset=self_offset,
         )
 
     @classmethod
@@ -176,7 +185,9 @@ class PairMasks:
         return self.labels[start:stop, None] == self.ref_labels[None, :]
 
     def _drop_self(self, same: Tensor, start: int, stop: int) -> Tensor:
-        if self.self_index is not None:
+        if self.self_offset is not None:
+            same.diagonal(self.self_offset + start).fill_(False)
+        elif self.self_index is not None:
             cols = self.self_index[start:stop]
             rows = torch.nonzero(cols >= 0).squeeze(1)
             same[rows, cols[rows]] = False
@@ -248,5 +259,6 @@ def prepare_pairs(
     if indices_tuple is not None:
         masks = masks_from_indices_tuple(indices_tuple, tuple(sim.shape), index, embeddings.device)
     else:
-        masks = PairMasks.from_labels(labels, ref_labels, index)
+        offset = self_index if isinstance(self_index, int) else None
+        masks = PairMasks.from_labels(labels, ref_labels, index, offset)
     return PairBatch(sim, masks)

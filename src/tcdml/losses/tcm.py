@@ -6,11 +6,10 @@ On a similarity matrix ``s`` with positive / negative pair masks::
     L_TCM = lambda+ * mean_{H+}(m+ - s_ij) + lambda- * mean_{H-}(s_ij - m-)    (an empty set gives 0)
 
 Computed from the one similarity matrix with masks, never by gathering pair vectors: a custom autograd
-function walks the matrix in row blocks (so mask temporaries stay in cache and no ``B x M`` mask is stored),
-returns the sums and counts of the two hard sets, and in backward writes the gradient ``-1`` / ``+1`` (times
-the upstream weights) straight into one ``B x M`` tensor, recomputing the hard masks block by block instead of
-keeping them. Pairs are ordered: with the batch as references each unordered pair appears twice, which leaves
-the means equal.
+function walks the matrix in row blocks (so the temporaries stay in cache), returns the sums and counts of the
+two hard sets and keeps only their boolean masks, from which backward writes the gradient ``-1`` / ``+1``
+(times the upstream weights) straight into one ``B x M`` tensor. Pairs are ordered: with the batch as
+references each unordered pair appears twice, which leaves the means equal.
 """
 
 from __future__ import annotations
@@ -26,54 +25,53 @@ from .base import LossTerm, TermLoss, reduce_terms
 from .similarity import PairBatch, PairMasks
 
 
-def _hard_block(
-    sim: Tensor, masks: PairMasks, start: int, stop: int, margin_pos: float, margin_neg: float
-) -> tuple[Tensor, Tensor]:
-    return masks.select_block(sim[start:stop], start, stop, margin_pos, margin_neg)
-
-
-class _HardPairSums(torch.autograd.Function):
-    """``(sum_{H+} s, sum_{H-} s, |H+|, |H-|)``; d/ds = ``g+ [H+] + g- [H-]`` (masks must be disjoint)."""
+class _HardPairTerms(torch.autograd.Function):
+    """``(sum_{H+}(m+ - s), sum_{H-}(s - m-), |H+|, |H-|)``; d/ds = ``-g+ [H+] + g- [H-]``."""
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, sim: Tensor, masks: PairMasks, margin_pos: float, margin_neg: float
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         acc = torch.promote_types(sim.dtype, torch.float32)  # fp16 sums of millions of pairs would overflow
-        sums_pos, sums_neg, counts_pos, counts_neg = [], [], [], []
+        sums_pos, sums_neg, counts_pos, counts_neg, hard = [], [], [], [], []
         for start, stop in masks.row_blocks():
-            hard_pos, hard_neg = _hard_block(sim, masks, start, stop, margin_pos, margin_neg)
             block = sim[start:stop]
+            hard_pos, hard_neg = masks.select_block(block, start, stop, margin_pos, margin_neg)
             sums_pos.append(torch.where(hard_pos, block, 0).sum(dtype=acc))
             sums_neg.append(torch.where(hard_neg, block, 0).sum(dtype=acc))
             counts_pos.append(torch.count_nonzero(hard_pos))
             counts_neg.append(torch.count_nonzero(hard_neg))
-        ctx.save_for_backward(sim)
-        ctx.masks, ctx.margins = masks, (margin_pos, margin_neg)
-        count_pos, count_neg = _total(counts_pos, sim), _total(counts_neg, sim)
+            hard.append((start, stop, hard_pos, hard_neg))
+        # Keep the boolean masks (2 bytes a pair) rather than the float matrix (4 or 2): less memory, and
+        # backward needs no second pass of comparisons.
+        ctx.hard, ctx.like, ctx.shape = hard, sim.new_empty(0), sim.shape
+        count_pos, count_neg = _total(counts_pos, sim, torch.long), _total(counts_neg, sim, torch.long)
         ctx.mark_non_differentiable(count_pos, count_neg)
-        return _total(sums_pos, sim, acc), _total(sums_neg, sim, acc), count_pos, count_neg
+        numerator_pos = count_pos.to(acc) * margin_pos - _total(sums_pos, sim, acc)
+        numerator_neg = _total(sums_neg, sim, acc) - count_neg.to(acc) * margin_neg
+        return numerator_pos, numerator_neg, count_pos, count_neg
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, grad_pos: Tensor, grad_neg: Tensor, _gc1: Tensor | None, _gc2: Tensor | None
     ) -> tuple[Tensor, None, None, None]:
-        (sim,) = ctx.saved_tensors
-        grad = torch.empty_like(sim)
-        grad_pos, grad_neg = grad_pos.to(sim.dtype), grad_neg.to(sim.dtype)
-        zero = torch.zeros((), dtype=sim.dtype, device=sim.device)
-        for start, stop in ctx.masks.row_blocks():
-            hard_pos, hard_neg = _hard_block(sim, ctx.masks, start, stop, *ctx.margins)
+        like = ctx.like
+        grad = like.new_empty(ctx.shape)
+        grad_pos, grad_neg = (-grad_pos).to(like.dtype), grad_neg.to(like.dtype)
+        zero = like.new_zeros(())
+        for start, stop, hard_pos, hard_neg in ctx.hard:
             out = grad[start:stop]
             torch.where(hard_pos, grad_pos, zero, out=out)
             out.masked_fill_(hard_neg, grad_neg)
         return grad, None, None, None
 
 
-def _total(parts: list[Tensor], like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+def _total(parts: list[Tensor], like: Tensor, dtype: torch.dtype) -> Tensor:
+    if len(parts) == 1:
+        return parts[0]
     if parts:
         return torch.stack(parts).sum()
-    return torch.zeros((), dtype=dtype or torch.long, device=like.device)
+    return torch.zeros((), dtype=dtype, device=like.device)
 
 
 def tcm_terms(
@@ -86,9 +84,9 @@ def tcm_terms(
     margin_neg: float = 0.5,
 ) -> tuple[LossTerm, LossTerm]:
     """The two TCM terms ``(sum_{H+}(m+ - s), |H+|, lambda+)`` and ``(sum_{H-}(s - m-), |H-|, lambda-)``."""
-    sum_pos, sum_neg, count_pos, count_neg = _HardPairSums.apply(sim, masks, margin_pos, margin_neg)
-    numerator_pos = margin_pos * count_pos.to(sum_pos.dtype) - sum_pos
-    numerator_neg = sum_neg - margin_neg * count_neg.to(sum_neg.dtype)
+    numerator_pos, numerator_neg, count_pos, count_neg = _HardPairTerms.apply(
+        sim, masks, margin_pos, margin_neg
+    )
     return LossTerm(numerator_pos, count_pos, lambda_pos), LossTerm(numerator_neg, count_neg, lambda_neg)
 
 
