@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint format bench
+.PHONY: install test lint format bench demo
 
 install: $(STAMP)
 
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned here (never unpinned: an unpinned torch pulls a multi-GB build).
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,vision]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,vision,demo]"
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -29,3 +29,6 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_evaluate.py
+
+demo: $(STAMP)
+	$(VENV)/bin/tcdml demo --output demo-output

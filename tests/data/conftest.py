@@ -6,7 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from layouts import CARS_CLASSES, CUB_CLASSES, INAT_TEST, INAT_TRAIN, SOP_TEST, SOP_TRAIN, write_image
+
+from tests.data.layouts import (
+    CARS_CLASSES,
+    CUB_CLASSES,
+    INAT_TEST,
+    INAT_TRAIN,
+    SOP_TEST,
+    SOP_TRAIN,
+    write_image,
+)
 
 
 @pytest.fixture

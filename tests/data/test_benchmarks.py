@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from layouts import CARS_CLASSES, CUB_CLASSES, INAT_TEST, INAT_TRAIN, SOP_TEST, SOP_TRAIN, write_image
 
 from tcdml.data import (
     build_dataset,
@@ -19,6 +18,15 @@ from tcdml.data import (
 )
 from tcdml.data.transforms import TransformConfig
 from tcdml.errors import TcdmlInputError
+from tests.data.layouts import (
+    CARS_CLASSES,
+    CUB_CLASSES,
+    INAT_TEST,
+    INAT_TRAIN,
+    SOP_TEST,
+    SOP_TRAIN,
+    write_image,
+)
 
 
 def check_labels(dataset, expected_names: list[str], per_class: int) -> None:

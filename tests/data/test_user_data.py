@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from layouts import write_image
 
 from tcdml.data import build_dataset, load_csv, load_image_folder
 from tcdml.errors import TcdmlInputError
+from tests.data.layouts import write_image
 
 
 def make_tree(root: Path, classes: list[str], per_class: int = 2) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brute_losses import tcm as brute_tcm
 from pytorch_metric_learning.losses import ArcFaceLoss, ContrastiveLoss, CrossBatchMemory
 
 from tcdml.losses import EmbeddingMemory, SmoothAPLoss, TCMLoss, with_memory, with_tcm
+from tests.losses.brute_losses import tcm as brute_tcm
 
 
 def batches(count: int, size: int = 8, dim: int = 6, classes: int = 5, seed: int = 0):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brute_losses import recall_at_k as brute_recall_at_k
 
 from tcdml.losses import (
     PairMasks,
@@ -13,6 +12,7 @@ from tcdml.losses import (
     similarity_matrix,
     similarity_mixup,
 )
+from tests.losses.brute_losses import recall_at_k as brute_recall_at_k
 
 
 def batch(labels: list[int], dim: int = 5, seed: int = 0):

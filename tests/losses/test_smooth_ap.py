@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brute_losses import smooth_ap as brute_smooth_ap
 
 from tcdml.losses import PairMasks, SmoothAPLoss, similarity_matrix, smooth_ap_loss_from_similarity
+from tests.losses.brute_losses import smooth_ap as brute_smooth_ap
 
 
 def batch(labels: list[int], dim: int = 5, seed: int = 0):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brute_losses import tcm as brute_tcm
 from pytorch_metric_learning.losses import ThresholdConsistentMarginLoss
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from tcdml.losses import TCMLoss, tcm_loss_from_similarity
 from tcdml.losses import similarity as similarity_module
+from tests.losses.brute_losses import tcm as brute_tcm
 
 # The case in PML's own TCM test (tests/losses/test_tcm_loss.py).
 PML_EMB = [[0.00, 1.00], [0.43, 0.90], [1.00, 0.00], [0.50, 0.50]]

@@ -15,10 +15,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
-from conftest import tiny_config
 
 from tcdml.training.config import TrainConfig
 from tcdml.training.module import EmbeddingModule
+from tests.training.conftest import tiny_config
 
 WORLD = 2
 

@@ -9,11 +9,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from conftest import tiny_config
 
 from tcdml.cli.main import main
 from tcdml.training.config import TrainConfig
 from tcdml.training.trainer import fit
+from tests.training.conftest import tiny_config
 
 
 class Interrupted(RuntimeError):

@@ -198,5 +198,10 @@ from tcdml.cli.train import embed, train  # noqa: E402
 app.command()(train)
 app.command()(embed)
 
+# The MNIST demo (tcdml.cli.demo loads Lightning and matplotlib only inside the command).
+from tcdml.cli.demo import demo  # noqa: E402
+
+app.command()(demo)
+
 if __name__ == "__main__":
     sys.exit(main())

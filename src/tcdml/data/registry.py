@@ -11,6 +11,7 @@ from tcdml.data.cars import load_cars196
 from tcdml.data.cub import load_cub200
 from tcdml.data.folder import load_csv, load_image_folder
 from tcdml.data.inaturalist import load_inaturalist2018
+from tcdml.data.mnist import load_mnist
 from tcdml.data.sop import load_sop
 from tcdml.errors import TcdmlInputError
 
@@ -21,6 +22,7 @@ DATASETS: dict[str, Callable[..., ImageListDataset]] = {
     "inaturalist2018": load_inaturalist2018,
     "folder": load_image_folder,
     "csv": load_csv,
+    "mnist": load_mnist,
 }
 
 

