@@ -41,3 +41,16 @@ def test_train_transform_is_random_and_normalised() -> None:
 def test_bad_config(kwargs: dict) -> None:
     with pytest.raises(TcdmlInputError, match=r"transforms:"):
         TransformConfig(**kwargs)
+
+
+def test_hflip_can_be_switched_off() -> None:
+    """Without the flip (digits), an image whose left half is bright stays so under a full-size crop."""
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[:, :16] = 255
+    image = Image.fromarray(pixels)
+    config = dict(image_size=32, crop_scale=(1.0, 1.0), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    torch.manual_seed(0)
+    never = [build_transform(TransformConfig(**config, hflip=False), train=True)(image) for _ in range(20)]
+    assert all(float(out[:, :, :16].mean()) > float(out[:, :, 16:].mean()) for out in never)
+    flipped = [build_transform(TransformConfig(**config), train=True)(image) for _ in range(20)]
+    assert any(float(out[:, :, :16].mean()) < float(out[:, :, 16:].mean()) for out in flipped)

@@ -1,6 +1,6 @@
 """The standard DML image transforms (torchvision.transforms.v2), sized from a small config.
 
-- train: random resized crop to ``image_size`` (scale ``crop_scale``) + horizontal flip;
+- train: random resized crop to ``image_size`` (scale ``crop_scale``) + horizontal flip (``hflip``);
 - test: resize the short side to ``resize_size`` (default ``image_size / 0.875``, i.e. 256 for 224) + centre
   crop to ``image_size``.
 
@@ -27,6 +27,7 @@ class TransformConfig:
     image_size: int = 224
     resize_size: int | None = None
     crop_scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -49,10 +50,9 @@ def build_transform(config: TransformConfig | None = None, *, train: bool) -> Ca
     config = config or TransformConfig()
     size = config.image_size
     if train:
-        geometry = [
-            v2.RandomResizedCrop(size, scale=config.crop_scale, antialias=True),
-            v2.RandomHorizontalFlip(),
-        ]
+        geometry = [v2.RandomResizedCrop(size, scale=config.crop_scale, antialias=True)]
+        if config.hflip:  # off for data whose mirror image is another class (digits, glyphs)
+            geometry.append(v2.RandomHorizontalFlip())
     else:
         resize = config.resize_size or round(size / 0.875)
         geometry = [v2.Resize(resize, antialias=True), v2.CenterCrop(size)]

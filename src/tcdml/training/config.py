@@ -39,6 +39,7 @@ class DataConfig:
     image_size: int = 224
     resize_size: int | None = None
     crop_scale: tuple[float, float] = (0.08, 1.0)
+    hflip: bool = True
     classes_per_batch: int = 32
     samples_per_class: int = 4
     eval_batch_size: int = 128

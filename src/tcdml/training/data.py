@@ -38,6 +38,7 @@ class MetricDataModule(pl.LightningDataModule):
             image_size=config.image_size,
             resize_size=config.resize_size,
             crop_scale=config.crop_scale,
+            hflip=config.hflip,
             mean=tuple(mean),
             std=tuple(std),
         )
