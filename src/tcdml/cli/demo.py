@@ -13,7 +13,7 @@ def demo(
         Path, typer.Option("--output", "-o", help="Folder for figures, metrics and report.")
     ] = Path("demo-output"),
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs per run (default: configs/demo/mnist.yaml's, 40).")
+        int | None, typer.Option(help="Training epochs per run (default: configs/demo/mnist.yaml's, 15).")
     ] = None,
     embedding_size: Annotated[int, typer.Option(help="Embedding dimension: 2 or 3.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of both runs (same seed, same schedule).")] = 0,
