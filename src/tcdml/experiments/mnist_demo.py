@@ -267,7 +267,7 @@ def run_demo(
 ) -> DemoResult:
     """Train both runs, then write the figures, ``metrics.json`` and ``report.md`` into ``output``.
 
-    ``epochs`` defaults to the config's (15); ``embedding_size`` is 2 or 3; ``config_dir`` defaults to the
+    ``epochs`` defaults to the config's (30); ``embedding_size`` is 2 or 3; ``config_dir`` defaults to the
     checkout's ``configs/demo``. Returns the ``DemoResult`` (its ``table()`` is what the CLI prints).
     """
     from tcdml.experiments.demo_report import write_report

@@ -1,7 +1,8 @@
 """A small convolutional backbone for 28 x 28 digits (the MNIST demo): trains in seconds on a CPU.
 
-``SmallCNN()(images)`` maps (B, 3, H, W) images to (B, 128) pooled features; ``build_model`` puts the usual
-linear head + L2 normalisation on top when ``ModelConfig.backbone`` is ``"small_cnn"``.
+``SmallCNN()(images)`` maps (B, 3, H, W) images to (B, 64) features (pooled, then Linear-BN-ReLU);
+``build_model`` puts the usual linear head + L2 normalisation on top when ``ModelConfig.backbone`` is
+``"small_cnn"``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ MNIST_STD = (0.3081, 0.3081, 0.3081)
 
 
 class SmallCNN(nn.Module):
-    """Three conv-BN-ReLU stages (32, 64, 128 channels) with max pooling, then global average pooling.
+    """Three conv-BN-ReLU stages (32, 64, 128 channels) with max pooling, global average pooling, then a
+    Linear-BN-ReLU layer (``hidden`` wide).
 
-    ``num_features`` is the pooled width (128); ``pretrained_cfg`` carries the input normalisation
+    The nonlinear layer matters for 2-D embeddings: with the linear head alone on the pooled features,
+    ArcFace on MNIST stalls around R@1 0.6 (digits cannot pass each other on the circle); with it, R@1 ~0.9.
+    ``num_features`` is the output width (``hidden``); ``pretrained_cfg`` carries the input normalisation
     (MNIST's), read by ``EmbeddingModel`` as timm backbones' is.
     """
 
-    def __init__(self, in_channels: int = 3, widths: tuple[int, int, int] = (32, 64, 128)) -> None:
+    def __init__(
+        self, in_channels: int = 3, widths: tuple[int, int, int] = (32, 64, 128), hidden: int = 64
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         previous = in_channels
@@ -35,12 +41,15 @@ class SmallCNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             previous = width
         self.features = nn.Sequential(*layers)
-        self.num_features = previous
+        self.project = nn.Sequential(
+            nn.Linear(previous, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)
+        )
+        self.num_features = hidden
         self.pretrained_cfg = {"mean": MNIST_MEAN, "std": MNIST_STD}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) images -> (B, num_features) pooled features."""
-        return self.features(images).mean(dim=(2, 3))
+        """(B, C, H, W) images -> (B, num_features) features."""
+        return self.project(self.features(images).mean(dim=(2, 3)))
 
 
 #: Backbones tcdml builds itself (not timm's), by ``ModelConfig.backbone`` name.
