@@ -90,6 +90,11 @@ def check_split(dataset: str, split: str) -> str:
     return split
 
 
+def split_by_class_number(class_numbers: Sequence[int], num_train_classes: int) -> list[str]:
+    """The DML held-out-class rule: classes ``1..num_train_classes`` train, the rest test (per sample)."""
+    return ["train" if number <= num_train_classes else "test" for number in class_numbers]
+
+
 def make_dataset(
     dataset: str,
     paths: Sequence[Path],

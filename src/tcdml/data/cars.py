@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from tcdml.data.base import ImageListDataset, check_images_present, find_root, make_dataset
+from tcdml.data.base import (
+    ImageListDataset,
+    check_images_present,
+    find_root,
+    make_dataset,
+    split_by_class_number,
+)
 from tcdml.errors import TcdmlInputError
 
 NAME = "Cars-196"
@@ -43,7 +49,7 @@ def load_cars196(
         NAME,
         paths,
         classes,
-        ["train" if key <= NUM_TRAIN_CLASSES else "test" for key in classes],
+        split_by_class_number(classes, NUM_TRAIN_CLASSES),
         split,
         transform=transform,
         class_names={i + 1: str(name) for i, name in enumerate(names)},

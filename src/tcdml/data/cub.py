@@ -26,6 +26,7 @@ from tcdml.data.base import (
     parse_int,
     read_rows,
     require_dir,
+    split_by_class_number,
 )
 from tcdml.errors import TcdmlInputError
 
@@ -63,7 +64,7 @@ def load_cub200(
         NAME,
         paths,
         keys,
-        ["train" if key <= NUM_TRAIN_CLASSES else "test" for key in keys],
+        split_by_class_number(keys, NUM_TRAIN_CLASSES),
         split,
         transform=transform,
         class_names=_class_names(root / "classes.txt"),

@@ -103,7 +103,7 @@ def run_prepared(
     if retrieval and settings.knn_backend == "faiss":
         from tcdml.metrics.knn import faiss_neighbours
 
-        k_max = max(max(settings.ks), int(prepared.num_relevant.max()))
+        k_max = prepared.neighbours_needed(settings.ks)
         sub = slice(rows.start, rows.stop)
         found = faiss_neighbours(
             prepared.queries[sub], prepared.gallery, k_max, prepared.self_column[sub], prepared.gallery_index

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import psutil
@@ -42,11 +43,15 @@ class PreparedSet:
     all_pairs: bool
     num_samples: int
 
-    @property
+    @cached_property
     def num_relevant(self) -> np.ndarray:
         """(Nq,) R of each query: gallery members of its class other than itself."""
         per_class = np.bincount(self.gallery_classes, minlength=len(self.class_labels))
         return per_class[self.query_classes] - (self.self_column >= 0)
+
+    def neighbours_needed(self, ks: tuple[int, ...], rows: slice = slice(None)) -> int:
+        """How many neighbours ``rows`` need: the largest k of Recall@k, or the largest R (MAP@R)."""
+        return max(max(ks), int(self.num_relevant[rows].max(initial=0)))
 
     def gallery_segment(self, class_id: int) -> slice:
         """The gallery columns of one class (contiguous after the reordering)."""
@@ -155,9 +160,8 @@ def run_pass(
     query_classes = torch.as_tensor(prepared.query_classes, device=device)
     gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
     gallery_index = torch.as_tensor(prepared.gallery_index, device=device)
-    num_relevant_np = prepared.num_relevant
-    num_relevant = torch.as_tensor(num_relevant_np, device=device, dtype=torch.float64)
-    k_max = max(max(ks), int(num_relevant_np.max(initial=0)))
+    num_relevant = torch.as_tensor(prepared.num_relevant, device=device, dtype=torch.float64)
+    k_max = prepared.neighbours_needed(ks)
     step = block_rows(len(prepared.gallery_classes), device, max_block_bytes, k_max if retrieval else 0)
     bar = tqdm(total=len(rows), unit="query", desc="tcdml pass", disable=not progress, file=sys.stderr)
     for start in range(rows.start, rows.stop, step):
@@ -174,7 +178,7 @@ def run_pass(
         if retrieval:
             if neighbours is None:
                 # Rows are class-sorted, so a block needs only its own classes' largest R.
-                k_block = max(max(ks), int(num_relevant_np[start:stop].max()))
+                k_block = prepared.neighbours_needed(ks, slice(start, stop))
                 columns = topk_by_similarity(sim, k_block, gallery_index)
             else:
                 columns = neighbours[start:stop].to(device)
