@@ -160,6 +160,7 @@ def train_run(config: Any, name: str, title: str) -> RunResult:
 
     from tcdml.calibration import calibrate_counts
     from tcdml.metrics import evaluate
+    from tcdml.training.embed import embed_split
     from tcdml.training.trainer import fit
 
     class KeepModule(pl.Callback):
@@ -177,7 +178,7 @@ def train_run(config: Any, name: str, title: str) -> RunResult:
     fit(config, callbacks=[KeepModule()])
     seconds = time.perf_counter() - start
     module = KeepModule.module
-    embeddings, labels = embed_split(module.model, config)
+    embeddings, labels = embed_split(module.model, config.data)
     settings = config.eval
     evaluation = evaluate(
         embeddings, labels, ks=(1,), far_range=settings.far_range, beta=settings.beta, eps=settings.eps
@@ -194,27 +195,6 @@ def train_run(config: Any, name: str, title: str) -> RunResult:
         output_dir=str(config.output_dir),
         seconds=seconds,
     )
-
-
-def embed_split(model: Any, config: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-norm embeddings (N x D float32) and labels of ``config.data.eval_split`` (test transform)."""
-    import torch
-
-    from tcdml.data import TransformConfig, build_dataset, build_transform
-
-    data = config.data
-    transform = build_transform(
-        TransformConfig(
-            image_size=data.image_size, resize_size=data.resize_size, mean=model.mean, std=model.std
-        ),
-        train=False,
-    )
-    dataset = build_dataset(data.dataset, data.root, data.eval_split, transform)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=data.eval_batch_size)
-    model.eval()
-    with torch.inference_mode():
-        parts = [model(images).cpu() for images, _ in loader]
-    return torch.cat(parts).numpy().astype(np.float32), dataset.labels.copy()
 
 
 def arcface_module(loss: Any) -> Any:

@@ -13,6 +13,7 @@ from tcdml.data import TransformConfig, build_dataset, build_transform
 from tcdml.errors import TcdmlInputError
 from tcdml.io import save_embeddings_file
 from tcdml.training.checkpoint import model_from_checkpoint
+from tcdml.training.config import DataConfig
 
 
 def embed_dataset(
@@ -59,3 +60,25 @@ def embed_dataset(
         "embedding_size": int(embeddings.shape[1]),
         "split": split,
     }
+
+
+def embed_split(
+    model: torch.nn.Module, data: DataConfig, split: str | None = None, *, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings (N x D float32, dataset order) and labels of ``split`` (default ``data.eval_split``).
+
+    Samples get the test transform of ``data`` (resize + centre crop, the model's normalisation); the model is
+    put in eval mode and run without gradients, ``data.eval_batch_size`` samples at a time.
+    """
+    transform = build_transform(
+        TransformConfig(
+            image_size=data.image_size, resize_size=data.resize_size, mean=model.mean, std=model.std
+        ),
+        train=False,
+    )
+    dataset = build_dataset(data.dataset, data.root, split or data.eval_split, transform)
+    loader = DataLoader(dataset, batch_size=data.eval_batch_size)
+    model.eval().to(device)
+    with torch.inference_mode():
+        parts = [model(images.to(device)).float().cpu() for images, _ in loader]
+    return torch.cat(parts).numpy(), dataset.labels.copy()
