@@ -4,19 +4,27 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test lint format bench demo
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
-install: $(STAMP)
+.PHONY: install test lint format bench demo study fashion-mnist
+
+install: $(STAMP) fashion-mnist
+
+# Debian's dataset-fashion-mnist (the closed-set benchmark of `tcdml study`); needs root and apt-get.
+fashion-mnist:
+	@test -d $(FASHION_MNIST) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null; } || \
+		echo "note: $(FASHION_MNIST) is missing (apt-get install dataset-fashion-mnist); its tests are skipped"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned here (never unpinned: an unpinned torch pulls a multi-GB build).
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,vision,demo]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,vision,demo,offline]"
 	touch $(STAMP)
 
-lint: $(STAMP)
+lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
@@ -27,8 +35,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+bench: install
 	$(PY) benchmarks/bench_evaluate.py
 
-demo: $(STAMP)
+demo: install
 	$(VENV)/bin/tcdml demo --output demo-output
+
+study: install
+	$(VENV)/bin/tcdml study configs/study/offline.yaml
