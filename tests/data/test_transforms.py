@@ -54,3 +54,15 @@ def test_hflip_can_be_switched_off() -> None:
     assert all(float(out[:, :, :16].mean()) > float(out[:, :, 16:].mean()) for out in never)
     flipped = [build_transform(TransformConfig(**config), train=True)(image) for _ in range(20)]
     assert any(float(out[:, :, :16].mean()) < float(out[:, :, 16:].mean()) for out in flipped)
+
+
+def test_crop_scale_one_means_no_random_crop() -> None:
+    """crop_scale (1, 1): the train geometry is the test geometry (no random aspect-ratio stretch)."""
+    config = TransformConfig(image_size=16, crop_scale=(1.0, 1.0), hflip=False)
+    train, test = build_transform(config, train=True), build_transform(config, train=False)
+    torch.manual_seed(0)
+    assert all(torch.equal(train(IMAGE), test(IMAGE)) for _ in range(5))
+    stretched = build_transform(
+        TransformConfig(image_size=16, crop_scale=(0.99, 1.0), hflip=False), train=True
+    )
+    assert not all(torch.equal(stretched(IMAGE), test(IMAGE)) for _ in range(5))

@@ -203,5 +203,12 @@ from tcdml.cli.demo import demo  # noqa: E402
 
 app.command()(demo)
 
+# Studies: a grid of runs, its table and Pareto figure (tcdml.cli.study loads Lightning/matplotlib lazily).
+from tcdml.cli.study import pareto, study, study_report  # noqa: E402
+
+app.command()(study)
+app.command("study-report")(study_report)
+app.command()(pareto)
+
 if __name__ == "__main__":
     sys.exit(main())

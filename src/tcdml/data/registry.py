@@ -1,15 +1,22 @@
-"""Datasets by name, for configs: ``build_dataset("cub200", root, split="train")``."""
+"""Datasets by name, for configs: ``build_dataset("cub200", root, split="train")``.
+
+A loader's own keyword options (e.g. ``max_per_class``) come through ``options`` (``DataConfig.options``).
+"""
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tcdml.data.base import ImageListDataset
 from tcdml.data.cars import load_cars196
 from tcdml.data.cub import load_cub200
+from tcdml.data.fashion_mnist import load_fashion_mnist
 from tcdml.data.folder import load_csv, load_image_folder
+from tcdml.data.glyphs import load_glyphs
+from tcdml.data.hscodes import load_hscodes
 from tcdml.data.inaturalist import load_inaturalist2018
 from tcdml.data.mnist import load_mnist
 from tcdml.data.sop import load_sop
@@ -23,6 +30,9 @@ DATASETS: dict[str, Callable[..., ImageListDataset]] = {
     "folder": load_image_folder,
     "csv": load_csv,
     "mnist": load_mnist,
+    "hscodes": load_hscodes,
+    "glyphs": load_glyphs,
+    "fashion_mnist": load_fashion_mnist,
 }
 
 
@@ -31,11 +41,25 @@ def build_dataset(
     root: str | os.PathLike,
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> ImageListDataset:
     """The dataset ``name`` (a key of ``DATASETS``) read from ``root`` (for ``"csv"``: the CSV file).
 
-    Raises ``TcdmlInputError`` for an unknown name, split or a wrong layout.
+    ``options`` are keyword arguments of the loader (e.g. ``{"max_per_class": 100}`` for
+    ``"fashion_mnist"``). Raises ``TcdmlInputError`` for an unknown name, split, option or a wrong layout.
     """
     if name not in DATASETS:
         raise TcdmlInputError(f"unknown dataset {name!r} (expected one of {', '.join(DATASETS)})")
-    return DATASETS[name](root, split=split, transform=transform)
+    loader = DATASETS[name]
+    options = dict(options or {})
+    if options:
+        accepted = [
+            param.name
+            for param in inspect.signature(loader).parameters.values()
+            if param.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            known = ", ".join(accepted) or "none"
+            raise TcdmlInputError(f"dataset {name!r}: unknown option {unknown[0]!r} (its options: {known})")
+    return loader(root, split=split, transform=transform, **options)

@@ -1,6 +1,8 @@
 """The standard DML image transforms (torchvision.transforms.v2), sized from a small config.
 
 - train: random resized crop to ``image_size`` (scale ``crop_scale``) + horizontal flip (``hflip``);
+  ``crop_scale=(1, 1)`` means no random crop: the test geometry (a random resized crop of scale 1 would still
+  stretch the image by a random aspect ratio);
 - test: resize the short side to ``resize_size`` (default ``image_size / 0.875``, i.e. 256 for 224) + centre
   crop to ``image_size``.
 
@@ -49,13 +51,13 @@ def build_transform(config: TransformConfig | None = None, *, train: bool) -> Ca
 
     config = config or TransformConfig()
     size = config.image_size
-    if train:
+    resize = config.resize_size or round(size / 0.875)
+    if train and tuple(config.crop_scale) != (1.0, 1.0):
         geometry = [v2.RandomResizedCrop(size, scale=config.crop_scale, antialias=True)]
-        if config.hflip:  # off for data whose mirror image is another class (digits, glyphs)
-            geometry.append(v2.RandomHorizontalFlip())
     else:
-        resize = config.resize_size or round(size / 0.875)
         geometry = [v2.Resize(resize, antialias=True), v2.CenterCrop(size)]
+    if train and config.hflip:  # off for data whose mirror image is another class (digits, glyphs)
+        geometry.append(v2.RandomHorizontalFlip())
     # Geometry on uint8 (fast path), then float + normalise.
     return v2.Compose(
         [

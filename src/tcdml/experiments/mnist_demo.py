@@ -12,11 +12,8 @@ threshold with ``tcdml.calibration.calibrate_counts``. It writes into ``output``
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tcdml.errors import TcdmlInputError
+from tcdml.experiments.runs import fit_module, headline_metrics, measure, quiet_lightning, write_json
 
 #: The two runs: (name, config file under the demo config folder, title used in figures and tables).
 RUNS = (
@@ -66,18 +64,7 @@ class RunResult:
 
     def metrics(self) -> dict[str, float]:
         """The headline numbers: R@1, MAP@R, OPIS, eps-OPIS, threshold and per-class FAR/FRR spreads."""
-        cal = self.calibration
-        return {
-            "recall@1": float(self.evaluation.recall_at_k[1]),
-            "map@r": float(self.evaluation.map_at_r),
-            "opis": float(self.evaluation.opis),
-            "eps_opis": float(self.evaluation.eps_opis),
-            "threshold": float(cal.threshold),
-            "far": float(cal.far),
-            "frr": float(cal.frr),
-            "far_spread": cal.far_spread.max - cal.far_spread.min,
-            "frr_spread": cal.frr_spread.max - cal.frr_spread.min,
-        }
+        return headline_metrics(self.evaluation, self.calibration)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: headline metrics, the full evaluation and calibration, where the run wrote to."""
@@ -158,40 +145,22 @@ def train_run(config: Any, name: str, title: str) -> RunResult:
     """Fit ``config`` with ``tcdml.training.fit``, embed its test split, evaluate and calibrate."""
     import pytorch_lightning as pl
 
-    from tcdml.calibration import calibrate_counts
-    from tcdml.metrics import evaluate
-    from tcdml.training.embed import embed_split
-    from tcdml.training.trainer import fit
-
-    class KeepModule(pl.Callback):
-        """Spreads ArcFace's class weights at the start; remembers the trained LightningModule."""
-
-        module: Any = None
+    class SpreadWeights(pl.Callback):
+        """Spreads ArcFace's class weights at the start of training."""
 
         def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             spread_class_weights(pl_module.loss_fn)
 
-        def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            KeepModule.module = pl_module
-
-    start = time.perf_counter()
-    fit(config, callbacks=[KeepModule()])
-    seconds = time.perf_counter() - start
-    module = KeepModule.module
-    embeddings, labels = embed_split(module.model, config.data)
-    settings = config.eval
-    evaluation = evaluate(
-        embeddings, labels, ks=(1,), far_range=settings.far_range, beta=settings.beta, eps=settings.eps
-    )
-    calibration = calibrate_counts(evaluation.counts, target_far=TARGET_FAR)
+    module, seconds = fit_module(config, [SpreadWeights()])
+    measured = measure(module.model, config, target_far=TARGET_FAR, device="cpu")
     return RunResult(
         name=name,
         title=title,
-        embeddings=embeddings,
-        labels=labels,
+        embeddings=measured.embeddings,
+        labels=measured.labels,
         class_weights=arcface_weights(module.loss_fn),
-        evaluation=evaluation,
-        calibration=calibration,
+        evaluation=measured.evaluation,
+        calibration=measured.calibration,
         output_dir=str(config.output_dir),
         seconds=seconds,
     )
@@ -265,7 +234,7 @@ def run_demo(
     )
     output.mkdir(parents=True, exist_ok=True)
     runs = []
-    with _quiet_lightning():
+    with quiet_lightning():
         for config, (name, _, title) in zip(configs, RUNS, strict=True):
             runs.append(train_run(config, name, title))
     settings = {
@@ -284,39 +253,4 @@ def run_demo(
 
 def write_metrics(result: DemoResult) -> Path:
     """``metrics.json`` in the output folder (NaN written as null)."""
-    from tcdml.io.atomic import atomic_write
-
-    path = result.output / "metrics.json"
-    with atomic_write(path) as handle:
-        json.dump(_finite(result.to_dict()), handle, indent=2)
-    return path
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-class _quiet_lightning:
-    """Silence Lightning's start-up chatter and the warnings that do not apply to a CPU demo."""
-
-    names = ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning_fabric")
-
-    def __enter__(self) -> None:
-        self._levels = {name: logging.getLogger(name).level for name in self.names}
-        for name in self.names:
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        for pattern in (".*does not have many workers.*", ".*tensorboard.*", ".*LeafSpec.*"):
-            warnings.filterwarnings("ignore", message=pattern)
-
-    def __exit__(self, *exc: object) -> None:
-        self._warnings.__exit__(*exc)
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)
+    return write_json(result.output / "metrics.json", result.to_dict())

@@ -1,12 +1,14 @@
-"""The embedding model: timm backbone -> pooled feature -> linear projection -> L2 normalisation.
+"""The embedding model: backbone -> pooled feature -> linear projection -> L2 normalisation.
 
 ``build_model(ModelConfig(backbone="resnet50", embedding_size=512, pretrained="resnet50.safetensors",
 freeze_bn=True))`` builds what the paper trains; ``model(images)`` is a (B, D) float32 tensor of unit rows.
+Text backbones (``"minilm_l6"``) take a list of ``str`` instead of images. ``trainable_blocks`` fine-tunes
+only the last blocks of the backbone (or none: a frozen backbone under a trained head).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -27,8 +29,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class ModelConfig:
     """What ``build_model`` builds.
 
-    - ``backbone``: any timm model name (``"resnet50"``, ``"vit_base_patch16_224"``, ...), or ``"small_cnn"``
-      (``tcdml.models.small_cnn``, for 28 x 28 digits).
+    - ``backbone``: any timm model name (``"resnet50"``, ``"vit_base_patch16_224"``, ...), ``"small_cnn"``
+      (``tcdml.models.small_cnn``, for 28 x 28 digits) or ``"minilm_l6"`` (``tcdml.models.text_encoder``:
+      the all-MiniLM-L6-v2 sentence encoder, for text; its weights always come from its package).
     - ``embedding_size``: D, the width of the embeddings.
     - ``pretrained``: path of a local weights file for the backbone (``.safetensors``, or a torch file read
       with ``weights_only=True``); ``None`` for random initialisation.
@@ -40,6 +43,13 @@ class ModelConfig:
     - ``img_size``: input size for models built for one (ViTs); None: the model's default.
     - ``channels_last``: NHWC memory format; None: on for convolutional backbones, off for transformers.
     - ``drop_path_rate``: stochastic depth of the backbone.
+    - ``trainable_blocks``: how much of the backbone is trained (the head always is). ``None``: all of it;
+      ``0``: none (frozen: no gradients, kept in eval mode through ``.train()``, so dropout is off and
+      BatchNorm statistics stay fixed); ``k > 0``: only the last ``k`` of the backbone's blocks, everything
+      else in the backbone (stem, earlier blocks, final norms) frozen and in eval mode. The blocks are what
+      the backbone's ``blocks()`` method returns, input to output (tcdml's own backbones), else a timm
+      model's ``blocks`` attribute when it is a sequence (ViTs: transformer blocks; EfficientNets: stages);
+      a backbone with neither, or ``k`` above its number of blocks, is a ``TcdmlInputError``.
     """
 
     backbone: str = "resnet50"
@@ -51,6 +61,7 @@ class ModelConfig:
     img_size: int | None = None
     channels_last: bool | None = None
     drop_path_rate: float = 0.0
+    trainable_blocks: int | None = None
 
     def __post_init__(self) -> None:
         if self.embedding_size < 1:
@@ -61,6 +72,8 @@ class ModelConfig:
             )
         if not 0.0 <= self.drop_path_rate < 1.0:
             raise TcdmlInputError(f"model: drop_path_rate={self.drop_path_rate}, expected in [0, 1)")
+        if self.trainable_blocks is not None and self.trainable_blocks < 0:
+            raise TcdmlInputError(f"model: trainable_blocks={self.trainable_blocks}, expected >= 0 or null")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "model config") -> ModelConfig:
@@ -78,12 +91,29 @@ class ModelConfig:
         return asdict(self)
 
 
-class EmbeddingModel(nn.Module):
-    """``forward(images)`` -> (B, embedding_size) L2-normalised float32 embeddings.
+def backbone_blocks(backbone: nn.Module) -> list[nn.Module]:
+    """The blocks ``trainable_blocks`` counts, input to output (see ``ModelConfig``).
 
-    ``backbone`` maps images to pooled features of width ``features`` (read from a timm model when None).
-    With ``freeze_bn`` every BatchNorm stays in eval mode through ``.train()`` and its affine weights are not
-    trained. ``mean`` / ``std`` are the input normalisation the backbone was pretrained with.
+    ``backbone.blocks()`` when the backbone defines that method, else a timm model's ``blocks`` attribute
+    when it is an ``nn.Sequential`` / ``nn.ModuleList``; otherwise ``TcdmlInputError`` naming the backbone.
+    """
+    blocks = getattr(backbone, "blocks", None)
+    if isinstance(blocks, (nn.Sequential, nn.ModuleList)):
+        return list(blocks)
+    if callable(blocks) and not isinstance(blocks, nn.Module):
+        return list(blocks())
+    name = (getattr(backbone, "pretrained_cfg", None) or {}).get("architecture") or type(backbone).__name__
+    raise TcdmlInputError(f"model: backbone {name!r} has no blocks() to fine-tune (set by trainable_blocks)")
+
+
+class EmbeddingModel(nn.Module):
+    """``forward(inputs)`` -> (B, embedding_size) L2-normalised float32 embeddings.
+
+    ``backbone`` maps inputs (an image batch, or a list of ``str`` for text backbones) to pooled features of
+    width ``features`` (read from a timm model when None). With ``freeze_bn`` every BatchNorm stays in eval
+    mode through ``.train()`` and its affine weights are not trained. ``trainable_blocks`` freezes all of the
+    backbone but its last blocks, as ``ModelConfig`` describes. ``mean`` / ``std`` are the input
+    normalisation the backbone was pretrained with.
     """
 
     def __init__(
@@ -94,6 +124,7 @@ class EmbeddingModel(nn.Module):
         features: int | None = None,
         freeze_bn: bool = False,
         channels_last: bool = False,
+        trainable_blocks: int | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -103,6 +134,12 @@ class EmbeddingModel(nn.Module):
         cfg = getattr(backbone, "pretrained_cfg", None) or {}
         self.mean = tuple(cfg.get("mean", IMAGENET_MEAN))
         self.std = tuple(cfg.get("std", IMAGENET_STD))
+        self.trainable_blocks = trainable_blocks
+        if trainable_blocks is not None:
+            trained = self.trained_blocks()
+            self.backbone.requires_grad_(False)
+            for block in trained:
+                block.requires_grad_(True)
         if freeze_bn:
             for module in self.frozen_norms():
                 for parameter in module.parameters(recurse=False):
@@ -115,15 +152,34 @@ class EmbeddingModel(nn.Module):
         """The BatchNorm layers kept frozen (empty without ``freeze_bn``)."""
         return [m for m in self.modules() if isinstance(m, BATCH_NORMS)] if self.freeze_bn else []
 
+    def trained_blocks(self) -> list[nn.Module]:
+        """The backbone blocks ``trainable_blocks`` trains (all: ``[backbone]`` when it is None)."""
+        if self.trainable_blocks is None:
+            return [self.backbone]
+        if self.trainable_blocks == 0:
+            return []
+        blocks = backbone_blocks(self.backbone)
+        if self.trainable_blocks > len(blocks):
+            raise TcdmlInputError(
+                f"model: trainable_blocks={self.trainable_blocks}, but the backbone has {len(blocks)} blocks"
+            )
+        return blocks[-self.trainable_blocks :]
+
     def train(self, mode: bool = True) -> EmbeddingModel:
-        """Set training mode, leaving frozen BatchNorm layers in eval mode (their statistics stay fixed)."""
+        """Set training mode, leaving frozen parts in eval mode: BatchNorm layers under ``freeze_bn`` (their
+        statistics stay fixed) and the backbone outside its trained blocks (no dropout, fixed statistics)."""
         super().train(mode)
+        if self.trainable_blocks is not None:
+            self.backbone.eval()
+            for block in self.trained_blocks():
+                block.train(mode)
         for module in self.frozen_norms():
             module.eval()
         return self
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
+    def forward(self, images: torch.Tensor | Sequence[str]) -> torch.Tensor:
+        """(B, D) unit rows of an image batch (B, C, H, W), or of B texts for a text backbone."""
+        if self.channels_last and isinstance(images, torch.Tensor):
             images = images.contiguous(memory_format=torch.channels_last)
         projected = self.head(self.backbone(images))
         # Normalise in float32: under bf16/fp16 autocast the rows would be unit only to ~1e-2, too coarse for
@@ -149,5 +205,9 @@ def build_model(config: ModelConfig) -> EmbeddingModel:
     if channels_last is None:  # NHWC speeds up convolutions (cuDNN, AMP); a ViT has just its patch embedding
         channels_last = sum(isinstance(m, nn.Conv2d) for m in backbone.modules()) > 1
     return EmbeddingModel(
-        backbone, config.embedding_size, freeze_bn=config.freeze_bn, channels_last=channels_last
+        backbone,
+        config.embedding_size,
+        freeze_bn=config.freeze_bn,
+        channels_last=channels_last,
+        trainable_blocks=config.trainable_blocks,
     )

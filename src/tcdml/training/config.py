@@ -30,7 +30,11 @@ SCHEDULES = ("cosine", "step", "constant")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Dataset, transforms and batch composition (P classes x m samples per batch, per process)."""
+    """Dataset, transforms and batch composition (P classes x m samples per batch, per process).
+
+    ``options`` are the loader's own keyword arguments, passed to ``build_dataset`` (e.g.
+    ``{max_per_class: 500}`` for ``fashion_mnist``, ``{max_classes: 200}`` for ``glyphs``).
+    """
 
     dataset: str = "folder"
     root: str = "data"
@@ -44,6 +48,7 @@ class DataConfig:
     samples_per_class: int = 4
     eval_batch_size: int = 128
     num_workers: int = 4
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

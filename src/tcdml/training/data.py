@@ -6,7 +6,8 @@ before the ``on_train_epoch_start`` hooks, so the batch sampler here works out t
 iteration begins. Every sample's augmentation draws from its own generator state, seeded from (seed, epoch,
 index): an epoch's images depend on nothing else (not on the number of workers, nor on what ran before),
 which is what lets a resumed run replay them exactly. (The trainer runs with
-``use_distributed_sampler=False``.)
+``use_distributed_sampler=False``.) Image transforms apply to image datasets only: a text dataset
+(``modality == "text"``) yields its strings as they are, batched by the default collate into lists of ``str``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,23 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tcdml.data import MPerClassBatchSampler, TransformConfig, build_dataset, build_transform
 from tcdml.errors import TcdmlInputError
 from tcdml.training.config import DataConfig
+
+
+def load_split(config: DataConfig, split: str, transforms: TransformConfig, *, train: bool) -> Dataset:
+    """The ``split`` of ``config``'s dataset (its ``dataset``, ``root`` and ``options``), with the train or
+    test transform of ``transforms`` when the dataset's ``modality`` is ``"image"`` (datasets without the
+    attribute count as image datasets); text datasets keep their samples untransformed."""
+    data = build_dataset(config.dataset, config.root, split, options=config.options)
+    if getattr(data, "modality", "image") == "image":
+        data.transform = build_transform(transforms, train=train)
+    return data
+
+
+def eval_transforms(config: DataConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> TransformConfig:
+    """The evaluation-side transform settings of ``config`` (resize + centre crop, normalised by mean/std)."""
+    return TransformConfig(
+        image_size=config.image_size, resize_size=config.resize_size, mean=tuple(mean), std=tuple(std)
+    )
 
 
 class MetricDataModule(pl.LightningDataModule):
@@ -48,12 +66,8 @@ class MetricDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Read both splits (after the process group exists, so the sampler shards by rank)."""
         config = self.config
-        self.train_set = build_dataset(
-            config.dataset, config.root, config.train_split, build_transform(self.transforms, train=True)
-        )
-        self.eval_set = build_dataset(
-            config.dataset, config.root, config.eval_split, build_transform(self.transforms, train=False)
-        )
+        self.train_set = load_split(config, config.train_split, self.transforms, train=True)
+        self.eval_set = load_split(config, config.eval_split, self.transforms, train=False)
         self.sampler = MPerClassBatchSampler(
             self.train_set.labels, config.classes_per_batch, config.samples_per_class, seed=self.seed
         )

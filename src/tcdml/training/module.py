@@ -1,9 +1,10 @@
 """The LightningModule: embedding model + loss (gathered across processes) + periodic evaluation.
 
-Training: ``loss_r = DistributedLoss(loss)(model(images), labels)``; under DDP every process ranks its own
-batch against the embeddings of all processes, scaled so that N processes x B train exactly like one process
-with N x B (``tcdml.losses.distributed``). ``train/loss`` is logged averaged over processes, i.e. the global
-loss.
+Training: ``loss_r = DistributedLoss(loss)(model(inputs), labels)`` (inputs: an image batch, or a list of
+``str`` for text backbones; only trainable parameters are optimised, see ``ModelConfig.trainable_blocks``);
+under DDP every process ranks its own batch against the embeddings of all processes, scaled so that N
+processes x B train exactly like one process with N x B (``tcdml.losses.distributed``). ``train/loss`` is
+logged averaged over processes, i.e. the global loss.
 
 Evaluation: every process embeds its contiguous shard of the evaluation set; the shards are gathered in rank
 order (the dataset's order) and ``tcdml.metrics.evaluate`` computes R@k, MAP@R, OPIS and eps-OPIS, logged as
@@ -12,6 +13,7 @@ order (the dataset's order) and ``tcdml.metrics.evaluate`` computes R@k, MAP@R, 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -47,24 +49,33 @@ class EmbeddingModule(pl.LightningModule):
         self._eval_embeddings: list[Tensor] = []
         self._eval_labels: list[Tensor] = []
 
-    def forward(self, images: Tensor) -> Tensor:
-        """(B, D) unit-norm embeddings."""
-        return self.model(images)
+    def forward(self, inputs: Tensor | Sequence[str]) -> Tensor:
+        """(B, D) unit-norm embeddings of an image batch or of B texts."""
+        return self.model(inputs)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: tuple[Tensor | Sequence[str], Tensor], batch_idx: int) -> Tensor:
         """This process's share of the global loss on one batch."""
-        images, labels = batch
-        loss = self.loss_fn(self.model(images), labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        inputs, labels = batch
+        loss = self.loss_fn(self.model(inputs), labels)
+        # batch_size explicit: not left to how Lightning reads the sizes of a (list of texts, labels) batch.
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=True,
+            batch_size=len(labels),
+        )
         return loss
 
     def on_validation_epoch_start(self) -> None:
         self._eval_embeddings.clear()
         self._eval_labels.clear()
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, labels = batch
-        self._eval_embeddings.append(self.model(images).float())
+    def validation_step(self, batch: tuple[Tensor | Sequence[str], Tensor], batch_idx: int) -> None:
+        inputs, labels = batch
+        self._eval_embeddings.append(self.model(inputs).float())
         self._eval_labels.append(labels)
 
     def on_validation_epoch_end(self) -> None:

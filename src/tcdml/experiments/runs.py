@@ -1,0 +1,156 @@
+"""One trained run, measured: fit a ``TrainConfig``, embed its evaluation split, evaluate and calibrate.
+
+Shared by the MNIST demo (``mnist_demo``) and the study grid (``study``), so both measure runs the same way:
+
+- ``fit_module(config, callbacks)``: ``tcdml.training.fit`` plus the trained ``EmbeddingModule`` itself;
+- ``measure(model, config, target_far)``: embeddings of ``data.eval_split``, ``tcdml.metrics.evaluate`` with
+  the config's eval settings (``ks`` always including 1) and one global threshold at ``target_far``;
+- ``headline_metrics``: the numbers a table shows (R@1, MAP@R, OPIS, eps-OPIS, per-class FAR/FRR spreads);
+- ``quiet_lightning``: silences Lightning's start-up chatter; ``finite`` / ``write_json``: strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Measurement:
+    """A trained model's evaluation-split embeddings, their evaluation and the calibrated threshold."""
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    evaluation: Any
+    calibration: Any
+
+    def metrics(self) -> dict[str, float]:
+        """``headline_metrics`` of this measurement."""
+        return headline_metrics(self.evaluation, self.calibration)
+
+
+def fit_module(
+    config: Any, callbacks: Any = (), *, resume: str | os.PathLike | None = None
+) -> tuple[Any, float]:
+    """Fit ``config`` with ``tcdml.training.fit``; return the trained ``EmbeddingModule`` and the seconds.
+
+    The module is caught at ``setup`` (it is trained in place), so a resumed run whose checkpoint is already
+    at ``max_epochs`` (no training step left) still hands back its restored weights.
+    """
+    import pytorch_lightning as pl
+
+    from tcdml.training.trainer import fit
+
+    class KeepModule(pl.Callback):
+        module: Any = None
+
+        def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+            self.module = pl_module
+
+    keep = KeepModule()
+    start = time.perf_counter()
+    fit(config, callbacks=[*callbacks, keep], resume=resume)
+    return keep.module, time.perf_counter() - start
+
+
+def measure(model: Any, config: Any, *, target_far: float, device: str | None = None) -> Measurement:
+    """Embed ``config.data``'s evaluation split with ``model``, evaluate it and calibrate at ``target_far``.
+
+    ``evaluate`` gets the config's ``eval`` settings (``ks`` plus 1, ``far_range``, ``beta``, ``eps``);
+    ``calibrate_counts`` picks the smallest threshold with global FAR <= ``target_far``. ``device`` defaults
+    to CUDA when available and the config's accelerator allows it, else the CPU.
+    """
+    from tcdml.calibration import calibrate_counts
+    from tcdml.metrics import evaluate
+    from tcdml.training.embed import embed_split
+
+    embeddings, labels = embed_split(model, config.data, device=device or _device(config))
+    settings = config.eval
+    evaluation = evaluate(
+        embeddings,
+        labels,
+        ks=tuple(sorted({1, *settings.ks})),
+        far_range=settings.far_range,
+        beta=settings.beta,
+        eps=settings.eps,
+    )
+    calibration = calibrate_counts(evaluation.counts, target_far=target_far)
+    return Measurement(embeddings, labels, evaluation, calibration)
+
+
+def _device(config: Any) -> str:
+    import torch
+
+    wants_gpu = config.trainer.accelerator in ("auto", "gpu", "cuda")
+    return "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+
+
+def headline_metrics(evaluation: Any, calibration: Any) -> dict[str, float]:
+    """R@k (every k evaluated), MAP@R, OPIS, eps-OPIS, the threshold, its FAR/FRR and per-class spreads.
+
+    ``far_spread`` / ``frr_spread`` = max - min over classes of the per-class FAR / FRR at the calibrated
+    threshold (the threshold-consistency the paper's TCM targets, read at one operating point).
+    """
+    out = {f"recall@{k}": float(value) for k, value in sorted(evaluation.recall_at_k.items())}
+    out.update(
+        {
+            "map@r": float(evaluation.map_at_r),
+            "opis": float(evaluation.opis),
+            "eps_opis": float(evaluation.eps_opis),
+            "threshold": float(calibration.threshold),
+            "far": float(calibration.far),
+            "frr": float(calibration.frr),
+            "far_spread": calibration.far_spread.max - calibration.far_spread.min,
+            "frr_spread": calibration.frr_spread.max - calibration.frr_spread.min,
+        }
+    )
+    return out
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively (strict JSON)."""
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
+    """Write ``data`` as indented strict JSON to ``path``, atomically (a reader never sees half a file)."""
+    from tcdml.io.atomic import atomic_write
+
+    path = Path(path)
+    with atomic_write(path) as handle:
+        json.dump(finite(data), handle, indent=2)
+    return path
+
+
+class quiet_lightning:
+    """Silence Lightning's start-up chatter and the warnings that do not apply to small CPU runs."""
+
+    names = ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning_fabric")
+
+    def __enter__(self) -> None:
+        self._levels = {name: logging.getLogger(name).level for name in self.names}
+        for name in self.names:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        for pattern in (".*does not have many workers.*", ".*tensorboard.*", ".*LeafSpec.*"):
+            warnings.filterwarnings("ignore", message=pattern)
+
+    def __exit__(self, *exc: object) -> None:
+        self._warnings.__exit__(*exc)
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)

@@ -1,0 +1,251 @@
+"""Run a study: every cell of the grid (``study_config``) trained, measured and stored as ``result.json``.
+
+A cell is one ``tcdml.training`` run: the benchmark's training config with, in this order, the study's
+``overrides``, the benchmark's ``overrides``, the variant's overrides, then the loss section of the
+``losses`` axis (``loss.tcm`` = the study's ``tcm`` for +TCM cells, null for base cells), the seed and the
+cell folder as ``output_dir``. Losses whose constructor requires ``num_classes`` / ``embedding_size``
+(ArcFace, ProxyAnchor, ...) get them from the benchmark's train split and ``model.embedding_size`` unless
+the loss entry gives them. After ``fit`` the trained model (final epoch) embeds ``data.eval_split``, which is
+evaluated with the config's ``eval`` settings and calibrated at the study's ``target_far``
+(``tcdml.experiments.runs.measure``).
+
+Resuming: a cell with a ``result.json`` is skipped. A cell without one continues from its
+``checkpoints/last.ckpt`` when that checkpoint was written by the same config, else starts from scratch
+(its folder is cleared first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tcdml.errors import TcdmlInputError
+from tcdml.experiments.study_config import Cell, StudyConfig, select_cells, study_cells
+
+RESULT_FILE = "result.json"
+ERROR_FILE = "error.log"
+#: Loss constructor parameters the study fills in from the benchmark when a loss requires them.
+FILLED_PARAMS = ("num_classes", "embedding_size")
+
+
+class CellFailed(RuntimeError):
+    """A cell's training or evaluation raised: the message names the cell and where its traceback is."""
+
+
+@dataclass
+class StudyRun:
+    """What ``run_study`` did: the selected cells, those it trained and those it skipped (already done)."""
+
+    study: StudyConfig
+    cells: list[Cell]
+    ran: list[Cell] = field(default_factory=list)
+    skipped: list[Cell] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def cell_overrides(study: StudyConfig, cell: Cell) -> list[str]:
+    """The ``load_config`` overrides of ``cell`` (order and meaning in the module docstring).
+
+    The loss section is replaced whole (``loss.params`` and ``loss.tcm`` are set, not merged), so a
+    benchmark config's own loss or TCM settings never leak into a cell.
+    """
+    loss = study.losses[cell.loss]
+    return [
+        *study.overrides,
+        *study.benchmarks[cell.benchmark].overrides,
+        *study.variants[cell.variant],
+        f"loss.name={json.dumps(loss['name'])}",
+        f"loss.params={json.dumps(loss['params'])}",
+        f"loss.tcm={json.dumps(study.tcm if cell.tcm else None)}",
+        f"seed={cell.seed}",
+        f"output_dir={json.dumps(cell.directory(study.output_dir).as_posix())}",
+    ]
+
+
+def cell_config(study: StudyConfig, cell: Cell) -> Any:
+    """The ``TrainConfig`` of ``cell`` before filling; a bad override raises ``TcdmlInputError`` naming it."""
+    from tcdml.training.config import load_config
+
+    try:
+        return load_config(study.benchmarks[cell.benchmark].config, cell_overrides(study, cell))
+    except TcdmlInputError as exc:
+        raise TcdmlInputError(f"{study.path}: cell {cell.label()}: {exc}") from None
+
+
+def required_loss_params(name: str) -> list[str]:
+    """The constructor parameters without a default of the registry loss ``name`` (e.g. ArcFace's)."""
+    import inspect
+
+    from tcdml.losses.registry import _resolve
+
+    try:
+        cls = _resolve(name)
+    except ValueError as exc:
+        raise TcdmlInputError(f"loss {name!r}: {exc}") from None
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters if p.default is p.empty and p.kind in kinds]
+
+
+def fill_loss_params(config: Any, num_classes: Callable[[Any], int]) -> Any:
+    """``config`` with ``loss.params`` completed by ``FILLED_PARAMS`` its loss requires and lacks.
+
+    ``num_classes(config.data)`` counts the train split's classes; ``embedding_size`` is the model's.
+    """
+    params = dict(config.loss.params)
+    for name in required_loss_params(config.loss.name):
+        if name in params or name not in FILLED_PARAMS:
+            continue
+        params[name] = num_classes(config.data) if name == "num_classes" else config.model.embedding_size
+    if params == config.loss.params:
+        return config
+    return dataclasses.replace(config, loss=dataclasses.replace(config.loss, params=params))
+
+
+class ClassCounter:
+    """``num_classes`` of a data config's train split, each (dataset, root, split, options) read once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, str, str, str], int] = {}
+
+    def __call__(self, data: Any) -> int:
+        from tcdml.data import build_dataset
+
+        options = dict(getattr(data, "options", None) or {})  # the loader's own arguments (e.g. a subset)
+        key = (data.dataset, data.root, data.train_split, json.dumps(options, sort_keys=True))
+        if key not in self.cache:
+            extra = {"options": options} if options else {}
+            self.cache[key] = build_dataset(data.dataset, data.root, data.train_split, **extra).num_classes
+        return self.cache[key]
+
+
+def resumable_checkpoint(directory: Path, config: Any) -> Path | None:
+    """``directory/checkpoints/last.ckpt`` when it exists and was written by ``config``, else None.
+
+    The progress bar setting is ignored in the comparison (``--quiet`` must not force a restart).
+    """
+    path = directory / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        return None
+    import torch
+
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True).get("tcdml_config")
+    except Exception:  # a truncated or foreign file: start over rather than fail
+        return None
+    return path if _comparable(stored) == _comparable(config.to_dict()) else None
+
+
+def _comparable(values: Any) -> Any:
+    if not isinstance(values, dict):
+        return values
+    trainer = {key: value for key, value in values.get("trainer", {}).items() if key != "progress_bar"}
+    return json.loads(json.dumps({**values, "trainer": trainer}))
+
+
+def run_cell(
+    study: StudyConfig, cell: Cell, config: Any, *, callbacks: Sequence[Any] = (), order: Sequence[int] = ()
+) -> dict[str, Any]:
+    """Train ``cell`` (resuming when ``resumable_checkpoint`` allows), measure it, write its ``result.json``.
+
+    Returns the record written (keys: cell, order, metrics, seconds, train_seconds, resumed_from, seed,
+    study, config, evaluation, calibration, finished).
+    """
+    from tcdml.experiments.runs import fit_module, measure, write_json
+
+    directory = cell.directory(study.output_dir)
+    resume = resumable_checkpoint(directory, config)
+    if resume is None and directory.exists():
+        shutil.rmtree(directory)  # leftovers of an interrupted run with another config
+    start = time.perf_counter()
+    module, train_seconds = fit_module(config, callbacks, resume=resume)
+    measured = measure(module.model, config, target_far=study.target_far)
+    record = {
+        "cell": cell.keys(),
+        "order": list(order),
+        "metrics": measured.metrics(),
+        "seconds": time.perf_counter() - start,
+        "train_seconds": train_seconds,
+        "resumed_from": None if resume is None else str(resume),
+        "seed": cell.seed,
+        "study": str(study.path),
+        "config": json.loads(json.dumps(config.to_dict())),
+        "evaluation": measured.evaluation.to_dict(),
+        "calibration": measured.calibration.to_dict(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_json(directory / RESULT_FILE, record)
+    return record
+
+
+def plan_study(study: StudyConfig, only: Sequence[str] = ()) -> list[tuple[Cell, Any]]:
+    """The selected cells with their (unfilled) configs; every override is checked before anything trains."""
+    return [(cell, cell_config(study, cell)) for cell in select_cells(study_cells(study), only)]
+
+
+def run_study(
+    study: StudyConfig,
+    *,
+    only: Sequence[str] = (),
+    quiet: bool = False,
+    callbacks: Sequence[Any] = (),
+    echo: Callable[[str], None] = print,
+) -> StudyRun:
+    """Run every selected cell without a ``result.json``; ``echo`` one progress line per cell.
+
+    ``quiet`` turns Lightning's progress bars off; ``callbacks`` are added to every cell's trainer. A cell
+    that raises stops the study with ``CellFailed`` (its traceback in ``<cell>/error.log``); finished cells
+    keep their results.
+    """
+    from tcdml.experiments.runs import quiet_lightning
+
+    start = time.perf_counter()
+    plan = plan_study(study, only)
+    run = StudyRun(study, [cell for cell, _ in plan])
+    counter = ClassCounter()
+    with quiet_lightning():
+        for index, (cell, config) in enumerate(plan, start=1):
+            prefix = f"[{index}/{len(plan)}] {cell.label()}"
+            directory = cell.directory(study.output_dir)
+            if (directory / RESULT_FILE).is_file():
+                run.skipped.append(cell)
+                echo(f"{prefix} … done before, skipped")
+                continue
+            if quiet:
+                config = dataclasses.replace(
+                    config, trainer=dataclasses.replace(config.trainer, progress_bar=False)
+                )
+            try:
+                config = fill_loss_params(config, counter)
+                record = run_cell(study, cell, config, callbacks=callbacks, order=_order(study, cell))
+            except Exception as exc:
+                raise _failed(cell, directory, exc) from exc
+            run.ran.append(cell)
+            echo(f"{prefix} … {record['seconds']:.0f} s")
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def _order(study: StudyConfig, cell: Cell) -> list[int]:
+    """Axis positions in the study file (tables list rows in this order, not alphabetically)."""
+    return [
+        list(study.benchmarks).index(cell.benchmark),
+        list(study.losses).index(cell.loss),
+        list(study.variants).index(cell.variant),
+    ]
+
+
+def _failed(cell: Cell, directory: Path, exc: Exception) -> CellFailed:
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / ERROR_FILE
+    log.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    first = (str(exc).splitlines() or [""])[0]
+    return CellFailed(f"cell {cell.label()} failed: {type(exc).__name__}: {first} (traceback: {log})")

