@@ -53,7 +53,7 @@ def test_cache_equals_no_cache_and_is_never_stale(encoder: SentenceEncoder) -> N
     encoder.eval().requires_grad_(False)
     with torch.inference_mode():  # filled under inference mode (evaluation) ...
         first = encoder(TEXTS[:2])
-    assert len(encoder._cache) == 2
+    assert encoder._frozen_state() is not None  # frozen + eval: features come from a cache
     cached = encoder(TEXTS)  # ... read outside it, into a graph: a head on top can still train
     head = nn.Linear(384, 2)
     head(cached).sum().backward()
@@ -98,3 +98,17 @@ def test_last_blocks_fine_tune(encoder: SentenceEncoder) -> None:
 def test_more_blocks_than_the_backbone_has(encoder: SentenceEncoder) -> None:
     with pytest.raises(TcdmlInputError, match="trainable_blocks=7, but the backbone has 6 blocks"):
         EmbeddingModel(encoder, 8, features=384, trainable_blocks=7)
+
+
+def test_unmodified_encoders_share_their_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two encoders freshly loaded from the same folder: the second one encodes nothing (a study's runs)."""
+    first, second = (SentenceEncoder().eval().requires_grad_(False) for _ in range(2))
+    expected = first(TEXTS)
+    monkeypatch.setattr(second, "encode", lambda texts: pytest.fail(f"re-encoded {texts}"))
+    torch.testing.assert_close(second(TEXTS), expected)
+    # Once its weights change in place, an encoder no longer reads (or fills) the shared features.
+    with torch.no_grad():
+        second.encoder.encoder.layer[5].output.LayerNorm.weight.mul_(2)
+    monkeypatch.undo()
+    assert not torch.allclose(second(TEXTS), expected)
+    torch.testing.assert_close(first(TEXTS), expected)

