@@ -22,19 +22,21 @@ from tcdml.errors import TcdmlInputError
 SPLITS = ("train", "test", "all")
 
 
-class ImageListDataset(Dataset):
-    """A list of (image path, label) with a split name and an optional transform.
+class LabelledDataset(Dataset):
+    """Samples with labels, ids, a split name and an optional transform: what every tcdml dataset shares.
 
     ``labels`` are ``0 .. num_classes-1`` (int64); ``class_names[label]`` is the class as the benchmark names
-    it (e.g. ``"001.Black_footed_Albatross"`` or a SOP class id). ``dataset[i]`` is ``(image, label)`` where
-    ``image`` is the RGB ``PIL.Image`` passed through ``transform`` when one is set.
+    it (e.g. ``"001.Black_footed_Albatross"`` or a SOP class id). ``paths`` are the samples' files, or
+    pseudo-paths used as sample ids for data held in memory. ``dataset[i]`` is ``(sample, label)``: the
+    subclass's ``load_sample(i)`` passed through ``transform`` when one is set. ``modality`` (``"image"`` or
+    ``"text"``) tells the training pipeline whether image transforms apply.
     """
 
-    modality = "image"  # read by the training pipeline to pick image transforms (text datasets: "text")
+    modality = "image"
 
     def __init__(
         self,
-        paths: Sequence[Path],
+        paths: Sequence[str | Path],
         labels: Sequence[int] | np.ndarray,
         *,
         class_names: Sequence[str],
@@ -59,6 +61,29 @@ class ImageListDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def load_sample(self, index: int) -> Any:
+        """The raw sample ``index`` (before ``transform``)."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        sample = self.load_sample(index)
+        if self.transform is not None:
+            sample = self.transform(sample)
+        return sample, int(self.labels[index])
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, "
+            f"samples={len(self)}, classes={self.num_classes})"
+        )
+
+
+class ImageListDataset(LabelledDataset):
+    """A list of (image path, label): ``dataset[i]`` is ``(image, label)``, the image an RGB ``PIL.Image``
+    passed through ``transform`` when one is set (see ``LabelledDataset``)."""
+
+    modality = "image"  # read by the training pipeline to pick image transforms (text datasets: "text")
+
     def load_image(self, index: int) -> Any:
         """The sample's image as an RGB ``PIL.Image``; an unreadable file raises ``TcdmlInputError``."""
         from PIL import Image
@@ -72,17 +97,9 @@ class ImageListDataset(Dataset):
                 f"{self.name}: cannot read image {path} ({exc.__class__.__name__})"
             ) from None
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        image = self.load_image(index)
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, int(self.labels[index])
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, "
-            f"samples={len(self)}, classes={self.num_classes})"
-        )
+    def load_sample(self, index: int) -> Any:
+        """The image (``load_image``, which in-memory datasets override)."""
+        return self.load_image(index)
 
 
 def check_split(dataset: str, split: str) -> str:

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tcdml.data.base import ImageListDataset
+from tcdml.data.base import LabelledDataset
 from tcdml.data.cars import load_cars196
 from tcdml.data.cub import load_cub200
 from tcdml.data.fashion_mnist import load_fashion_mnist
@@ -22,7 +22,7 @@ from tcdml.data.mnist import load_mnist
 from tcdml.data.sop import load_sop
 from tcdml.errors import TcdmlInputError
 
-DATASETS: dict[str, Callable[..., ImageListDataset]] = {
+DATASETS: dict[str, Callable[..., LabelledDataset]] = {
     "cub200": load_cub200,
     "cars196": load_cars196,
     "sop": load_sop,
@@ -42,7 +42,7 @@ def build_dataset(
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
     options: Mapping[str, Any] | None = None,
-) -> ImageListDataset:
+) -> LabelledDataset:
     """The dataset ``name`` (a key of ``DATASETS``) read from ``root`` (for ``"csv"``: the CSV file).
 
     ``options`` are keyword arguments of the loader (e.g. ``{"max_per_class": 100}`` for

@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
+
+from tcdml.data.base import LabelledDataset
 
 
-class TextListDataset(Dataset):
+class TextListDataset(LabelledDataset):
     """A list of (text, label) with a split name, sample ids and an optional transform.
 
-    ``labels`` are ``0 .. num_classes-1`` (int64); ``class_names[label]`` is the class as the benchmark names
-    it. ``dataset[i]`` is ``(text, label)``, the ``str`` passed through ``transform`` when one is set (the
-    default collate then batches texts into a list of ``str``, which text backbones take as they are).
+    ``dataset[i]`` is ``(text, label)``, the ``str`` passed through ``transform`` when one is set (the default
+    collate then batches texts into a list of ``str``, which text backbones take as they are). The rest is
+    ``LabelledDataset``'s (``ids`` become its ``paths``).
     """
 
     modality = "text"
@@ -37,34 +38,11 @@ class TextListDataset(Dataset):
         split: str,
         transform: Callable[[str], Any] | None = None,
     ) -> None:
+        super().__init__(ids, labels, class_names=class_names, name=name, split=split, transform=transform)
         self.texts = [str(text) for text in texts]
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.paths = [Path(sample_id) for sample_id in ids]
-        self.class_names = tuple(class_names)
-        self.name = name
-        self.split = split
-        self.transform = transform
-        if not len(self.texts) == len(self.labels) == len(self.paths):
-            raise ValueError(
-                f"{name}: {len(self.texts)} texts, {len(self.labels)} labels and {len(self.paths)} ids"
-            )
+        if len(self.texts) != len(self.labels):
+            raise ValueError(f"{name}: {len(self.texts)} texts but {len(self.labels)} labels")
 
-    @property
-    def num_classes(self) -> int:
-        """Number of classes in this split."""
-        return len(self.class_names)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        text: Any = self.texts[index]
-        if self.transform is not None:
-            text = self.transform(text)
-        return text, int(self.labels[index])
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, "
-            f"samples={len(self)}, classes={self.num_classes})"
-        )
+    def load_sample(self, index: int) -> str:
+        """The text ``index``."""
+        return self.texts[index]

@@ -82,17 +82,12 @@ def cell_config(study: StudyConfig, cell: Cell) -> Any:
 
 def required_loss_params(name: str) -> list[str]:
     """The constructor parameters without a default of the registry loss ``name`` (e.g. ArcFace's)."""
-    import inspect
-
-    from tcdml.losses.registry import _resolve
+    from tcdml.losses.registry import required_params
 
     try:
-        cls = _resolve(name)
+        return required_params(name)
     except ValueError as exc:
         raise TcdmlInputError(f"loss {name!r}: {exc}") from None
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in parameters if p.default is p.empty and p.kind in kinds]
 
 
 def fill_loss_params(config: Any, num_classes: Callable[[Any], int]) -> Any:

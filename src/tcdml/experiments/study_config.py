@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tcdml.errors import TcdmlInputError
+from tcdml.io.yaml_file import read_yaml_mapping
 
 REQUIRED_KEYS = ("output_dir", "seeds", "benchmarks", "losses", "tcm")
 OPTIONAL_KEYS = ("variants", "overrides", "target_far")
@@ -105,14 +104,7 @@ def load_study(path: str | Path) -> StudyConfig:
     the current folder. Every axis must be non-empty.
     """
     path = Path(path)
-    if not path.is_file():
-        raise TcdmlInputError(f"{path}: no such study config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise TcdmlInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise TcdmlInputError(f"{path}: expected a mapping of study keys, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "study config")
     _check_keys(raw, REQUIRED_KEYS, OPTIONAL_KEYS, f"{path}")
     where = str(path)
     output_dir = raw["output_dir"]

@@ -86,6 +86,18 @@ def _resolve(name: str) -> type[nn.Module]:
     raise ValueError(f"unknown loss {name!r}; see tcdml.losses.available_losses()")
 
 
+def required_params(name: str) -> list[str]:
+    """The constructor parameters of loss ``name`` that have no default (e.g. ArcFace's ``num_classes``).
+
+    Raises ``ValueError`` for an unknown name.
+    """
+    signature = inspect.signature(_resolve(name).__init__)
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [
+        p.name for p in list(signature.parameters.values())[1:] if p.default is p.empty and p.kind in kinds
+    ]
+
+
 def build_loss(name: str, *, tcm: bool | Mapping[str, float] | None = None, **params: Any) -> nn.Module:
     """Build the loss ``name`` with keyword ``params``; ``tcm`` (true or a mapping) wraps it in ``with_tcm``.
 
@@ -95,13 +107,7 @@ def build_loss(name: str, *, tcm: bool | Mapping[str, float] | None = None, **pa
     cls = _resolve(name)
     if "distance" in params:
         params["distance"] = _distance(params["distance"])
-    signature = inspect.signature(cls.__init__)
-    required = [
-        p.name
-        for p in list(signature.parameters.values())[1:]
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
-    missing = [p for p in required if p not in params]
+    missing = [p for p in required_params(name) if p not in params]
     if missing:
         raise ValueError(f"loss {name!r} needs parameter(s): {', '.join(missing)}")
     try:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from tcdml.errors import TcdmlInputError
+from tcdml.io.yaml_file import read_yaml_mapping
 from tcdml.models.embedding import ModelConfig
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -179,15 +180,7 @@ def _read(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     resolved = path.resolve()
     if resolved in chain:
         raise TcdmlInputError(f"{path}: include cycle ({' -> '.join(p.name for p in (*chain, resolved))})")
-    if not path.is_file():
-        raise TcdmlInputError(f"{path}: no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise TcdmlInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise TcdmlInputError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "config", empty_ok=True)
     includes = raw.pop("include", [])
     if isinstance(includes, str):
         includes = [includes]
