@@ -106,3 +106,11 @@ def test_empty_or_missing_study(tmp_path) -> None:
     (tmp_path / "result.json").write_text("{}")
     with pytest.raises(TcdmlInputError, match="not a study result"):
         write_tables(tmp_path)
+
+
+def test_rows_without_a_pair_are_not_counted() -> None:
+    """A benchmark whose only row has base runs but no +TCM run yet: no "helped" count, an explicit line."""
+    unpaired = [record("c", "smooth_ap", "default", False, 0, **{"recall@1": 0.5, "opis": 0.01})]
+    rows = summarise(records() + unpaired)
+    assert benchmark_summary(rows)["c"]["rows"] == 0 and benchmark_summary(rows)["b"]["rows"] == 2
+    assert "- c: no seed finished both without and with TCM yet" in table_markdown(rows)

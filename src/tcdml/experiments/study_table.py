@@ -137,11 +137,16 @@ def _metric(arm: dict[int, dict[str, float]], name: str) -> dict[int, float]:
 
 
 def benchmark_summary(rows: Sequence[RowSummary]) -> dict[str, dict[str, float]]:
-    """Per benchmark: ``mean_opis_change`` (mean over its rows of the paired OPIS change), ``rows`` and
-    ``helped`` (rows with no ``not_helped`` reason), ``mean_r1_change`` likewise."""
+    """Per benchmark, over its rows with at least one seed finished in both arms (``rows``): the mean paired
+    OPIS change ``mean_opis_change``, ``mean_r1_change`` likewise, and ``helped`` (rows with no
+    ``not_helped`` reason). A benchmark without such a row has ``rows`` 0 and NaN means."""
     out: dict[str, dict[str, float]] = {}
     for benchmark in dict.fromkeys(row.benchmark for row in rows):
-        mine = [row for row in rows if row.benchmark == benchmark]
+        mine = [
+            row
+            for row in rows
+            if row.benchmark == benchmark and not math.isnan(row.metrics["recall@1"].change)
+        ]
         out[benchmark] = {
             "mean_opis_change": _mean_finite(row.metrics["opis"].change for row in mine),
             "mean_r1_change": _mean_finite(row.metrics["recall@1"].change for row in mine),
@@ -196,6 +201,9 @@ def table_markdown(rows: Sequence[RowSummary]) -> str:
         "",
     ]
     for name, values in benchmark_summary(rows).items():
+        if not values["rows"]:
+            lines.append(f"- {name}: no seed finished both without and with TCM yet")
+            continue
         lines.append(
             f"- {name}: OPIS {values['mean_opis_change'] * 1e3:+.4f} x1e-3, "
             f"R@1 {values['mean_r1_change']:+.4f}; TCM helped in {values['helped']} of {values['rows']} rows"
