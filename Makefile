@@ -41,5 +41,9 @@ bench: install
 demo: install
 	$(VENV)/bin/tcdml demo --output demo-output
 
+# The offline benchmarks' table and the Pareto study (about 2.5 hours of one CPU core; resumable).
 study: install
-	$(VENV)/bin/tcdml study configs/study/offline.yaml
+	$(VENV)/bin/tcdml study configs/study/offline.yaml --quiet
+	$(VENV)/bin/tcdml study configs/study/offline-pretrained.yaml --quiet
+	$(VENV)/bin/tcdml study configs/study/pareto.yaml --quiet
+	$(VENV)/bin/tcdml pareto runs/study/pareto

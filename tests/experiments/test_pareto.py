@@ -6,6 +6,7 @@ import pytest
 
 from tcdml.experiments.pareto import (
     ParetoRun,
+    frontier_window,
     knee_index,
     pareto_frontier,
     pareto_runs,
@@ -80,3 +81,16 @@ def test_write_pareto_figure_and_report(tmp_path) -> None:
     report = (tmp_path / "figures" / "pareto.md").read_text()
     assert "![Pareto: error vs OPIS](pareto.png)" in report
     assert "(TCM lowered error and OPIS): 6 of 6" in report and "knee of the base frontier:" in report
+
+
+def test_zoom_window_only_when_the_frontiers_sit_in_a_corner() -> None:
+    def run(loss: str, tcm: bool, error: float, opis: float) -> ParetoRun:
+        return ParetoRun(loss, "v", tcm, error, opis, 1)
+
+    near = [run("a", False, 0.10, 0.010), run("a", True, 0.09, 0.009), run("b", False, 0.11, 0.008)]
+    far = [run("c", False, 0.50, 0.050), run("c", True, 0.45, 0.040)]
+    (x_low, x_high), (y_low, y_high) = frontier_window(summarise_pareto(near + far, "bench"))
+    assert x_low < 0.09 and 0.11 < x_high < 0.2 and y_low < 0.008 and 0.01 < y_high < 0.02
+    # Frontier runs spread over the whole plot: no zoom.
+    spread = [run("a", False, 0.1, 0.05), run("a", True, 0.5, 0.01), run("b", False, 0.3, 0.03)]
+    assert frontier_window(summarise_pareto(spread, "bench")) is None

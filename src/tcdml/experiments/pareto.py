@@ -153,8 +153,41 @@ def summarise_pareto(runs: Sequence[ParetoRun], benchmark: str) -> ParetoSummary
     )
 
 
+def frontier_window(summary: ParetoSummary, pad: float = 0.25) -> tuple[tuple[float, float], ...] | None:
+    """The (x, y) limits of a zoom on both frontiers, or None when they already fill the plot.
+
+    The window is the bounding box of the frontiers' runs and their base/+TCM twins, padded by ``pad`` of its
+    size on each side (in log10 OPIS when log-scaled); a zoom is worth it when that box is under a third of
+    the runs' range on both axes.
+    """
+    runs = summary.runs
+    members = set(summary.base_frontier) | set(summary.tcm_frontier)
+    # With each frontier run's twin (the other end of its arrow), so the zoom shows what TCM did to them.
+    members |= {t for b, t in summary.arrows if b in members} | {b for b, t in summary.arrows if t in members}
+
+    def axis(values: list[float], log: bool) -> tuple[float, float, float]:
+        values = [math.log10(v) for v in values] if log else values
+        return min(values), max(values), max(values) - min(values)
+
+    if len(members) < 2:
+        return None
+    limits = []
+    for attribute, log in (("error", False), ("opis", summary.log_scale)):
+        low, high, size = axis([getattr(runs[i], attribute) for i in members], log)
+        _, _, span = axis([getattr(run, attribute) for run in runs], log)
+        if span == 0 or size >= span / 3:
+            return None
+        margin = pad * size if size > 0 else 0.05 * span
+        low, high = low - margin, high + margin
+        limits.append((10**low, 10**high) if log else (low, high))
+    return tuple(limits)
+
+
 def plot_pareto(summary: ParetoSummary, folder: str | os.PathLike, stem: str) -> list[Path]:
-    """The figure of ``summary`` as ``stem.png`` / ``stem.svg`` in ``folder`` (tcdml's figure style)."""
+    """The figure of ``summary`` as ``stem.png`` / ``stem.svg`` in ``folder`` (tcdml's figure style).
+
+    With a ``frontier_window``, a second panel zooms on the frontiers (the first one shows every run).
+    """
     from matplotlib.lines import Line2D
 
     from tcdml.figures import OKABE_ITO, new_figure, save_figure
@@ -164,15 +197,43 @@ def plot_pareto(summary: ParetoSummary, folder: str | os.PathLike, stem: str) ->
     variants = list(dict.fromkeys(run.variant for run in runs))
     colour = {loss: OKABE_ITO[i % len(OKABE_ITO)] for i, loss in enumerate(losses)}
     marker = {variant: MARKERS[i % len(MARKERS)] for i, variant in enumerate(variants)}
-    fig, ax = new_figure(width=7.5, height=5.0)
+    window = frontier_window(summary)
+    fig, axes = new_figure(ncols=2 if window else 1, width=6.5 if window else 7.5, height=5.0)
+    axes = list(axes) if window else [axes]
+    for ax in axes:
+        _draw_runs(ax, summary, colour, marker)
+        if summary.log_scale:
+            ax.set_yscale("log")
+        ax.set_xlabel("recognition error (1 - R@1)")
+    axes[0].set_ylabel("OPIS (lower is more threshold-consistent)")
+    axes[0].set_title(f"{summary.benchmark}: base -> +TCM" + (", every run" if window else ""))
+    if window:
+        (x_limits, y_limits), zoom = window, axes[1]
+        zoom.set_xlim(*x_limits)
+        zoom.set_ylim(*y_limits)
+        zoom.set_title("zoom on the frontiers")
+        axes[0].add_patch(_rectangle(x_limits, y_limits))
+    handles = [Line2D([], [], color=colour[loss], lw=0, marker="o", label=loss) for loss in losses]
+    handles += [Line2D([], [], color="0.4", lw=0, marker=marker[v], label=v) for v in variants]
+    handles += [
+        Line2D([], [], color="0.4", lw=0, marker="o", markerfacecolor="none", label="open: +TCM"),
+        Line2D([], [], color="0.25", linestyle="--", label="base frontier"),
+        Line2D([], [], color="0.25", linestyle=":", label="+TCM frontier"),
+    ]
+    axes[0].legend(handles=handles, loc="best", fontsize=8, ncol=2)
+    return save_figure(fig, folder, stem)
+
+
+def _draw_runs(ax: Any, summary: ParetoSummary, colour: dict, marker: dict) -> None:
+    """Points, base -> +TCM arrows, both frontiers and the knee of ``summary`` on ``ax``."""
+    runs = summary.runs
     for run in runs:
-        face = "none" if run.tcm else colour[run.loss]
         ax.scatter(
             run.error,
             run.opis,
             s=55,
             marker=marker[run.variant],
-            facecolors=face,
+            facecolors="none" if run.tcm else colour[run.loss],
             edgecolors=colour[run.loss],
             linewidths=1.5,
             zorder=3,
@@ -206,21 +267,15 @@ def plot_pareto(summary: ParetoSummary, folder: str | os.PathLike, stem: str) ->
         ax.scatter(
             knee.error, knee.opis, s=260, facecolors="none", edgecolors="black", linewidths=1.0, zorder=4
         )
-        ax.annotate("knee", (knee.error, knee.opis), textcoords="offset points", xytext=(10, 8), fontsize=9)
-    if summary.log_scale:
-        ax.set_yscale("log")
-    ax.set_xlabel("recognition error (1 - R@1)")
-    ax.set_ylabel("OPIS (lower is more threshold-consistent)")
-    ax.set_title(f"{summary.benchmark}: base -> +TCM")
-    handles = [Line2D([], [], color=colour[loss], lw=0, marker="o", label=loss) for loss in losses]
-    handles += [Line2D([], [], color="0.4", lw=0, marker=marker[v], label=v) for v in variants]
-    handles += [
-        Line2D([], [], color="0.4", lw=0, marker="o", markerfacecolor="none", label="open: +TCM"),
-        Line2D([], [], color="0.25", linestyle="--", label="base frontier"),
-        Line2D([], [], color="0.25", linestyle=":", label="+TCM frontier"),
-    ]
-    ax.legend(handles=handles, loc="best", fontsize=8, ncol=2)
-    return save_figure(fig, folder, stem)
+        ax.annotate("knee", (knee.error, knee.opis), textcoords="offset points", xytext=(10, -14), fontsize=9)
+
+
+def _rectangle(x_limits: tuple[float, float], y_limits: tuple[float, float]) -> Any:
+    """The zoom window's outline, for the overview panel."""
+    from matplotlib.patches import Rectangle
+
+    (x0, x1), (y0, y1) = x_limits, y_limits
+    return Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="0.4", linestyle="-", lw=0.8, zorder=1)
 
 
 def pareto_markdown(summary: ParetoSummary, figure: str) -> str:
