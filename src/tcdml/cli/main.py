@@ -157,12 +157,9 @@ def calibrate(
     )
     summary = result.to_dict()
     if output is not None:
-        import json
+        from tcdml.io.json_file import write_json
 
-        from tcdml.io.atomic import atomic_write
-
-        with atomic_write(output) as handle:
-            json.dump(summary, handle, indent=2)
+        write_json(output, summary)  # strict JSON: a NaN rate is written as null
     if plot is not None:
         from tcdml.calibration.plots import plot_class_rates
 

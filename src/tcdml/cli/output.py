@@ -7,10 +7,12 @@ import math
 import sys
 from typing import Any
 
+from tcdml.io.json_file import finite
+
 
 def print_json(data: dict) -> None:
     """Exactly one JSON object on stdout (NaN written as null)."""
-    sys.stdout.write(json.dumps(_finite(data), indent=2) + "\n")
+    sys.stdout.write(json.dumps(finite(data), indent=2) + "\n")
 
 
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
@@ -42,14 +44,3 @@ def _format_item(item: Any) -> str:
         rest = [f"{v:.3g}" for k, v in item.items() if k != "label" and isinstance(v, float)]
         return f"{label} ({', '.join(rest)})"
     return str(item)
-
-
-def _finite(value: Any) -> Any:
-    """Replace NaN/Inf floats by None so the output is strict JSON."""
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

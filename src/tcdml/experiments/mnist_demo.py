@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from tcdml.errors import TcdmlInputError
-from tcdml.experiments.runs import fit_module, headline_metrics, measure, quiet_lightning, write_json
+from tcdml.experiments.runs import fit_module, headline_metrics, measure, quiet_lightning
+from tcdml.io.json_file import write_json
 
 #: The two runs: (name, config file under the demo config folder, title used in figures and tables).
 RUNS = (

@@ -6,18 +6,16 @@ Shared by the MNIST demo (``mnist_demo``) and the study grid (``study``), so bot
 - ``measure(model, config, target_far)``: embeddings of ``data.eval_split``, ``tcdml.metrics.evaluate`` with
   the config's eval settings (``ks`` always including 1) and one global threshold at ``target_far``;
 - ``headline_metrics``: the numbers a table shows (R@1, MAP@R, OPIS, eps-OPIS, per-class FAR/FRR spreads);
-- ``quiet_lightning``: silences Lightning's start-up chatter; ``finite`` / ``write_json``: strict JSON.
+- ``quiet_lightning``: silences Lightning's start-up chatter (strict JSON: ``tcdml.io.json_file``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,27 +111,6 @@ def headline_metrics(evaluation: Any, calibration: Any) -> dict[str, float]:
         }
     )
     return out
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively (strict JSON)."""
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
-    """Write ``data`` as indented strict JSON to ``path``, atomically (a reader never sees half a file)."""
-    from tcdml.io.atomic import atomic_write
-
-    path = Path(path)
-    with atomic_write(path) as handle:
-        json.dump(finite(data), handle, indent=2)
-    return path
 
 
 class quiet_lightning:

@@ -154,7 +154,8 @@ def run_cell(
     Returns the record written (keys: cell, order, metrics, seconds, train_seconds, resumed_from, seed,
     study, config, evaluation, calibration, finished).
     """
-    from tcdml.experiments.runs import fit_module, measure, write_json
+    from tcdml.experiments.runs import fit_module, measure
+    from tcdml.io.json_file import write_json
 
     directory = cell.directory(study.output_dir)
     resume = resumable_checkpoint(directory, config)
