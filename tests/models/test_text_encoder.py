@@ -112,3 +112,5 @@ def test_unmodified_encoders_share_their_cache(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.undo()
     assert not torch.allclose(second(TEXTS), expected)
     torch.testing.assert_close(first(TEXTS), expected)
+    # A copy of the changed encoder (its version counters restart at 0) must not look unmodified either.
+    assert not torch.allclose(copy.deepcopy(second)(TEXTS), expected)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def minilm_path() -> Path:
 
 #: Features of frozen, unmodified encoders: (folder, device, autocast, autocast dtype, weight dtype) -> cache.
 _SHARED_CACHES: dict[tuple, dict[str, torch.Tensor]] = {}
+#: Encoders built by ``__init__`` from their folder. A copy (deepcopy, unpickling) is not one of them: its
+#: version counters restart at 0, so they could not tell its weights from the folder's.
+_LOADED: weakref.WeakSet[SentenceEncoder] = weakref.WeakSet()
 
 
 class SentenceEncoder(nn.Module):
@@ -71,6 +75,7 @@ class SentenceEncoder(nn.Module):
         self._cache_key: tuple | None = None
         # Parameter version counters as loaded: unchanged means the weights are still the folder's.
         self._loaded_versions = tuple(p._version for p in self.parameters())
+        _LOADED.add(self)
 
     def blocks(self) -> list[nn.Module]:
         """The transformer layers, input to output."""
@@ -109,7 +114,7 @@ class SentenceEncoder(nn.Module):
         if key is None:
             self._cache.clear()
             return self.encode(list(texts))
-        if self._loaded_versions == tuple(p._version for p in self.parameters()):
+        if self in _LOADED and self._loaded_versions == tuple(p._version for p in self.parameters()):
             # Still the folder's weights: share the features with every encoder of the folder (same setting).
             cache = _SHARED_CACHES.setdefault((self.path, *key[:3], key[3][0][1]), {})
         else:
