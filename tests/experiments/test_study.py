@@ -86,6 +86,22 @@ def test_a_cell_without_result_resumes_from_its_checkpoint(finished, monkeypatch
     assert after["metrics"]["recall@1"] == before["metrics"]["recall@1"]
 
 
+def test_a_result_of_another_config_is_not_kept(finished, monkeypatch) -> None:
+    """A result.json measured with other settings (here: other TCM margins) is measured again."""
+    study = finished[0]
+    short_epochs(monkeypatch)
+    cell = next(cell for cell in finished[1].cells if cell.tcm and cell.loss == "smooth_ap")
+    result = cell.directory(study.output_dir) / "result.json"
+    stale = json.loads(result.read_text())
+    stale["config"]["loss"]["tcm"]["margin_neg"] = 0.1
+    stale["metrics"]["recall@1"] = -1.0
+    result.write_text(json.dumps(stale))
+    lines: list[str] = []
+    run = run_study(study, only=["loss=smooth_ap", "tcm=tcm"], quiet=True, echo=lines.append)
+    assert len(run.ran) == 1 and "config changed" in lines[0]
+    assert json.loads(result.read_text())["metrics"]["recall@1"] >= 0
+
+
 def test_a_failing_cell_stops_with_its_name(tmp_path) -> None:
     path = write_study(tmp_path, losses={"broken": {"name": "smooth_ap", "params": {"bogus": 1}}})
     with pytest.raises(CellFailed, match=r"cell mnist / broken / default / base / seed 0 failed: .*bogus"):

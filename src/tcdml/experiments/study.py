@@ -9,7 +9,8 @@ the loss entry gives them. After ``fit`` the trained model (final epoch) embeds 
 evaluated with the config's ``eval`` settings and calibrated at the study's ``target_far``
 (``tcdml.experiments.runs.measure``).
 
-Resuming: a cell with a ``result.json`` is skipped. A cell without one continues from its
+Resuming: a cell with a ``result.json`` measured with the same config is skipped (one whose config changed
+since, e.g. other TCM margins, is trained again). A cell without one continues from its
 ``checkpoints/last.ckpt`` when that checkpoint was written by the same config, else starts from scratch
 (its folder is cleared first).
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import pickle
 import shutil
 import time
 import traceback
@@ -29,6 +32,8 @@ from typing import Any
 
 from tcdml.errors import TcdmlInputError
 from tcdml.experiments.study_config import Cell, StudyConfig, select_cells, study_cells
+
+log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.log"
@@ -114,11 +119,10 @@ class ClassCounter:
     def __call__(self, data: Any) -> int:
         from tcdml.data import build_dataset
 
-        options = dict(getattr(data, "options", None) or {})  # the loader's own arguments (e.g. a subset)
-        key = (data.dataset, data.root, data.train_split, json.dumps(options, sort_keys=True))
-        if key not in self.cache:
-            extra = {"options": options} if options else {}
-            self.cache[key] = build_dataset(data.dataset, data.root, data.train_split, **extra).num_classes
+        key = (data.dataset, data.root, data.train_split, json.dumps(data.options, sort_keys=True))
+        if key not in self.cache:  # options: the loader's own arguments (e.g. a class subset)
+            split = build_dataset(data.dataset, data.root, data.train_split, options=data.options)
+            self.cache[key] = split.num_classes
         return self.cache[key]
 
 
@@ -134,9 +138,22 @@ def resumable_checkpoint(directory: Path, config: Any) -> Path | None:
 
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True).get("tcdml_config")
-    except Exception:  # a truncated or foreign file: start over rather than fail
+    except (OSError, RuntimeError, EOFError, AttributeError, pickle.UnpicklingError) as exc:
+        log.warning("%s: not resumable (%s: %s); the cell starts over", path, type(exc).__name__, exc)
         return None
     return path if _comparable(stored) == _comparable(config.to_dict()) else None
+
+
+def finished_with(directory: Path, config: Any) -> bool:
+    """Whether ``directory`` holds a ``result.json`` measured with ``config`` (progress bar aside)."""
+    path = directory / RESULT_FILE
+    if not path.is_file():
+        return False
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8")).get("config")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False  # unreadable: measure the cell again
+    return _comparable(stored) == _comparable(config.to_dict())
 
 
 def _comparable(values: Any) -> Any:
@@ -195,7 +212,7 @@ def run_study(
     callbacks: Sequence[Any] = (),
     echo: Callable[[str], None] = print,
 ) -> StudyRun:
-    """Run every selected cell without a ``result.json``; ``echo`` one progress line per cell.
+    """Run every selected cell without a ``result.json`` of its current config; ``echo`` a line per cell.
 
     ``quiet`` turns Lightning's progress bars off; ``callbacks`` are added to every cell's trainer. A cell
     that raises stops the study with ``CellFailed`` (its traceback in ``<cell>/error.log``); finished cells
@@ -211,16 +228,19 @@ def run_study(
         for index, (cell, config) in enumerate(plan, start=1):
             prefix = f"[{index}/{len(plan)}] {cell.label()}"
             directory = cell.directory(study.output_dir)
-            if (directory / RESULT_FILE).is_file():
-                run.skipped.append(cell)
-                echo(f"{prefix} … done before, skipped")
-                continue
             if quiet:
                 config = dataclasses.replace(
                     config, trainer=dataclasses.replace(config.trainer, progress_bar=False)
                 )
             try:
                 config = fill_loss_params(config, counter)
+                if finished_with(directory, config):
+                    run.skipped.append(cell)
+                    echo(f"{prefix} … done before, skipped")
+                    continue
+                if (directory / RESULT_FILE).is_file():
+                    echo(f"{prefix} … its config changed since it ran: training it again")
+                    (directory / RESULT_FILE).unlink()
                 record = run_cell(study, cell, config, callbacks=callbacks, order=_order(study, cell))
             except Exception as exc:
                 raise _failed(cell, directory, exc) from exc
