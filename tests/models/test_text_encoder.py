@@ -114,3 +114,11 @@ def test_unmodified_encoders_share_their_cache(monkeypatch: pytest.MonkeyPatch) 
     torch.testing.assert_close(first(TEXTS), expected)
     # A copy of the changed encoder (its version counters restart at 0) must not look unmodified either.
     assert not torch.allclose(copy.deepcopy(second)(TEXTS), expected)
+    # Nor an encoder whose weights were replaced by new tensors (version 0 again), nor another max_length.
+    third = SentenceEncoder().eval().requires_grad_(False)
+    halved = {key: value * 0.5 for key, value in third.state_dict().items()}
+    third.load_state_dict(halved, assign=True)
+    third.requires_grad_(False)
+    assert not torch.allclose(third(TEXTS), expected)
+    short = SentenceEncoder(max_length=4).eval().requires_grad_(False)
+    torch.testing.assert_close(short(TEXTS), short.encode(TEXTS))

