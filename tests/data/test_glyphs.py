@@ -104,3 +104,17 @@ def test_folder_without_fonts(tmp_path: Path) -> None:
 def test_unknown_loader_option() -> None:
     with pytest.raises(TcdmlInputError, match="unknown option 'max_per_class'"):
         build_dataset("glyphs", "unused", options={"max_per_class": 3})
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("glyphs", {"max_classes": "10"}, "option max_classes='10', expected int | None"),
+        ("glyphs", {"image_size": 32.5}, "option image_size=32.5, expected int"),
+        ("hscodes", {"max_classes": True}, "option max_classes=True, expected int | None"),
+    ],
+)
+def test_loader_option_of_the_wrong_type(name: str, options: dict, message: str) -> None:
+    """A YAML typo in data.options is one line naming the option, before any loading."""
+    with pytest.raises(TcdmlInputError, match=message.replace("|", r"\|")):
+        build_dataset(name, "unused", options=options)

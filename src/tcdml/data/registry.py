@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -62,4 +64,29 @@ def build_dataset(
         if unknown:
             known = ", ".join(accepted) or "none"
             raise TcdmlInputError(f"dataset {name!r}: unknown option {unknown[0]!r} (its options: {known})")
+        hints = typing.get_type_hints(loader)
+        for key, value in options.items():
+            if not _fits(value, hints.get(key, Any)):
+                raise TcdmlInputError(
+                    f"dataset {name!r}: option {key}={value!r}, expected {_type_name(hints[key])}"
+                )
     return loader(root, split=split, transform=transform, **options)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits a loader's option annotation (a bool is not an int; an int is a float)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
