@@ -35,3 +35,10 @@ def test_bad_trainable_blocks() -> None:
         ModelConfig(backbone="small_cnn", trainable_blocks=-1)
     with pytest.raises(TcdmlInputError, match="backbone 'SmallCNN' has no blocks"):
         build_model(ModelConfig(backbone="small_cnn", embedding_size=4, trainable_blocks=1))
+
+
+@pytest.mark.parametrize("option", [{"pooling": "max"}, {"img_size": 64}, {"drop_path_rate": 0.1}])
+def test_local_backbones_refuse_timm_only_options(option: dict) -> None:
+    """small_cnn & co. would silently ignore timm's options: a one-line error instead."""
+    with pytest.raises(TcdmlInputError, match=f"does not take {next(iter(option))}"):
+        build_model(ModelConfig(backbone="small_cnn", embedding_size=4, **option))

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tcdml.io.atomic import atomic_write
 
 
@@ -17,8 +19,8 @@ def finite(value: Any) -> Any:
         return {key: finite(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [finite(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):  # numpy floats are floats too
-        return None
+    if isinstance(value, float | np.floating):  # np.float32 is no Python float, and json cannot write it
+        return float(value) if math.isfinite(value) else None
     return value
 
 

@@ -189,7 +189,14 @@ class EmbeddingModel(nn.Module):
 
 def build_model(config: ModelConfig) -> EmbeddingModel:
     """The embedding model of ``config``, with its pretrained weights loaded (see ``ModelConfig``)."""
-    if config.backbone in LOCAL_BACKBONES:  # tcdml's own small backbones (e.g. the MNIST demo's "small_cnn")
+    if config.backbone in LOCAL_BACKBONES:  # tcdml's own backbones (small_cnn, efficientnet_lite0, minilm_l6)
+        timm_only = {"pooling": None, "img_size": None, "drop_path_rate": 0.0, "pretrained_from_hub": False}
+        ignored = [key for key, default in timm_only.items() if getattr(config, key) != default]
+        if ignored:  # these are timm's options: a local backbone would silently ignore them
+            raise TcdmlInputError(
+                f"model: backbone {config.backbone!r} is built by tcdml and does not take "
+                f"{', '.join(ignored)} (timm backbones only)"
+            )
         backbone = LOCAL_BACKBONES[config.backbone]()
     else:
         backbone = create_backbone(
