@@ -31,7 +31,9 @@ both have. The lower code point wins, so ASCII and Latin letters stay and their 
 Open-world split: the kept classes are permuted with a fixed seed (``SPLIT_SEED``, not the training seed);
 even positions train, odd positions test (half/half, disjoint characters). ``max_classes`` keeps the first
 ``max_classes`` classes of that permutation, so a smaller benchmark's train and test classes are subsets of
-the full benchmark's. Renderings are cached in memory per (font folder, image size, min_fonts).
+the full benchmark's at the same ``image_size``. Across sizes they are not: the kept classes (empty renders,
+homoglyphs) depend on the size (874 at 32 px, 877 at 64 px), which shifts the permutation, so never train at
+one size and evaluate at another. Renderings are cached in memory per (font folder, image size, min_fonts).
 """
 
 from __future__ import annotations
