@@ -18,11 +18,21 @@ from torch import nn
 
 from tcdml.errors import TcdmlInputError
 from tcdml.models.backbone import create_backbone, feature_size, load_weights
-from tcdml.models.small_cnn import LOCAL_BACKBONES
+from tcdml.models.efficientnet_lite import EfficientNetLite0
+from tcdml.models.small_cnn import SmallCNN
+from tcdml.models.text_encoder import SentenceEncoder
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+#: Backbones tcdml builds itself (not timm's), by ``ModelConfig.backbone`` name.
+LOCAL_BACKBONES: dict[str, type[nn.Module]] = {
+    "small_cnn": SmallCNN,
+    "minilm_l6": SentenceEncoder,
+    "efficientnet_lite0": EfficientNetLite0,
+}
 
 
 @dataclass(frozen=True)

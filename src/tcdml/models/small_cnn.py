@@ -10,9 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tcdml.models.efficientnet_lite import EfficientNetLite0
-from tcdml.models.text_encoder import SentenceEncoder
-
 #: MNIST pixel statistics (per channel of the grey image repeated as RGB).
 MNIST_MEAN = (0.1307, 0.1307, 0.1307)
 MNIST_STD = (0.3081, 0.3081, 0.3081)
@@ -53,11 +50,3 @@ class SmallCNN(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images -> (B, num_features) features."""
         return self.project(self.features(images).mean(dim=(2, 3)))
-
-
-#: Backbones tcdml builds itself (not timm's), by ``ModelConfig.backbone`` name.
-LOCAL_BACKBONES = {
-    "small_cnn": SmallCNN,
-    "minilm_l6": SentenceEncoder,
-    "efficientnet_lite0": EfficientNetLite0,
-}
