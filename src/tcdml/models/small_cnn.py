@@ -23,6 +23,10 @@ class SmallCNN(nn.Module):
     ArcFace on MNIST stalls around R@1 0.6 (digits cannot pass each other on the circle); with it, R@1 ~0.9.
     ``num_features`` is the output width (``hidden``); ``pretrained_cfg`` carries the input normalisation
     (MNIST's), read by ``EmbeddingModel`` as timm backbones' is.
+
+    Every BatchNorm keeps running statistics, so in eval mode a sample's features do not depend on the
+    rest of its batch (until tcdml 0.1 the convolutional BatchNorms used batch statistics even in eval
+    mode: embeddings changed with ``--batch-size``; such checkpoints no longer load).
     """
 
     def __init__(
@@ -34,7 +38,7 @@ class SmallCNN(nn.Module):
         for index, width in enumerate(widths):
             layers += [
                 nn.Conv2d(previous, width, 3, padding=1, bias=False),
-                nn.BatchNorm2d(width, track_running_stats=False),
+                nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
             ]
             if index < len(widths) - 1:

@@ -68,7 +68,13 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[EmbeddingModel, Trai
     model = build_model(config.model)
     prefix = "model."
     state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    model.load_state_dict(state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        names = ", ".join([*(f"missing {k!r}" for k in missing[:2]), *(f"unexpected {k!r}" for k in unexpected[:2])])
+        raise TcdmlInputError(
+            f"{path}: the checkpoint's weights do not fit the model its config builds ({names}; "
+            f"{len(missing)} missing, {len(unexpected)} unexpected: written by another tcdml version?)"
+        )
     return model.eval(), config
 
 
