@@ -15,7 +15,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.metrics.evaluator import exact_counts, prepare_inputs, run_prepared
 from tcdml.metrics.pair_counts import PairCounts
 from tcdml.metrics.settings import EvaluationSettings
-from tcdml.metrics.validation import check_open_unit
+from tcdml.metrics.validation import check_integer, check_open_unit
 
 
 @dataclass(frozen=True)
@@ -110,14 +110,9 @@ def calibrate_counts(
     the false-accept budget). ``target_frr``: the largest ``t`` with ``FRR(t) <= target_frr``. In histogram
     mode ``t`` is a bin edge, where the achieved rates are exact.
     """
-    if (target_far is None) == (target_frr is None):
-        raise TcdmlInputError("give exactly one of target_far or target_frr")
-    if target_far is not None:
-        target, rate = "far", check_open_unit(target_far, "target_far")
-        threshold = counts.far_threshold(rate)
-    else:
-        target, rate = "frr", check_open_unit(target_frr, "target_frr")  # type: ignore[arg-type]
-        threshold = counts.frr_threshold(rate)
+    target, rate = _check_target(target_far, target_frr)
+    num_worst = check_integer(num_worst, "num_worst", 1)
+    threshold = counts.far_threshold(rate) if target == "far" else counts.frr_threshold(rate)
     at = np.array([threshold])
     return CalibrationResult(
         target=target,
@@ -131,6 +126,15 @@ def calibrate_counts(
         mode=mode,
         num_worst=num_worst,
     )
+
+
+def _check_target(target_far: Any, target_frr: Any) -> tuple[str, float]:
+    """("far" or "frr", the rate): exactly one target, a number in (0, 1)."""
+    if (target_far is None) == (target_frr is None):
+        raise TcdmlInputError("give exactly one of target_far or target_frr")
+    if target_far is not None:
+        return "far", check_open_unit(target_far, "target_far")
+    return "frr", check_open_unit(target_frr, "target_frr")
 
 
 def calibrate(
@@ -149,6 +153,8 @@ def calibrate(
     ``settings`` are ``EvaluationSettings`` fields that matter here: ``mode``, ``num_bins``, ``device``,
     ``max_block_bytes``, ``progress``.
     """
+    _check_target(target_far, target_frr)  # before the pass
+    check_integer(num_worst, "num_worst", 1)
     config = EvaluationSettings(ks=(1,), **settings)
     prepared = prepare_inputs(embeddings, labels, is_query, is_gallery, config)
     if config.mode == "exact":

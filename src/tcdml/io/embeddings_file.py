@@ -1,13 +1,18 @@
 """The embedding file of SPEC: ``.npz`` with ``embeddings`` (N x D float) and ``labels`` (N int).
 
-Optional arrays: ``ids`` (N), ``is_query`` and ``is_gallery`` (N bool). Files are read with
-``allow_pickle=False``: an object array in a user's file is refused, never unpickled.
+Optional arrays: ``ids`` (N), ``is_query`` and ``is_gallery`` (N bool). Files are read member by member
+with ``allow_pickle=False``: an object array in a user's file is refused, never unpickled. Each array's
+``.npy`` header is checked before its data is read: the bytes its shape claims must be in the file and fit
+in the available memory (a forged header cannot make numpy allocate terabytes). Arrays other than these
+five are not read.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +23,10 @@ from tcdml.io.atomic import atomic_write
 
 REQUIRED_KEYS = ("embeddings", "labels")
 OPTIONAL_KEYS = ("ids", "is_query", "is_gallery")
+#: numpy's ``.npy`` magic prefix: a lone array saved with ``np.save`` (not an ``.npz`` archive).
+NPY_MAGIC = b"\x93NUMPY"
+#: dtype kinds accepted per array (numpy's ``dtype.kind``).
+_KINDS = {"embeddings": ("fiu", "numbers"), "labels": ("iu", "integer class labels")}
 
 
 @dataclass(frozen=True)
@@ -31,31 +40,126 @@ class EmbeddingsFile:
     is_gallery: np.ndarray | None = None
 
 
+def check_input_file(path: Path, what: str) -> None:
+    """Refuse (one line naming ``path``) a missing path, a folder, a special file or an unreadable file."""
+    if path.is_dir():
+        raise TcdmlInputError(f"{path}: is a directory, expected {what}")
+    if not path.exists():
+        raise TcdmlInputError(f"{path}: no such file (expected {what})")
+    if not path.is_file():
+        raise TcdmlInputError(f"{path}: not a regular file (expected {what})")
+    if not os.access(path, os.R_OK):
+        raise TcdmlInputError(f"{path}: permission denied (cannot read {what})")
+
+
 def load_embeddings_file(path: str | os.PathLike) -> EmbeddingsFile:
     """Read an embedding ``.npz`` file; raise ``TcdmlInputError`` naming the file and the missing/bad key."""
     path = Path(path)
-    if not path.is_file():
-        raise TcdmlInputError(f"{path}: no such file (expected an .npz with 'embeddings' and 'labels')")
+    check_input_file(path, "an .npz with 'embeddings' and 'labels'")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as handle:
+                start = handle.read(len(NPY_MAGIC))
+            if start == NPY_MAGIC:
+                raise TcdmlInputError(
+                    f"{path}: a single .npy array, not an .npz archive (write 'embeddings' and 'labels' "
+                    "with numpy.savez or tcdml.io.save_embeddings_file)"
+                )
+            raise TcdmlInputError(f"{path}: cannot read as .npz (not a zip archive of .npy arrays)")
+        with zipfile.ZipFile(path) as archive:
+            members = {
+                info.filename.removesuffix(".npy"): info
+                for info in archive.infolist()
+                if info.filename.endswith(".npy")
+            }
+            for key in REQUIRED_KEYS:
+                if key not in members:
+                    found = ", ".join(sorted(members)) or "nothing"
+                    raise TcdmlInputError(f"{path}: missing array '{key}' (found: {found})")
+            keys = [key for key in REQUIRED_KEYS + OPTIONAL_KEYS if key in members]
+            headers = {key: _read_header(path, key, archive, members[key]) for key in keys}
+            _check_memory(path, {key: nbytes for key, (_, _, nbytes) in headers.items()})
+            arrays = {key: _read_array(archive, members[key]) for key in keys}
+    except TcdmlInputError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TcdmlInputError(f"{path}: cannot read as .npz ({reason})") from None
-    for key in REQUIRED_KEYS:
-        if key not in arrays:
-            found = ", ".join(sorted(arrays)) or "nothing"
-            raise TcdmlInputError(f"{path}: missing array '{key}' (found: {found})")
-    n = len(arrays["labels"]) if arrays["labels"].ndim else -1
-    for key in OPTIONAL_KEYS:
+    _check_arrays(path, arrays)
+    return EmbeddingsFile(**{key: arrays.get(key) for key in REQUIRED_KEYS + OPTIONAL_KEYS})
+
+
+def _read_header(
+    path: Path, key: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data bytes) from a member's ``.npy`` header, checked against the member's size."""
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise TcdmlInputError(f"{path}: array '{key}' has unknown .npy format version {version}")
+        header_bytes = stream.tell()
+    if dtype.hasobject:
+        raise TcdmlInputError(
+            f"{path}: array '{key}' holds Python objects (dtype {dtype}); refused, tcdml never unpickles"
+        )
+    nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
+    stored = info.file_size - header_bytes
+    if nbytes > stored:
+        raise TcdmlInputError(
+            f"{path}: array '{key}' claims shape {tuple(shape)} of {dtype} ({nbytes:,} bytes) but the file "
+            f"holds {max(stored, 0):,} bytes of it (damaged or forged header)"
+        )
+    return tuple(shape), dtype, nbytes
+
+
+def _check_memory(path: Path, nbytes: dict[str, int]) -> None:
+    """Refuse arrays that together need more than the memory available now."""
+    import psutil
+
+    total = sum(nbytes.values())
+    available = psutil.virtual_memory().available
+    if total > available:
+        largest = max(nbytes, key=nbytes.__getitem__)
+        raise TcdmlInputError(
+            f"{path}: its arrays need {total:,} bytes ('{largest}': {nbytes[largest]:,}) but only "
+            f"{available:,} bytes of memory are available"
+        )
+
+
+def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """A member's array (no pickles); the rest of the member is read too, so zipfile checks its CRC."""
+    with archive.open(info) as stream:
+        array = np.lib.format.read_array(stream, allow_pickle=False)
+        while stream.read(1 << 20):
+            pass
+    return array
+
+
+def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Dtypes and shapes of the arrays (values are checked in ``tcdml.metrics``)."""
+    for key, (kinds, expected) in _KINDS.items():
+        dtype = arrays[key].dtype
+        if dtype.kind not in kinds or dtype.fields is not None:
+            raise TcdmlInputError(f"{path}: array '{key}' has dtype {dtype}, expected {expected}")
+    if arrays["embeddings"].ndim != 2:
+        raise TcdmlInputError(
+            f"{path}: array 'embeddings' has shape {arrays['embeddings'].shape}, expected 2-D (N x D)"
+        )
+    if arrays["labels"].ndim != 1:
+        raise TcdmlInputError(f"{path}: array 'labels' has shape {arrays['labels'].shape}, expected 1-D (N,)")
+    n = len(arrays["embeddings"])
+    for key in ("labels", *OPTIONAL_KEYS):
         if key in arrays and (arrays[key].ndim != 1 or len(arrays[key]) != n):
             raise TcdmlInputError(
-                f"{path}: array '{key}' has shape {arrays[key].shape}, expected ({n},) like 'labels'"
+                f"{path}: array '{key}' has shape {arrays[key].shape}, expected ({n},) like 'embeddings'"
             )
     for key in ("is_query", "is_gallery"):
         if key in arrays and arrays[key].dtype != np.bool_:
             raise TcdmlInputError(f"{path}: array '{key}' has dtype {arrays[key].dtype}, expected bool")
-    return EmbeddingsFile(**{key: arrays.get(key) for key in REQUIRED_KEYS + OPTIONAL_KEYS})
 
 
 def save_embeddings_file(

@@ -15,7 +15,7 @@ from tcdml.metrics.result import ClassTable, EvaluationResult
 from tcdml.metrics.settings import EvaluationSettings
 from tcdml.metrics.similarity_pass import PassState, PreparedSet, prepare, run_pass
 from tcdml.metrics.utility import calibration_range, class_utilities, threshold_grid
-from tcdml.metrics.validation import as_embeddings, as_labels, as_mask
+from tcdml.metrics.validation import as_embeddings, as_labels, as_mask, check_device
 
 #: Sets larger than this show a progress bar by default.
 PROGRESS_MIN_SAMPLES = 20_000
@@ -64,11 +64,13 @@ def prepare_inputs(
     label_array = as_labels(labels, tensor.shape[0])
     query_mask = as_mask(is_query, len(label_array), "is_query")
     gallery_mask = as_mask(is_gallery, len(label_array), "is_gallery")
-    if len(np.unique(label_array)) < 2:
+    num_classes = len(np.unique(label_array))
+    if num_classes < 2:
         raise TcdmlInputError(
             f"labels: a single class ({label_array[0]}); OPIS and retrieval need at least 2"
         )
-    device = _device(settings.device) if settings.device else tensor.device
+    settings.check_memory(num_classes)
+    device = check_device(settings.device) if settings.device else tensor.device
     prepared = prepare(tensor, label_array, query_mask, gallery_mask, device)
     if not (prepared.num_relevant > 0).any():
         raise TcdmlInputError(
@@ -79,17 +81,6 @@ def prepare_inputs(
     if max(settings.ks) > candidates:
         raise TcdmlInputError(f"k={max(settings.ks)} is larger than the {candidates} neighbours a query has")
     return prepared
-
-
-def _device(name: str) -> torch.device:
-    """The compute device named by the user, checked to exist here."""
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TcdmlInputError(f"device={name!r}: not a torch device name (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TcdmlInputError(f"device={name!r}: CUDA is not available on this machine")
-    return device
 
 
 def run_prepared(

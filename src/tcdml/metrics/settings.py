@@ -6,11 +6,15 @@ from dataclasses import dataclass
 
 from tcdml.errors import TcdmlInputError
 from tcdml.metrics.validation import (
-    check_far_range,
+    check_device,
+    check_far_pair,
+    check_integer,
     check_ks,
     check_num_thresholds,
     check_open_unit,
     check_positive,
+    is_real,
+    show,
 )
 
 MODES = ("histogram", "exact")
@@ -19,6 +23,10 @@ KNN_BACKENDS = ("torch", "faiss")
 DEFAULT_NUM_BINS = 1 << 14
 #: The per-class histograms may use at most this much memory; more classes get coarser bins.
 HISTOGRAM_BUDGET_BYTES = 1 << 30
+#: The most histogram bins a user may ask for (``num_bins``).
+MAX_NUM_BINS = 1 << 22
+#: Bytes per (class, grid threshold): the per-class counts, rates and utilities (float64) held at once.
+GRID_BYTES_PER_CELL = 8 * 8
 
 
 @dataclass(frozen=True)
@@ -51,20 +59,53 @@ class EvaluationSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", check_ks(self.ks))
-        object.__setattr__(self, "far_range", check_far_range(*self.far_range))
-        check_positive(self.beta, "beta")
-        check_open_unit(self.eps, "eps")
-        check_num_thresholds(self.num_thresholds)
+        object.__setattr__(self, "far_range", check_far_pair(self.far_range))
+        object.__setattr__(self, "beta", check_positive(self.beta, "beta"))
+        object.__setattr__(self, "eps", check_open_unit(self.eps, "eps"))
+        object.__setattr__(self, "num_thresholds", check_num_thresholds(self.num_thresholds))
         if self.mode not in MODES:
             raise TcdmlInputError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}")
         if self.knn_backend not in KNN_BACKENDS:
             raise TcdmlInputError(
                 f"knn_backend={self.knn_backend!r}: expected one of {', '.join(KNN_BACKENDS)}"
             )
-        if self.num_bins is not None and not (16 <= self.num_bins <= 1 << 22):
-            raise TcdmlInputError(f"num_bins={self.num_bins}: expected an integer in [16, 4194304]")
-        if self.threshold is not None and not (-1.0 <= self.threshold <= 1.0):
-            raise TcdmlInputError(f"threshold={self.threshold}: a cosine threshold must lie in [-1, 1]")
+        if self.num_bins is not None:
+            object.__setattr__(self, "num_bins", check_integer(self.num_bins, "num_bins", 16, MAX_NUM_BINS))
+        if self.threshold is not None:
+            if not (is_real(self.threshold) and -1.0 <= self.threshold <= 1.0):
+                raise TcdmlInputError(
+                    f"threshold={show(self.threshold)}: a cosine threshold must lie in [-1, 1]"
+                )
+            object.__setattr__(self, "threshold", float(self.threshold))
+        if self.max_block_bytes is not None:
+            check_integer(self.max_block_bytes, "max_block_bytes", 1)
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise TcdmlInputError(f"progress={self.progress!r}: expected True, False or None")
+        if self.device is not None:
+            check_device(self.device)
+
+    def check_memory(self, num_classes: int, available: int | None = None) -> None:
+        """Refuse a grid or histogram for ``num_classes`` classes that would not fit the available memory.
+
+        ``available``: bytes (default: what ``psutil`` reports as available now).
+        """
+        if available is None:
+            import psutil
+
+            available = psutil.virtual_memory().available
+        grid = num_classes * self.num_thresholds * GRID_BYTES_PER_CELL
+        if grid > available:
+            raise TcdmlInputError(
+                f"thresholds={self.num_thresholds}: the per-class curves of {num_classes:,} classes would "
+                f"need {grid:,} bytes, more than the {available:,} available; ask for fewer thresholds"
+            )
+        if self.mode == "histogram":
+            histogram = num_classes * self.bins_for(num_classes) * 32
+            if histogram > available:
+                raise TcdmlInputError(
+                    f"num_bins={self.bins_for(num_classes)}: the histograms of {num_classes:,} classes "
+                    f"would need {histogram:,} bytes, more than the {available:,} available; ask for fewer"
+                )
 
     def bins_for(self, num_classes: int) -> int:
         """Histogram bins for ``num_classes`` classes: the setting, or the default within the budget."""

@@ -1,8 +1,13 @@
-"""Input checks shared by the metrics: each failure is one ``TcdmlInputError`` line naming the problem."""
+"""Input checks shared by the metrics: each failure is one ``TcdmlInputError`` line naming the problem.
+
+Numbers may be Python or numpy scalars (``numbers.Real`` / ``numbers.Integral``); ``bool`` is refused where a
+number is expected, and so are NaN and (where the range is open) infinities.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -10,17 +15,32 @@ import torch
 
 from tcdml.errors import TcdmlInputError
 
+_INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
 
 def as_embeddings(embeddings: Any, name: str = "embeddings") -> torch.Tensor:
-    """Return ``embeddings`` as a finite 2-D float tensor (N x D) with no all-zero row; device kept."""
-    tensor = torch.as_tensor(embeddings)
+    """Return ``embeddings`` as a finite 2-D float tensor (N x D) with no all-zero row; device kept.
+
+    Each row is multiplied by a power of two that brings its largest magnitude into [0.5, 1) (exact in
+    floating point), so rows around 1e19 or 1e-19, or float64 rows beyond float32's range, normalise like
+    the same directions at unit scale (cosine similarity does not depend on a row's length). The result is
+    float64 for float64 input, float32 otherwise.
+    """
+    if isinstance(embeddings, np.ndarray) and embeddings.dtype.kind not in "fiu":
+        raise TcdmlInputError(f"{name}: expected floating-point values, got dtype {embeddings.dtype}")
+    try:
+        tensor = torch.as_tensor(embeddings)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TcdmlInputError(f"{name}: not a numeric N x D array ({reason})") from None
     if tensor.ndim != 2:
         raise TcdmlInputError(f"{name}: expected a 2-D array (N x D), got shape {tuple(tensor.shape)}")
     if tensor.shape[0] == 0 or tensor.shape[1] == 0:
         raise TcdmlInputError(f"{name}: empty array of shape {tuple(tensor.shape)}")
-    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64, torch.int16)):
+    if not (tensor.is_floating_point() or tensor.dtype in _INTEGER_DTYPES):
         raise TcdmlInputError(f"{name}: expected floating-point values, got dtype {tensor.dtype}")
-    tensor = tensor.float() if tensor.dtype != torch.float64 else tensor
+    if tensor.dtype != torch.float64:
+        tensor = tensor.float()
     finite = torch.isfinite(tensor).all(dim=1)
     if not bool(finite.all()):
         bad = int((~finite).nonzero()[0, 0])
@@ -32,11 +52,28 @@ def as_embeddings(embeddings: Any, name: str = "embeddings") -> torch.Tensor:
         raise TcdmlInputError(
             f"{name}: {int(zero.sum())} all-zero row(s) cannot be L2-normalised (first: row {bad})"
         )
-    return tensor
+    return rescale_rows(tensor)
+
+
+def rescale_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` (finite, no zero row) with each row times the power of two putting its max-abs in [0.5, 1).
+
+    The power is applied as two factors, each representable in the tensor's dtype, so the scaling is exact
+    (up to entries far below the row's largest, which cannot matter to its direction).
+    """
+    _, exponent = torch.frexp(tensor.abs().amax(dim=1))
+    first = -torch.div(exponent, 2, rounding_mode="floor")
+    second = -exponent - first
+    two = torch.tensor(2.0, dtype=tensor.dtype, device=tensor.device)
+    return tensor * two.pow(first.to(tensor.dtype))[:, None] * two.pow(second.to(tensor.dtype))[:, None]
 
 
 def as_labels(labels: Any, num_samples: int, name: str = "labels") -> np.ndarray:
-    """Return ``labels`` as a 1-D int64 numpy array of length ``num_samples``."""
+    """Return ``labels`` as a 1-D integer numpy array of length ``num_samples``, every value kept.
+
+    Signed and unsigned labels become int64, except unsigned labels of 2^63 or more: those stay uint64
+    (an int64 cast would wrap them to negative names in the per-class table).
+    """
     array = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if array.ndim != 1:
         raise TcdmlInputError(f"{name}: expected a 1-D array, got shape {array.shape}")
@@ -44,6 +81,8 @@ def as_labels(labels: Any, num_samples: int, name: str = "labels") -> np.ndarray
         raise TcdmlInputError(f"{name}: expected integer class labels, got dtype {array.dtype}")
     if len(array) != num_samples:
         raise TcdmlInputError(f"{name}: length {len(array)} does not match {num_samples} embeddings")
+    if array.dtype == np.uint64 and len(array) and int(array.max()) > np.iinfo(np.int64).max:
+        return array
     return array.astype(np.int64, copy=False)
 
 
@@ -61,39 +100,110 @@ def as_mask(mask: Any, num_samples: int, name: str) -> np.ndarray:
     return array
 
 
-def check_far_range(far_min: float, far_max: float) -> tuple[float, float]:
+def is_real(value: Any) -> bool:
+    """A Python or numpy real number that is not a bool and not NaN."""
+    return (
+        isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and not math.isnan(value)
+    )
+
+
+def show(value: Any) -> str:
+    """``value`` for a message: numbers as printed (``0.1``, not ``np.float32(0.1)``), else its repr."""
+    return str(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else repr(value)
+
+
+def check_integer(value: Any, name: str, low: int, high: int | None = None) -> int:
+    """Check ``value`` is an integer (Python/numpy, or an integral float) in ``[low, high]``."""
+    ok = is_real(value) and math.isfinite(value) and float(value).is_integer()
+    if ok and low <= int(value) and (high is None or int(value) <= high):
+        return int(value)
+    bound = f"in [{low:,}, {high:,}]" if high is not None else f">= {low:,}"
+    raise TcdmlInputError(f"{name}={show(value)}: expected an integer {bound}")
+
+
+def check_far_range(far_min: Any, far_max: Any) -> tuple[float, float]:
     """Check ``0 < far_min < far_max < 1``."""
-    if not (0.0 < far_min < 1.0) or not (0.0 < far_max < 1.0):
-        raise TcdmlInputError(f"far range: far_min={far_min}, far_max={far_max} must both lie in (0, 1)")
+    if not (is_real(far_min) and is_real(far_max) and 0.0 < far_min < 1.0 and 0.0 < far_max < 1.0):
+        raise TcdmlInputError(
+            f"far range: far_min={show(far_min)}, far_max={show(far_max)} must both lie in (0, 1)"
+        )
     if far_min >= far_max:
         raise TcdmlInputError(f"far range: far_min={far_min} must be smaller than far_max={far_max}")
     return float(far_min), float(far_max)
 
 
-def check_open_unit(value: float, name: str) -> float:
+def check_far_pair(far_range: Any) -> tuple[float, float]:
+    """Check a ``(far_min, far_max)`` pair (see ``check_far_range``)."""
+    try:
+        far_min, far_max = far_range
+    except (TypeError, ValueError):
+        raise TcdmlInputError(f"far_range={far_range!r}: expected a pair (far_min, far_max)") from None
+    return check_far_range(far_min, far_max)
+
+
+def check_open_unit(value: Any, name: str) -> float:
     """Check ``0 < value < 1`` (eps, target rates)."""
-    if not (isinstance(value, (int, float)) and 0.0 < value < 1.0) or math.isnan(value):
-        raise TcdmlInputError(f"{name}={value} must lie in (0, 1)")
+    if not (is_real(value) and 0.0 < value < 1.0):
+        raise TcdmlInputError(f"{name}={show(value)} must lie in (0, 1)")
     return float(value)
 
 
-def check_positive(value: float, name: str) -> float:
+def check_positive(value: Any, name: str) -> float:
     """Check ``value > 0`` and finite (beta)."""
-    if not (math.isfinite(value) and value > 0):
-        raise TcdmlInputError(f"{name}={value} must be a positive finite number")
+    if not (is_real(value) and math.isfinite(value) and value > 0):
+        raise TcdmlInputError(f"{name}={show(value)} must be a positive finite number")
     return float(value)
 
 
-def check_num_thresholds(num_thresholds: int) -> int:
-    """Check the calibration grid has at least 2 thresholds."""
-    if int(num_thresholds) != num_thresholds or num_thresholds < 2:
-        raise TcdmlInputError(f"thresholds={num_thresholds}: the grid needs at least 2 thresholds")
-    return int(num_thresholds)
+#: The largest calibration grid: beyond the 16,384 default histogram bins extra thresholds add nothing,
+#: and the per-class curves take (classes x thresholds x 8) bytes several times over.
+MAX_THRESHOLDS = 100_000
+
+
+def check_num_thresholds(num_thresholds: Any) -> int:
+    """Check the calibration grid has between 2 and ``MAX_THRESHOLDS`` thresholds."""
+    try:
+        return check_integer(num_thresholds, "thresholds", 2, MAX_THRESHOLDS)
+    except TcdmlInputError:
+        raise TcdmlInputError(
+            f"thresholds={show(num_thresholds)}: the grid needs at least 2 thresholds and at most "
+            f"{MAX_THRESHOLDS:,}"
+        ) from None
 
 
 def check_ks(ks: Any) -> tuple[int, ...]:
     """Check the Recall@k list: positive integers, returned sorted and unique."""
-    values = tuple(sorted({int(k) for k in ks}))
-    if not values or any(k < 1 for k in values) or any(int(k) != k for k in ks):
-        raise TcdmlInputError(f"k={list(ks)}: expected one or more positive integers")
-    return values
+    try:
+        values = list(ks)
+    except TypeError:
+        values = None
+    if (
+        isinstance(ks, (str, bytes))
+        or not values
+        or not all(
+            isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)) and k >= 1 for k in values
+        )
+    ):
+        raise TcdmlInputError(f"k={ks!r}: expected one or more positive integers")
+    return tuple(sorted({int(k) for k in values}))
+
+
+def check_device(name: Any) -> torch.device:
+    """The compute device named by the user (``cpu``, ``cuda``, ``cuda:1``, ``mps``), checked to exist."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise TcdmlInputError(f"device={name!r}: not a torch device name (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TcdmlInputError(f"device={name!r}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise TcdmlInputError(
+                f"device={name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise TcdmlInputError(f"device={name!r}: MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise TcdmlInputError(f"device={name!r}: expected cpu, cuda[:N] or mps")
+    return device
