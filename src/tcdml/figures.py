@@ -55,14 +55,26 @@ def _apply_axes_style(ax: Any) -> None:
     ax.tick_params(labelsize=10)
 
 
+#: The formats every figure is written in, one file each.
+FIGURE_FORMATS = ("png", "svg")
+
+
+def figure_names(stem: str) -> tuple[str, ...]:
+    """The file names ``save_figure`` writes for ``stem`` (for checking them before the work starts)."""
+    return tuple(f"{stem}.{suffix}" for suffix in FIGURE_FORMATS)
+
+
 def save_figure(fig: Any, directory: str | os.PathLike, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` into ``directory`` (atomically) and close the figure."""
+    """Write ``stem.png`` and ``stem.svg`` into ``directory`` (atomically) and close the figure.
+
+    ``directory`` is created if missing (the CLI checks it first and writes through a staging folder).
+    """
     import matplotlib.pyplot as plt
 
     directory = Path(directory)
     paths = []
     fig.tight_layout()
-    for suffix in ("png", "svg"):
+    for suffix in FIGURE_FORMATS:
         path = directory / f"{stem}.{suffix}"
         with atomic_write(path, "wb") as handle:
             fig.savefig(handle, format=suffix, dpi=150)

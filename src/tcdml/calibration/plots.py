@@ -10,9 +10,12 @@ import numpy as np
 from tcdml.calibration.threshold import CalibrationResult
 from tcdml.figures import OKABE_ITO, new_figure, save_figure
 
+#: File stem of the figure (``class_far_frr.png`` and ``class_far_frr.svg`` in the chosen folder).
+CLASS_RATES_STEM = "class_far_frr"
+
 
 def plot_class_rates(
-    result: CalibrationResult, directory: str | os.PathLike, stem: str = "class_far_frr"
+    result: CalibrationResult, directory: str | os.PathLike, stem: str = CLASS_RATES_STEM
 ) -> list[Path]:
     """Two panels, classes sorted by rate: per-class FAR and per-class FRR, with the overall rate marked.
 

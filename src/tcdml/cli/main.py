@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -40,6 +45,10 @@ FormatOption = Annotated[OutputFormat, typer.Option("--format", help="json: one 
 ModeOption = Annotated[Mode, typer.Option(help="histogram: one bounded-memory pass; exact: brute force.")]
 BinsOption = Annotated[int | None, typer.Option("--bins", help="Histogram bins on [-1, 1] (default 16384).")]
 DeviceOption = Annotated[str | None, typer.Option(help="Compute device, e.g. cuda (default: cpu).")]
+PLOT_HELP = (
+    "Folder for the figure ({stem}.png, {stem}.svg); created if missing (its parent must exist). "
+    "A name ending in .png/.svg/.pdf is refused."
+)
 ProgressOption = Annotated[
     bool | None,
     typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: large sets)."),
@@ -74,9 +83,10 @@ def evaluate(
     threshold: Annotated[
         float | None, typer.Option(help="Threshold of the per-class FAR/FRR table (default: mid-range).")
     ] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write the utility-curve figure (PNG, SVG) here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help=PLOT_HELP.format(stem="utility_curves"))] = None,
     per_class: Annotated[
-        Path | None, typer.Option("--per-class", help="Write the per-class table (CSV).")
+        Path | None,
+        typer.Option("--per-class", help="Per-class table (CSV); its folder must exist."),
     ] = None,
     mode: ModeOption = Mode.histogram,
     bins: BinsOption = None,
@@ -85,8 +95,14 @@ def evaluate(
     progress: ProgressOption = None,
 ) -> None:
     """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (SPEC formulas)."""
+    from tcdml.figures import figure_names
+    from tcdml.io.outputs import OutputSet
     from tcdml.metrics.evaluator import evaluate as run_evaluation
+    from tcdml.metrics.plots import UTILITY_STEM, plot_utility_curves
 
+    outputs = OutputSet(inputs=[file])  # every output checked before the work starts
+    per_class = outputs.check_file(per_class, "--per-class")
+    plot = outputs.check_folder(plot, "--plot", figure_names(UTILITY_STEM))
     data = _load(file)
     result = run_evaluation(
         data.embeddings,
@@ -105,12 +121,11 @@ def evaluate(
         device=device,
         progress=progress,
     )
-    if per_class is not None:
-        result.per_class.write_csv(per_class)
-    if plot is not None:
-        from tcdml.metrics.plots import plot_utility_curves
-
-        plot_utility_curves(result, plot, title=file.stem)
+    with outputs.staging() as staging:  # all outputs, or none of them
+        if per_class is not None:
+            result.per_class.write_csv(staging.file(per_class))
+        if plot is not None:
+            plot_utility_curves(result, staging.folder(plot), title=file.stem)
     summary = result.to_dict()
     if output_format is OutputFormat.json:
         print_json(summary)
@@ -124,23 +139,29 @@ def calibrate(
     target_far: Annotated[float | None, typer.Option(help="Meet this overall false-accept rate.")] = None,
     target_frr: Annotated[float | None, typer.Option(help="Meet this overall false-reject rate.")] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the result as JSON here.")
+        Path | None,
+        typer.Option("--output", "-o", help="Result as JSON; its folder must exist."),
     ] = None,
     output_format: FormatOption = OutputFormat.table,
     worst: Annotated[int, typer.Option(help="How many worst classes to list.")] = 5,
-    plot: Annotated[
-        Path | None, typer.Option(help="Write the per-class FAR/FRR figure (PNG, SVG) here.")
-    ] = None,
+    plot: Annotated[Path | None, typer.Option(help=PLOT_HELP.format(stem="class_far_frr"))] = None,
     mode: ModeOption = Mode.histogram,
     bins: BinsOption = None,
     device: DeviceOption = None,
     progress: ProgressOption = None,
 ) -> None:
     """The one global threshold meeting a FAR (or FRR) target, and per-class FAR/FRR at it."""
+    from tcdml.calibration.plots import CLASS_RATES_STEM, plot_class_rates
     from tcdml.calibration.threshold import calibrate as run_calibration
+    from tcdml.figures import figure_names
+    from tcdml.io.json_file import write_json
+    from tcdml.io.outputs import OutputSet
 
     if worst < 1:
         raise TcdmlInputError(f"--worst={worst}: expected a positive integer")
+    outputs = OutputSet(inputs=[file])  # every output checked before the work starts
+    output = outputs.check_file(output, "--output")
+    plot = outputs.check_folder(plot, "--plot", figure_names(CLASS_RATES_STEM))
     data = _load(file)
     result = run_calibration(
         data.embeddings,
@@ -156,37 +177,104 @@ def calibrate(
         progress=progress,
     )
     summary = result.to_dict()
-    if output is not None:
-        from tcdml.io.json_file import write_json
-
-        write_json(output, summary)  # strict JSON: a NaN rate is written as null
-    if plot is not None:
-        from tcdml.calibration.plots import plot_class_rates
-
-        plot_class_rates(result, plot)
+    with outputs.staging() as staging:  # all outputs, or none of them
+        if output is not None:
+            write_json(staging.file(output), summary)  # strict JSON: a NaN rate is written as null
+        if plot is not None:
+            plot_class_rates(result, staging.folder(plot))
     if output_format is OutputFormat.json:
         print_json(summary)
     else:
         print_table(f"tcdml calibrate {file.name}", list(summary.items()))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; bad input ends with one line ``tcdml: error: ...`` on stderr and exit status 2."""
+#: Exit status of a command interrupted by SIGINT (Ctrl-C) and by SIGTERM (128 + the signal number).
+EXIT_INTERRUPTED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``except BaseException`` cleanup (temporaries) runs."""
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions() -> Iterator[list[int]]:
+    """While the block runs, SIGINT raises ``KeyboardInterrupt`` and SIGTERM ``Terminated``.
+
+    Yields the list of signals received (for the exit status). Handlers are installed only in the main thread,
+    not where a signal is ignored (``nohup``), and are restored afterwards.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in EXIT_INTERRUPTED:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, handler)
     try:
-        app(args=argv, prog_name="tcdml", standalone_mode=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        print("tcdml: aborted", file=sys.stderr)
-        return 130
-    except typer.TyperException as exc:  # usage errors: bad option value, missing argument
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        print(f"tcdml: error: {message}".replace("\n", " "), file=sys.stderr)
-        return 2
-    except TcdmlInputError as exc:
-        print(f"tcdml: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _close_progress_bars() -> None:
+    """End any progress bar an error cut short, so the error starts a line of its own."""
+    std = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()
+
+
+def _error(message: str, status: int) -> int:
+    """Print ``tcdml: error: message`` as exactly one line (control characters escaped); return ``status``."""
+    _close_progress_bars()
+    text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
+    print(f"tcdml: error: {text}", file=sys.stderr)
+    return status
+
+
+def _interrupted(received: list[int]) -> int:
+    name = {signal.SIGINT: " (SIGINT)", signal.SIGTERM: " (SIGTERM)"}.get(received[0], "") if received else ""
+    return _error(f"interrupted{name}", EXIT_INTERRUPTED.get(received[0] if received else 0, 130))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status.
+
+    Bad input ends with one line ``tcdml: error: ...`` on stderr and status 2; an operating-system error
+    (disk full, permission denied) with one line naming the path and status 1; an interrupt with one line and
+    status 130 (SIGINT, Ctrl-C) or 143 (SIGTERM), after the command removed its temporary files.
+    """
+    with _signals_as_exceptions() as received:
+        try:
+            # standalone_mode=False: typer returns the exit status (130 for KeyboardInterrupt) instead of
+            # exiting, and raises usage errors instead of printing them.
+            code = app(args=argv, prog_name="tcdml", standalone_mode=False)
+        except KeyboardInterrupt:  # raised outside typer's own handling
+            return _interrupted(received)
+        except SystemExit:  # e.g. Lightning's sys.exit(1) after its graceful Ctrl-C shutdown
+            if received:
+                return _interrupted(received)
+            raise
+        except typer.Abort:  # click's Abort: end of input at a prompt
+            return _error("aborted", 130)
+        except typer.TyperException as exc:  # usage errors: bad option value, missing argument
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            return _error(message.replace("\n", " "), 2)
+        except TcdmlInputError as exc:
+            return _error(str(exc), 2)
+        except OSError as exc:  # a safety net: commands check their paths before the work starts
+            if received:
+                return _interrupted(received)
+            where = f"{os.fsdecode(exc.filename)}: " if exc.filename is not None else ""
+            return _error(f"{where}{exc.strerror or exc}", 1)
+        if received or code == 130:  # typer turned the KeyboardInterrupt into exit status 130
+            return _interrupted(received)
+        return code if isinstance(code, int) else 0
 
 
 # Training commands (tcdml.cli.train imports Lightning/timm only inside the commands).

@@ -15,6 +15,10 @@ from tcdml.metrics.utility import class_utilities
 MAX_CURVES = 1500
 
 
+#: File stem of the figure (``utility_curves.png`` and ``utility_curves.svg`` in the chosen folder).
+UTILITY_STEM = "utility_curves"
+
+
 def utility_curve_grid(result: EvaluationResult, num_points: int = 200) -> np.ndarray:
     """Thresholds spanning the calibration range and the curves' rise and fall around it.
 
@@ -27,7 +31,7 @@ def utility_curve_grid(result: EvaluationResult, num_points: int = 200) -> np.nd
 
 
 def plot_utility_curves(
-    result: EvaluationResult, directory: str | os.PathLike, stem: str = "utility_curves", title: str = ""
+    result: EvaluationResult, directory: str | os.PathLike, stem: str = UTILITY_STEM, title: str = ""
 ) -> list[Path]:
     """Draw per-class ``U_c(t)`` over thresholds, coloured by mean utility in the calibration range.
 
