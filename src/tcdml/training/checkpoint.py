@@ -4,7 +4,7 @@ A checkpoint is Lightning's full training state (model, loss parameters, optimis
 loop progress, callbacks) plus ``tcdml_config`` (the run's config as a plain dict), the data module's
 sampler position and ``EpochSeed``'s RNG states. Files are written to a temporary name and renamed
 (``tcdml.io.atomic_write``), and always read with ``torch.load(weights_only=True)``: tensors and plain
-containers only, no code from the file is run.
+containers only, no code from the file is run; the zip's CRCs are checked on every read.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from tcdml.errors import TcdmlInputError
 from tcdml.io.atomic import atomic_write
+from tcdml.io.torch_file import load_torch_file
 from tcdml.models import EmbeddingModel, build_model
 from tcdml.training.config import TrainConfig
 
@@ -39,15 +40,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """A checkpoint as a dict (``weights_only=True``); raises ``TcdmlInputError`` for a missing/bad file."""
+    """A checkpoint as a dict (``weights_only=True``); raises ``TcdmlInputError`` for a missing/bad file.
+
+    Every member's zip CRC is checked first (``tcdml.io.torch_file``): a damaged checkpoint is refused,
+    never loaded as silently different weights or optimiser state.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise TcdmlInputError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for damaged or non-checkpoint files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TcdmlInputError(f"{path}: cannot read as a tcdml checkpoint ({reason})") from None
+    checkpoint = load_torch_file(path, "tcdml checkpoint", map_location=map_location)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise TcdmlInputError(f"{path}: not a tcdml checkpoint (no 'state_dict')")
     return checkpoint
@@ -63,6 +62,8 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[EmbeddingModel, Trai
     if "tcdml_config" not in checkpoint:
         raise TcdmlInputError(f"{path}: checkpoint has no 'tcdml_config' (not written by tcdml train)")
     values = checkpoint["tcdml_config"]
+    if not isinstance(values, dict) or not isinstance(values.get("model"), dict):
+        raise TcdmlInputError(f"{path}: the checkpoint's 'tcdml_config' is not a config mapping with 'model'")
     values = {**values, "model": {**values["model"], "pretrained": None, "pretrained_from_hub": False}}
     config = TrainConfig.from_dict(values, source=f"{path} (tcdml_config)")
     model = build_model(config.model)
@@ -70,7 +71,9 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[EmbeddingModel, Trai
     state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        names = ", ".join([*(f"missing {k!r}" for k in missing[:2]), *(f"unexpected {k!r}" for k in unexpected[:2])])
+        names = ", ".join(
+            [*(f"missing {k!r}" for k in missing[:2]), *(f"unexpected {k!r}" for k in unexpected[:2])]
+        )
         raise TcdmlInputError(
             f"{path}: the checkpoint's weights do not fit the model its config builds ({names}; "
             f"{len(missing)} missing, {len(unexpected)} unexpected: written by another tcdml version?)"

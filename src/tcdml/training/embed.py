@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tcdml.errors import TcdmlInputError
 from tcdml.io import save_embeddings_file
+from tcdml.metrics.validation import check_device
 from tcdml.training.checkpoint import model_from_checkpoint
 from tcdml.training.config import DataConfig
 from tcdml.training.data import eval_transforms, load_split
@@ -58,6 +59,7 @@ def embed_dataset(
     model was trained on (then with the training config's ``data.options``, e.g. the same class subset).
     Images get the test transform (resize + centre crop). Returns a summary dict.
     """
+    check_device(device)  # before anything is loaded
     if batch_size < 1 or num_workers < 0:
         raise TcdmlInputError(f"batch_size={batch_size}, num_workers={num_workers}: expected >= 1 and >= 0")
     model, config = model_from_checkpoint(checkpoint)
