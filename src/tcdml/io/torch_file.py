@@ -24,7 +24,7 @@ def check_torch_zip(path: Path, what: str = "checkpoint") -> None:
     """Refuse ``path`` unless it is a zip (torch's format) whose every member matches its CRC."""
     try:
         if not zipfile.is_zipfile(path):
-            raise TcdmlInputError(f"{path}: not a {what} (not a torch zip file)")
+            raise TcdmlInputError(f"{path}: cannot read as a {what} (not a torch zip file)")
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
     except TcdmlInputError:
