@@ -69,7 +69,7 @@ def test_overrides_reach_any_key(tmp_path: Path) -> None:
         ("optimiser: {}\n", "{path}: unknown key 'optimiser'"),
         ("include: [missing.yaml]\n", "missing.yaml: no such config file"),
         ("include: [self.yaml]\n", "include cycle"),
-        ("optim: {schedule: linear}\n", "optim.schedule='linear'"),
+        ("optim: {schedule: linear}\n", "{path}: key 'optim.schedule' = 'linear', expected one of"),
     ],
 )
 def test_bad_config_names_the_key_and_the_file(tmp_path: Path, text: str, message: str) -> None:

@@ -7,11 +7,17 @@ replaced), then the file's own keys on top. Every file is checked before merging
 value of the wrong type is an error that names the key and the file. Command-line overrides
 (``trainer.max_epochs=2``) are parsed as YAML values and checked the same way. ``loss.params`` and
 ``loss.tcm`` are the loss's own keyword arguments (checked by the loss registry when the loss is built).
+
+Every value is range-checked too (``ConfigValueError``, raised by the dataclasses), and names (dataset,
+backbone, loss) are looked up, when the config is loaded: a bad value is one line naming the dotted key, the
+value, what is expected and the file or override it came from, before any folder is made or Lightning starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -27,6 +33,75 @@ from tcdml.models.embedding import ModelConfig
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+PRECISIONS = (
+    "32-true",
+    "32",
+    "64-true",
+    "64",
+    "16-mixed",
+    "16",
+    "bf16-mixed",
+    "bf16",
+    "16-true",
+    "bf16-true",
+)
+#: Metrics ``eval.monitor`` may name besides ``recall@k`` for a k of ``eval.ks``.
+MONITORED = ("map@r", "opis", "eps_opis")
+MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeding take 32-bit seeds
+
+
+class ConfigValueError(TcdmlInputError):
+    """A config value out of range: names the dotted key, the value and what is expected.
+
+    ``load_config`` / ``TrainConfig.from_dict`` prefix the file or override the value came from.
+    """
+
+    def __init__(self, key: str, value: Any, expected: str) -> None:
+        self.key = key
+        super().__init__(f"key '{key}' = {value!r}, expected {expected}")
+
+
+def _require(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigValueError(key, value, expected)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _positive(key: str, value: Any, *, allow_none: bool = False, minimum: float = 1) -> None:
+    """An integer >= ``minimum`` (or None when allowed)."""
+    if allow_none and value is None:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    _require(ok, key, value, f"an integer >= {minimum:g}" + (" or null" if allow_none else ""))
+
+
+def _in_range(key: str, value: Any, low: float, high: float, *, open_low=False, open_high=False) -> None:
+    """A finite number in [low, high] (``open_*``: excluding that end)."""
+    ok = _finite(value) and (value > low if open_low else value >= low)
+    ok = ok and (value < high if open_high else value <= high)
+    text = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+    _require(ok, key, value, f"a number in {text}")
+
+
+def _nonempty(key: str, value: Any) -> None:
+    _require(isinstance(value, str) and value.strip() != "", key, value, "a non-empty string")
+
+
+def _pair(key: str, value: Any, low: float, high: float, *, strict: bool) -> None:
+    """Two finite numbers lo, hi with low < lo, hi <= high and lo < hi (``strict``) or lo <= hi."""
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(_finite(item) for item in value)
+    ok = (
+        ok
+        and low < value[0]
+        and value[1] <= high
+        and (value[0] < value[1] if strict else value[0] <= value[1])
+    )
+    order = "<" if strict else "<="
+    _require(ok, key, value, f"[lo, hi] with {low:g} < lo {order} hi <= {high:g}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +126,25 @@ class DataConfig:
     num_workers: int = 4
     options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        for name in ("dataset", "root", "train_split", "eval_split"):
+            _nonempty(f"data.{name}", getattr(self, name))
+        _positive("data.image_size", self.image_size)
+        if self.resize_size is not None:
+            _positive("data.resize_size", self.resize_size, minimum=max(1, self._int(self.image_size)))
+        _pair("data.crop_scale", self.crop_scale, 0.0, 1.0, strict=False)
+        _require(isinstance(self.hflip, bool), "data.hflip", self.hflip, "true or false")
+        # A batch needs >= 2 classes (negatives) and >= 2 samples of each (positives).
+        _positive("data.classes_per_batch", self.classes_per_batch, minimum=2)
+        _positive("data.samples_per_class", self.samples_per_class, minimum=2)
+        _positive("data.eval_batch_size", self.eval_batch_size)
+        _positive("data.num_workers", self.num_workers, minimum=0)
+        _require(isinstance(self.options, Mapping), "data.options", self.options, "a mapping")
+
+    @staticmethod
+    def _int(value: Any) -> int:
+        return value if isinstance(value, int) else 1
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -59,6 +153,12 @@ class LossConfig:
     name: str = "smooth_ap"
     params: dict[str, Any] = field(default_factory=dict)
     tcm: bool | dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _nonempty("loss.name", self.name)
+        _require(isinstance(self.params, Mapping), "loss.params", self.params, "a mapping")
+        ok = self.tcm is None or isinstance(self.tcm, (bool, Mapping))
+        _require(ok, "loss.tcm", self.tcm, "true, false, null or a mapping of TCM parameters")
 
     def registry_config(self) -> dict[str, Any]:
         """The mapping ``build_loss_from_config`` takes."""
@@ -83,17 +183,35 @@ class OptimConfig:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise TcdmlInputError(
-                f"optim.optimizer={self.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise TcdmlInputError(f"optim.schedule={self.schedule!r}: expected one of {', '.join(SCHEDULES)}")
-        if self.warmup_epochs < 0 or self.step_epochs < 1 or not 0 <= self.min_lr_factor <= 1:
-            raise TcdmlInputError(
-                f"optim: warmup_epochs={self.warmup_epochs}, step_epochs={self.step_epochs}, "
-                f"min_lr_factor={self.min_lr_factor}; expected >= 0, >= 1 and in [0, 1]"
-            )
+        _require(
+            self.optimizer in OPTIMIZERS, "optim.optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}"
+        )
+        _require(
+            self.schedule in SCHEDULES, "optim.schedule", self.schedule, f"one of {', '.join(SCHEDULES)}"
+        )
+        for name in ("lr", "head_lr", "loss_lr"):
+            value = getattr(self, name)
+            if value is not None or name == "lr":
+                _require(_finite(value) and value > 0, f"optim.{name}", value, "a number > 0")
+        _require(
+            _finite(self.weight_decay) and self.weight_decay >= 0,
+            "optim.weight_decay",
+            self.weight_decay,
+            "a number >= 0",
+        )
+        _in_range("optim.momentum", self.momentum, 0.0, 1.0, open_high=True)
+        ok = isinstance(self.betas, (tuple, list)) and len(self.betas) == 2
+        ok = ok and all(_finite(beta) and 0 <= beta < 1 for beta in self.betas)
+        _require(ok, "optim.betas", self.betas, "[beta1, beta2], each in [0, 1)")
+        _require(
+            _finite(self.warmup_epochs) and self.warmup_epochs >= 0,
+            "optim.warmup_epochs",
+            self.warmup_epochs,
+            "a number >= 0",
+        )
+        _in_range("optim.min_lr_factor", self.min_lr_factor, 0.0, 1.0)
+        _positive("optim.step_epochs", self.step_epochs)
+        _in_range("optim.gamma", self.gamma, 0.0, 1.0, open_low=True)
 
 
 @dataclass(frozen=True)
@@ -111,6 +229,39 @@ class TrainerConfig:
     progress_bar: bool = True
     deterministic: bool = False
 
+    def __post_init__(self) -> None:
+        _positive("trainer.max_epochs", self.max_epochs)
+        _require(
+            self.accelerator in ACCELERATORS,
+            "trainer.accelerator",
+            self.accelerator,
+            f"one of {', '.join(ACCELERATORS)}",
+        )
+        devices = self.devices
+        ok = (
+            isinstance(devices, int) and not isinstance(devices, bool) and (devices >= 1 or devices == -1)
+        ) or (
+            isinstance(devices, str)
+            and re.fullmatch(r"auto|-1|[1-9]\d*|\d+(,\d+)*,?", devices.strip()) is not None
+        )
+        _require(ok, "trainer.devices", devices, "a count >= 1, -1 (all), 'auto' or a list of ids like '0,1'")
+        _positive("trainer.num_nodes", self.num_nodes)
+        _nonempty("trainer.strategy", self.strategy)
+        _require(
+            self.precision in PRECISIONS,
+            "trainer.precision",
+            self.precision,
+            f"one of {', '.join(PRECISIONS)}",
+        )
+        if self.gradient_clip_val is not None:
+            ok = _finite(self.gradient_clip_val) and self.gradient_clip_val >= 0
+            _require(ok, "trainer.gradient_clip_val", self.gradient_clip_val, "a number >= 0 or null")
+        _positive("trainer.log_every_n_steps", self.log_every_n_steps)
+        for name in ("progress_bar", "deterministic"):
+            _require(
+                isinstance(getattr(self, name), bool), f"trainer.{name}", getattr(self, name), "true or false"
+            )
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -125,10 +276,16 @@ class EvalConfig:
     mode: str = "max"
 
     def __post_init__(self) -> None:
-        if self.mode not in ("max", "min") or self.every_n_epochs < 1:
-            raise TcdmlInputError(
-                f"eval: mode={self.mode!r}, every_n_epochs={self.every_n_epochs}; expected max|min and >= 1"
-            )
+        _positive("eval.every_n_epochs", self.every_n_epochs)
+        ok = isinstance(self.ks, (tuple, list)) and len(self.ks) > 0
+        ok = ok and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in self.ks)
+        _require(ok, "eval.ks", self.ks, "a non-empty list of integers >= 1")
+        _pair("eval.far_range", self.far_range, 0.0, 1.0, strict=True)
+        _require(_finite(self.beta) and self.beta > 0, "eval.beta", self.beta, "a number > 0")
+        _in_range("eval.eps", self.eps, 0.0, 1.0, open_low=True, open_high=True)
+        _require(self.mode in ("max", "min"), "eval.mode", self.mode, "max or min")
+        names = [f"recall@{k}" for k in self.ks] + list(MONITORED)
+        _require(self.monitor in names, "eval.monitor", self.monitor, f"one of {', '.join(names)}")
 
 
 @dataclass(frozen=True)
@@ -144,39 +301,141 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "runs/default"
 
+    def __post_init__(self) -> None:
+        """Checks across sections (each section checks its own keys)."""
+        ok = isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED
+        _require(ok, "seed", self.seed, f"an integer in [0, {MAX_SEED}]")
+        _nonempty("output_dir", self.output_dir)
+        max_epochs = self.trainer.max_epochs
+        _require(
+            self.optim.warmup_epochs <= max_epochs,
+            "optim.warmup_epochs",
+            self.optim.warmup_epochs,
+            f"at most trainer.max_epochs ({max_epochs})",
+        )
+        _require(
+            self.eval.every_n_epochs <= max_epochs,
+            "eval.every_n_epochs",
+            self.eval.every_n_epochs,
+            f"at most trainer.max_epochs ({max_epochs}): else nothing is ever evaluated",
+        )
+        model = self.model
+        _nonempty("model.backbone", model.backbone)
+        if model.img_size is not None:
+            _positive("model.img_size", model.img_size)
+        if model.pooling is not None:
+            _nonempty("model.pooling", model.pooling)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-ready; stored in checkpoints)."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
-        """A config from a nested mapping; unknown keys and wrong types raise ``TcdmlInputError``."""
+    def from_dict(
+        cls,
+        values: Mapping[str, Any],
+        source: str = "config",
+        origins: Mapping[str, str] | None = None,
+        *,
+        check_names: bool = True,
+    ) -> TrainConfig:
+        """A config from a nested mapping; unknown keys, wrong types and bad values raise ``TcdmlInputError``.
+
+        The message starts with where the bad key came from: ``origins[dotted key]`` (a file or an override,
+        see ``load_config``), else ``source``. ``check_names``: also look up the dataset, backbone and loss.
+        """
+        origins = origins or {}
         check_keys(values, source)
         sections = {}
-        for name, kind in _hints(cls).items():
-            if name in values:
-                value = values[name]
-                if _is_config(kind):
-                    value = kind(**{key: _as_field(kind, key, item) for key, item in value.items()})
-                sections[name] = value
-        return cls(**sections)
+        try:
+            for name, kind in _hints(cls).items():
+                if name in values:
+                    value = values[name]
+                    if _is_config(kind):
+                        if kind is ModelConfig:
+                            _check_model(value)
+                        try:
+                            value = kind(**{key: _as_field(kind, key, item) for key, item in value.items()})
+                        except ConfigValueError:
+                            raise
+                        except TcdmlInputError as exc:  # e.g. ModelConfig's own checks: name the section
+                            raise TcdmlInputError(f"{_origin(origins, name, source)}: {exc}") from None
+                    sections[name] = value
+            config = cls(**sections)
+            if check_names:
+                _check_names(config)
+        except ConfigValueError as exc:
+            raise TcdmlInputError(f"{_origin(origins, exc.key, source)}: {exc}") from None
+        return config
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read ``path`` (with its includes), apply ``overrides`` (``"a.b=value"``), return the typed config.
 
     ``output_dir`` defaults to ``runs/<file stem>``. Raises ``TcdmlInputError`` naming the file (or the
-    override) and the key of a bad entry.
+    override) and the key of a bad entry: unknown, of the wrong type or out of range.
     """
     path = Path(path)
-    merged = _read(path, ())
+    origins: dict[str, str] = {}
+    merged = _read(path, (), origins)
     merged.setdefault("output_dir", f"runs/{path.stem}")
     for text in overrides:
-        _apply_override(merged, text)
-    return TrainConfig.from_dict(merged, source=str(path))
+        _apply_override(merged, text, origins)
+    return TrainConfig.from_dict(merged, source=str(path), origins=origins)
 
 
-def _read(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+def _origin(origins: Mapping[str, str], key: str, default: str) -> str:
+    """Where ``key`` (dotted) was set: itself, else its closest parent section, else ``default``."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        found = origins.get(".".join(parts[:end]))
+        if found is not None:
+            return found
+    return default
+
+
+def _record(origins: dict[str, str], values: Mapping[str, Any], source: str, prefix: str = "") -> None:
+    """Note ``source`` as the origin of every key (and leaf) of ``values``."""
+    for key, value in values.items():
+        origins[f"{prefix}{key}"] = source
+        if isinstance(value, Mapping):
+            _record(origins, value, source, f"{prefix}{key}.")
+
+
+def _check_model(values: Mapping[str, Any]) -> None:
+    """``ModelConfig``'s ranges, checked here to name the dotted key (its own checks name the section)."""
+    if "embedding_size" in values:
+        _positive("model.embedding_size", values["embedding_size"])
+    if "drop_path_rate" in values:
+        _in_range("model.drop_path_rate", values["drop_path_rate"], 0.0, 1.0, open_high=True)
+    if values.get("trainable_blocks") is not None:
+        _positive("model.trainable_blocks", values["trainable_blocks"], minimum=0)
+
+
+def _check_names(config: TrainConfig) -> None:
+    """The dataset, backbone and loss exist (looked up in tcdml's registries and timm)."""
+    from tcdml.data.registry import DATASETS
+    from tcdml.models.embedding import LOCAL_BACKBONES
+
+    names = ", ".join(DATASETS)
+    _require(config.data.dataset in DATASETS, "data.dataset", config.data.dataset, f"one of {names}")
+    backbone = config.model.backbone
+    if backbone not in LOCAL_BACKBONES:
+        import timm
+
+        expected = f"{', '.join(LOCAL_BACKBONES)} or a timm model name"
+        _require(timm.is_model(backbone), "model.backbone", backbone, expected)
+    from tcdml.losses.registry import required_params
+
+    try:
+        required_params(config.loss.name)
+    except ValueError:
+        raise ConfigValueError(
+            "loss.name", config.loss.name, "a loss of tcdml.losses.available_losses()"
+        ) from None
+
+
+def _read(path: Path, chain: tuple[Path, ...], origins: dict[str, str] | None = None) -> dict[str, Any]:
     resolved = path.resolve()
     if resolved in chain:
         raise TcdmlInputError(f"{path}: include cycle ({' -> '.join(p.name for p in (*chain, resolved))})")
@@ -189,7 +448,9 @@ def _read(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     check_keys(raw, str(path))
     merged: dict[str, Any] = {}
     for item in includes:
-        merged = _merge(merged, _read(path.parent / item, (*chain, resolved)))
+        merged = _merge(merged, _read(path.parent / item, (*chain, resolved), origins))
+    if origins is not None:
+        _record(origins, raw, str(path))
     return _merge(merged, raw)
 
 
@@ -204,7 +465,7 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _apply_override(config: dict[str, Any], text: str) -> None:
+def _apply_override(config: dict[str, Any], text: str, origins: dict[str, str] | None = None) -> None:
     key, sep, value_text = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise TcdmlInputError(f"override {text!r}: expected KEY.SUB=VALUE, e.g. trainer.max_epochs=2")
@@ -223,6 +484,8 @@ def _apply_override(config: dict[str, Any], text: str) -> None:
             node[part] = {}
         node = node[part]
     node[leaf] = value
+    if origins is not None:
+        _record(origins, {key: value}, f"override {text!r}")
 
 
 def check_keys(values: Mapping[str, Any], source: str, kind: type = TrainConfig, prefix: str = "") -> None:
