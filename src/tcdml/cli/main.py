@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, uncertainty_settings
 from tcdml.cli.output import print_json, print_table
 from tcdml.errors import TcdmlInputError
 
@@ -93,13 +94,18 @@ def evaluate(
     knn: Annotated[KnnBackend, typer.Option(help="Neighbour search backend.")] = KnnBackend.torch,
     device: DeviceOption = None,
     progress: ProgressOption = None,
+    bootstrap: BootstrapOption = 1000,
+    level: LevelOption = 0.95,
+    seed: SeedOption = 0,
 ) -> None:
-    """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (SPEC formulas)."""
+    """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (SPEC formulas), OPIS with its bootstrap
+    interval over classes and its noise floor (docs/metrics.md)."""
     from tcdml.figures import figure_names
     from tcdml.io.outputs import OutputSet
     from tcdml.metrics.evaluator import evaluate as run_evaluation
     from tcdml.metrics.plots import UTILITY_STEM, plot_utility_curves
 
+    uncertainty = uncertainty_settings(bootstrap, level, seed)
     outputs = OutputSet(inputs=[file])  # every output checked before the work starts
     per_class = outputs.check_file(per_class, "--per-class")
     plot = outputs.check_folder(plot, "--plot", figure_names(UTILITY_STEM))
@@ -120,6 +126,7 @@ def evaluate(
         knn_backend=knn.value,
         device=device,
         progress=progress,
+        uncertainty=uncertainty,
     )
     with outputs.staging() as staging:  # all outputs, or none of them
         if per_class is not None:
@@ -276,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
             return _interrupted(received)
         return code if isinstance(code, int) else 0
 
+
+# Two models on the same samples (tcdml.cli.compare: numpy at import, the metrics inside the command).
+from tcdml.cli.compare import compare  # noqa: E402
+
+app.command()(compare)
 
 # Training commands (tcdml.cli.train imports Lightning/timm only inside the commands).
 from tcdml.cli.train import embed, train  # noqa: E402

@@ -38,7 +38,9 @@ def train(
 def embed(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by tcdml train.")],
     data: Annotated[Path, typer.Option("--data", help="Dataset root (for --dataset csv: the CSV file).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Embedding file to write (.npz).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Embedding file to write (.npz); its folder must exist.")
+    ],
     dataset: Annotated[
         str | None, typer.Option(help="Dataset layout (cub200, cars196, sop, inaturalist2018, folder, csv).")
     ] = None,
@@ -48,6 +50,10 @@ def embed(
     device: Annotated[str, typer.Option(help="Compute device, e.g. cuda.")] = "cpu",
 ) -> None:
     """Embed a dataset split with a trained model into SPEC's embedding file (for evaluate / calibrate)."""
+    from tcdml.io.outputs import OutputSet
+
+    # The output is checked before the checkpoint loads; it is written once, atomically, at the end.
+    OutputSet(inputs=[checkpoint, data]).check_file(output, "--output")
     from tcdml.training.embed import embed_dataset
 
     summary = embed_dataset(

@@ -60,7 +60,10 @@ def fsync_folder(folder: str | os.PathLike) -> None:
 
 
 def _named(exc: OSError, path: Path) -> OSError:
-    """``exc`` with ``path`` as its file name when it has none (a write error reports no file)."""
+    """``exc`` with ``path`` as its file name when it has none (a failed write names no file).
+
+    An ``OSError`` without a file name out of the ``with`` block is taken to be a write to the handle.
+    """
     if exc.filename is None and exc.errno is not None:
         return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
     return exc
@@ -86,7 +89,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
     try:
         handle = open(tmp, mode, **open_kwargs)
         try:
-            yield handle
+            try:
+                yield handle
+            except OSError as exc:  # a write that failed (disk full): name the file it was for
+                raise _named(exc, target) from exc
             try:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -114,7 +120,10 @@ def _write_through(target: Path, mode: str, **open_kwargs) -> Iterator:
     except OSError as exc:
         raise _named(exc, target) from exc
     try:
-        yield handle
+        try:
+            yield handle
+        except OSError as exc:
+            raise _named(exc, target) from exc
         try:
             handle.flush()
         except OSError as exc:
