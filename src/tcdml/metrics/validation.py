@@ -21,10 +21,9 @@ _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint
 def as_embeddings(embeddings: Any, name: str = "embeddings") -> torch.Tensor:
     """Return ``embeddings`` as a finite 2-D float tensor (N x D) with no all-zero row; device kept.
 
-    Each row is multiplied by a power of two that brings its largest magnitude into [0.5, 1) (exact in
-    floating point), so rows around 1e19 or 1e-19, or float64 rows beyond float32's range, normalise like
-    the same directions at unit scale (cosine similarity does not depend on a row's length). The result is
-    float64 for float64 input, float32 otherwise.
+    Rows are scaled by exact powers of two where needed (``rescale_rows``), so rows around 1e19 or 1e-19,
+    or float64 rows beyond float32's range, normalise like the same directions at unit scale (cosine
+    similarity does not depend on a row's length). The result is float64 for float64 input, else float32.
     """
     if isinstance(embeddings, np.ndarray) and embeddings.dtype.kind not in "fiu":
         raise TcdmlInputError(f"{name}: expected floating-point values, got dtype {embeddings.dtype}")
@@ -55,13 +54,21 @@ def as_embeddings(embeddings: Any, name: str = "embeddings") -> torch.Tensor:
     return rescale_rows(tensor)
 
 
+#: Rows whose largest magnitude lies in [2^-40, 2^40) normalise exactly in float32 as they are.
+SAFE_EXPONENT = 40
+
+
 def rescale_rows(tensor: torch.Tensor) -> torch.Tensor:
     """``tensor`` (finite, no zero row) with each row times the power of two putting its max-abs in [0.5, 1).
 
     The power is applied as two factors, each representable in the tensor's dtype, so the scaling is exact
-    (up to entries far below the row's largest, which cannot matter to its direction).
+    (up to entries far below the row's largest, which cannot matter to its direction). When every row's
+    largest magnitude is within ``2^±SAFE_EXPONENT`` the tensor is returned as it is (scaling would not change
+    the normalised rows).
     """
     _, exponent = torch.frexp(tensor.abs().amax(dim=1))
+    if bool((exponent.abs() <= SAFE_EXPONENT).all()):
+        return tensor  # float32 squares and norms neither overflow nor underflow: the same result, no copy
     first = -torch.div(exponent, 2, rounding_mode="floor")
     second = -exponent - first
     two = torch.tensor(2.0, dtype=tensor.dtype, device=tensor.device)
