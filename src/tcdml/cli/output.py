@@ -43,4 +43,4 @@ def _format_item(item: Any) -> str:
         label = item.get("label")
         rest = [f"{v:.3g}" for k, v in item.items() if k != "label" and isinstance(v, float)]
         return f"{label} ({', '.join(rest)})"
-    return str(item)
+    return _format(item)

@@ -11,9 +11,10 @@ from tcdml.errors import TcdmlInputError
 from tcdml.metrics.exact import MAX_EXACT_PAIRS, ExactPairSimilarities
 from tcdml.metrics.opis import eps_opis, opis
 from tcdml.metrics.pair_counts import PairCounts
-from tcdml.metrics.result import ClassTable, EvaluationResult
+from tcdml.metrics.result import ClassTable, EvaluationResult, QueryOutcomes
 from tcdml.metrics.settings import EvaluationSettings
 from tcdml.metrics.similarity_pass import PassState, PreparedSet, prepare, run_pass
+from tcdml.metrics.uncertainty import noise_floor, opis_intervals
 from tcdml.metrics.utility import calibration_range, class_utilities, threshold_grid
 from tcdml.metrics.validation import as_embeddings, as_labels, as_mask, check_device
 
@@ -158,11 +159,23 @@ def finish(prepared: PreparedSet, state: PassState, settings: EvaluationSettings
     )
     valid = prepared.num_relevant > 0
     hits = state.hits[valid].mean(axis=0)
+    score, eps_score = opis(utilities), eps_opis(utilities, settings.eps)
+    uncertainty = {}
+    if settings.uncertainty is not None:
+        intervals = opis_intervals(utilities, settings.eps, settings.uncertainty)
+        floors = noise_floor(counts, thresholds, settings.beta, settings.eps, settings.uncertainty)
+        uncertainty = {
+            "opis_ci": intervals[0],
+            "eps_opis_ci": intervals[1],
+            "opis_noise_floor": floors[0],
+            "eps_opis_noise_floor": floors[1],
+            "ci_level": settings.uncertainty.level,
+        }
     return EvaluationResult(
         recall_at_k={k: float(hits[i]) for i, k in enumerate(settings.ks)},
         map_at_r=float(state.ap[valid].mean()),
-        opis=opis(utilities),
-        eps_opis=eps_opis(utilities, settings.eps),
+        opis=score,
+        eps_opis=eps_score,
         eps=settings.eps,
         beta=settings.beta,
         far_range=settings.far_range,
@@ -178,4 +191,6 @@ def finish(prepared: PreparedSet, state: PassState, settings: EvaluationSettings
         mode=settings.mode,
         num_bins=state.histogram.num_bins if state.histogram is not None else None,
         counts=counts,
+        queries=QueryOutcomes(settings.ks, prepared.query_classes, state.hits, state.ap, valid),
+        **uncertainty,
     )

@@ -37,6 +37,48 @@ def plot_utility_curves(
 
     Writes ``stem.png`` and ``stem.svg`` in ``directory``; returns their paths.
     """
+    fig, ax = new_figure()
+    norm = _mean_utility_norm([result])
+    _draw_utility_curves(ax, result, norm, title)
+    _colour_bar(fig, ax, norm)
+    return save_figure(fig, directory, stem)
+
+
+def plot_utility_comparison(
+    a: EvaluationResult,
+    b: EvaluationResult,
+    directory: str | os.PathLike,
+    stem: str = "utility_curves_compare",
+    titles: tuple[str, str] = ("A", "B"),
+) -> list[Path]:
+    """Two models' utility curves side by side (the seed article's second figure), on one y-scale and one
+    colour scale, so the tighter bundle is the more threshold-consistent model."""
+    fig, axes = new_figure(ncols=2, width=6.5, height=5.0)
+    norm = _mean_utility_norm([a, b])
+    for ax, result, title in zip(axes, (a, b), titles, strict=True):
+        _draw_utility_curves(ax, result, norm, title)
+    axes[1].sharey(axes[0])
+    _colour_bar(fig, axes[1], norm)
+    return save_figure(fig, directory, stem)
+
+
+def _mean_utility_norm(results: list[EvaluationResult]):
+    import matplotlib as mpl
+
+    means = np.concatenate([result.utilities.mean(axis=1) for result in results])
+    return mpl.colors.Normalize(vmin=float(means.min()), vmax=float(means.max()) + 1e-12)
+
+
+def _colour_bar(fig, ax, norm) -> None:
+    import matplotlib as mpl
+
+    bar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=mpl.colormaps[SEQUENTIAL_CMAP]), ax=ax)
+    bar.set_label("class mean utility in range")
+
+
+def _draw_utility_curves(ax, result: EvaluationResult, norm, title: str) -> None:
+    """One panel: every class's curve (coloured by ``norm`` of its mean utility in range), the mean curve,
+    the calibration range shaded; OPIS (with its interval and noise floor when known) in the title."""
     import matplotlib as mpl
 
     grid = utility_curve_grid(result)
@@ -46,9 +88,7 @@ def plot_utility_curves(
     shown = np.arange(len(curves))
     if len(shown) > MAX_CURVES:
         shown = np.sort(np.random.default_rng(0).choice(len(curves), MAX_CURVES, replace=False))
-    fig, ax = new_figure()
     cmap = mpl.colormaps[SEQUENTIAL_CMAP]
-    norm = mpl.colors.Normalize(vmin=float(mean_in_range.min()), vmax=float(mean_in_range.max()) + 1e-12)
     alpha = 0.7 if len(shown) <= 50 else max(0.08, 0.7 * 50 / len(shown))
     for index in shown:
         ax.plot(grid, curves[index], color=cmap(norm(mean_in_range[index])), lw=0.9, alpha=alpha)
@@ -61,15 +101,15 @@ def plot_utility_curves(
         alpha=0.25,
         label=f"calibration range (FAR {far_max:g} to {far_min:g})",
     )
-    bar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-    bar.set_label("class mean utility in range")
     ax.set_xlabel("similarity threshold t (cosine; accept if s >= t)")
     ax.set_ylabel(f"utility U(t) (F{result.beta:g} of TPR, TNR)")
     ax.set_ylim(0, 1.02)
     subset = f", {len(shown)} of {len(curves)} shown" if len(shown) < len(curves) else ""
-    ax.set_title(
-        f"{title + ': ' if title else ''}{len(curves)} classes{subset}\n"
-        f"OPIS = {result.opis:.4g}, {result.eps:.0%}-OPIS = {result.eps_opis:.4g}"
-    )
+    lines = [f"{title + ': ' if title else ''}{len(curves)} classes{subset}"]
+    lines.append(f"OPIS = {result.opis:.4g}, {result.eps:.0%}-OPIS = {result.eps_opis:.4g}")
+    if result.opis_ci is not None:
+        low, high = result.opis_ci
+        floor = result.opis_noise_floor
+        lines.append(f"OPIS {result.ci_level:.0%} CI [{low:.3g}, {high:.3g}], noise floor {floor:.2g}")
+    ax.set_title("\n".join(lines))
     ax.legend(loc="lower left")
-    return save_figure(fig, directory, stem)

@@ -60,6 +60,19 @@ class ClassTable:
 
 
 @dataclass(frozen=True)
+class QueryOutcomes:
+    """Per-query retrieval outcomes (what paired comparisons resample): ``classes[q]`` is the class index
+    (into ``ClassTable.labels``) of query ``q``, ``hits[q, i]`` its Recall@``ks[i]`` hit (0/1), ``ap[q]`` its
+    MAP@R, ``valid[q]`` whether it counts (its class has another member)."""
+
+    ks: tuple[int, ...]
+    classes: np.ndarray
+    hits: np.ndarray
+    ap: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     """Retrieval metrics, threshold-consistency metrics and their ingredients for one embedding set."""
 
@@ -82,6 +95,24 @@ class EvaluationResult:
     mode: str
     num_bins: int | None
     counts: PairCounts = field(repr=False)
+    #: Bootstrap intervals over classes at ``ci_level`` and the noise floor (``tcdml.metrics.uncertainty``);
+    #: None when the evaluation was asked not to compute them.
+    opis_ci: tuple[float, float] | None = None
+    eps_opis_ci: tuple[float, float] | None = None
+    opis_noise_floor: float | None = None
+    eps_opis_noise_floor: float | None = None
+    ci_level: float = 0.95
+    queries: QueryOutcomes | None = field(default=None, repr=False)
+
+    @property
+    def opis_excess(self) -> float | None:
+        """OPIS above what sampling noise alone gives: ``opis - opis_noise_floor``."""
+        return None if self.opis_noise_floor is None else self.opis - self.opis_noise_floor
+
+    @property
+    def eps_opis_excess(self) -> float | None:
+        """``eps_opis - eps_opis_noise_floor``."""
+        return None if self.eps_opis_noise_floor is None else self.eps_opis - self.eps_opis_noise_floor
 
     @property
     def num_classes(self) -> int:
@@ -114,6 +145,7 @@ class EvaluationResult:
                 "map@r": self.map_at_r,
                 "opis": self.opis,
                 "eps_opis": self.eps_opis,
+                **self._uncertainty_dict(),
                 "eps": self.eps,
                 "beta": self.beta,
                 "far_min": self.far_range[0],
@@ -134,6 +166,23 @@ class EvaluationResult:
             }
         )
         return out
+
+    def _uncertainty_dict(self) -> dict:
+        if self.opis_ci is None:
+            return {}
+        return {
+            ci_key("opis", self.ci_level): list(self.opis_ci),
+            ci_key("eps_opis", self.ci_level): list(self.eps_opis_ci),
+            "opis_noise_floor": self.opis_noise_floor,
+            "eps_opis_noise_floor": self.eps_opis_noise_floor,
+            "opis_excess": self.opis_excess,
+            "eps_opis_excess": self.eps_opis_excess,
+        }
+
+
+def ci_key(metric: str, level: float) -> str:
+    """``opis_ci95`` for level 0.95: the JSON key of a metric's interval."""
+    return f"{metric}_ci{level * 100:g}"
 
 
 def _plain(value: object) -> object:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.uncertainty import UncertaintySettings
 from tcdml.metrics.validation import (
     check_device,
     check_far_pair,
@@ -42,6 +43,8 @@ class EvaluationSettings:
     ``knn_backend``: "torch" (top-k inside the pass) or "faiss". ``device``: e.g. "cuda" (default: the
     embeddings' device). ``max_block_bytes``: memory budget of one similarity block (default: adaptive).
     ``progress``: show a progress bar on stderr (default: for sets over 20,000 samples).
+    ``uncertainty``: bootstrap resamples, interval level, noise-floor draws and seed of the OPIS intervals
+    and noise floor (``tcdml.metrics.uncertainty``); None skips them.
     """
 
     ks: tuple[int, ...] = (1, 2, 4, 8)
@@ -56,6 +59,7 @@ class EvaluationSettings:
     device: str | None = None
     max_block_bytes: int | None = None
     progress: bool | None = None
+    uncertainty: UncertaintySettings | None = field(default_factory=UncertaintySettings)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", check_ks(self.ks))
@@ -83,6 +87,8 @@ class EvaluationSettings:
             raise TcdmlInputError(f"progress={self.progress!r}: expected True, False or None")
         if self.device is not None:
             check_device(self.device)
+        if self.uncertainty is not None and not isinstance(self.uncertainty, UncertaintySettings):
+            raise TcdmlInputError(f"uncertainty={self.uncertainty!r}: expected UncertaintySettings or None")
 
     def check_memory(self, num_classes: int, available: int | None = None) -> None:
         """Refuse a grid or histogram for ``num_classes`` classes that would not fit the available memory.

@@ -1,0 +1,113 @@
+"""``tcdml compare A.npz B.npz``: two models on the same samples, each change with its interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, uncertainty_settings
+from tcdml.cli.output import print_json, print_table
+from tcdml.errors import TcdmlInputError
+
+COMPARE_STEM = "utility_curves_compare"
+
+
+def compare(
+    file_a: Annotated[Path, typer.Argument(help="Embedding file of model A (the reference).")],
+    file_b: Annotated[
+        Path, typer.Argument(help="Embedding file of model B, same samples in the same order.")
+    ],
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, or json: one JSON object.")
+    ] = "table",
+    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = 1e-2,
+    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = 1e-1,
+    beta: Annotated[float, typer.Option(help="F-beta weight of the utility (>1 favours TPR).")] = 1.0,
+    eps: Annotated[float, typer.Option(help="Worst fraction of classes in eps-OPIS.")] = 0.1,
+    thresholds: Annotated[int, typer.Option(help="Number of thresholds in the calibration grid.")] = 100,
+    bootstrap: BootstrapOption = 1000,
+    level: LevelOption = 0.95,
+    seed: SeedOption = 0,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help=f"Folder for both models' utility curves side by side ({COMPARE_STEM}.png/.svg)."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="Compute device, e.g. cuda (default: cpu).")] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")
+    ] = None,
+) -> None:
+    """B minus A for R@1, MAP@R, OPIS and eps-OPIS, each with a paired bootstrap interval over classes."""
+    from tcdml.figures import figure_names
+    from tcdml.io.embeddings_file import load_embeddings_file
+    from tcdml.io.outputs import OutputSet
+    from tcdml.metrics.compare import compare as run_comparison
+
+    if output_format not in ("table", "json"):
+        raise TcdmlInputError(f"--format={output_format!r}: expected table or json")
+    uncertainty = uncertainty_settings(bootstrap, level, seed)
+    outputs = OutputSet(inputs=[file_a, file_b])
+    plot = outputs.check_folder(plot, "--plot", figure_names(COMPARE_STEM))
+    a, b = load_embeddings_file(file_a), load_embeddings_file(file_b)
+    check_same_samples(file_a, a, file_b, b)
+    result = run_comparison(
+        a.embeddings,
+        b.embeddings,
+        a.labels,
+        is_query=a.is_query,
+        is_gallery=a.is_gallery,
+        far_range=(far_min, far_max),
+        beta=beta,
+        eps=eps,
+        num_thresholds=thresholds,
+        device=device,
+        progress=progress,
+        uncertainty=uncertainty,
+    )
+    with outputs.staging() as staging:
+        if plot is not None:
+            from tcdml.metrics.plots import plot_utility_comparison
+
+            titles = (f"A: {file_a.stem}", f"B: {file_b.stem}")
+            plot_utility_comparison(result.a, result.b, staging.folder(plot), COMPARE_STEM, titles)
+    summary = result.to_dict()
+    if output_format == "json":
+        print_json(summary)
+    else:
+        print_table(f"tcdml compare {file_a.name} {file_b.name} (B minus A)", _rows(summary))
+
+
+def check_same_samples(path_a: Path, a, path_b: Path, b) -> None:
+    """Both files must hold the same samples in the same order: lengths, labels, masks, ids (when both have
+    ids). One line naming both files and the first difference."""
+    where = f"{path_a} vs {path_b}"
+    if len(a.labels) != len(b.labels):
+        raise TcdmlInputError(
+            f"{where}: {len(a.labels)} vs {len(b.labels)} samples; expected the same samples"
+        )
+    pairs = [("labels", a.labels, b.labels), ("is_query", a.is_query, b.is_query)]
+    pairs += [("is_gallery", a.is_gallery, b.is_gallery), ("ids", a.ids, b.ids)]
+    for name, first, second in pairs:
+        if name == "ids" and (first is None or second is None):
+            continue
+        if (first is None) != (second is None):
+            raise TcdmlInputError(f"{where}: only one file has '{name}'")
+        if first is not None and not np.array_equal(first, second):
+            row = int(np.flatnonzero(np.asarray(first) != np.asarray(second))[0])
+            raise TcdmlInputError(
+                f"{where}: '{name}' differ (first at row {row}: {first[row]!r} vs {second[row]!r}); "
+                "expected the same samples in the same order"
+            )
+
+
+def _rows(summary: dict) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            rows += [(f"{key}: {name}", item) for name, item in value.items()]
+        else:
+            rows.append((key, value))
+    return rows

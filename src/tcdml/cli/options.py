@@ -1,0 +1,28 @@
+"""Options shared by several commands (one definition each, so their names, defaults and help agree)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tcdml.errors import TcdmlInputError
+
+BootstrapOption = Annotated[
+    int, typer.Option("--bootstrap", help="Class resamples of the bootstrap intervals (>= 1).")
+]
+LevelOption = Annotated[float, typer.Option("--level", help="Confidence level of the intervals, in (0, 1).")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and the noise-floor draws.")]
+
+
+def uncertainty_settings(bootstrap: int, level: float, seed: int):
+    """The ``UncertaintySettings`` of the command line; a bad value is one line naming the option."""
+    from tcdml.metrics.uncertainty import UncertaintySettings
+
+    try:
+        return UncertaintySettings(resamples=bootstrap, level=level, seed=seed)
+    except TcdmlInputError as exc:
+        message = str(exc)
+        for name, option in (("resamples=", "--bootstrap="), ("level=", "--level="), ("seed=", "--seed=")):
+            message = message.replace(name, option, 1) if message.startswith(name) else message
+        raise TcdmlInputError(message) from None

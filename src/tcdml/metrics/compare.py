@@ -1,0 +1,174 @@
+"""Two models on the same samples: every metric's change (B minus A) with a paired bootstrap interval.
+
+``compare(embeddings_a, embeddings_b, labels)`` evaluates both embedding sets with the same settings and
+resamples **classes** jointly for both: a resample draws the classes with replacement once, and each model's
+OPIS / eps-OPIS (over the drawn classes that have positive pairs, see ``tcdml.metrics.uncertainty``),
+Recall@k and MAP@R (over the queries of the drawn classes, each class's queries counted as often as the
+class is drawn) are recomputed from that same draw. The interval of ``delta = metric_B - metric_A`` is the
+percentile interval of the resampled deltas, so what both models get right or wrong on the same hard
+classes cancels out: paired intervals are much narrower than two separate ones.
+
+A verdict per metric: ``better`` / ``worse`` when the interval excludes 0 (lower is better for OPIS), else
+``no detectable change``.
+
+Example (a model compared with itself: every delta is 0 and every interval is [0, 0])::
+
+    >>> from sklearn.datasets import load_digits
+    >>> x, y = load_digits(return_X_y=True)
+    >>> c = compare(x, x, y)
+    >>> c.deltas["opis"].value, c.deltas["opis"].verdict
+    (0.0, 'no detectable change')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from tcdml.errors import TcdmlInputError
+from tcdml.metrics.evaluator import evaluate, resolve_settings
+from tcdml.metrics.result import EvaluationResult, ci_key
+from tcdml.metrics.uncertainty import (
+    RESAMPLE_CHUNK,
+    UncertaintySettings,
+    percentile_interval,
+    resample_weights,
+    weighted_eps_opis,
+    weighted_opis,
+)
+from tcdml.metrics.validation import as_embeddings, as_labels
+
+#: The compared metrics: name -> whether a higher value is better.
+HIGHER_IS_BETTER = {"recall@1": True, "map@r": True, "opis": False, "eps_opis": False}
+
+
+@dataclass(frozen=True)
+class Delta:
+    """``value`` = metric of B minus metric of A; ``ci``: its paired bootstrap interval; ``verdict``."""
+
+    value: float
+    ci: tuple[float, float]
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Both evaluations and the changes between them (B minus A)."""
+
+    a: EvaluationResult
+    b: EvaluationResult
+    deltas: dict[str, Delta]
+    level: float
+    resamples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``delta_<metric>``, ``delta_<metric>_ci95``, ``verdict_<metric>``, then each model's
+        metrics under ``a`` and ``b``."""
+        out: dict[str, Any] = {}
+        for name, delta in self.deltas.items():
+            out[f"delta_{name}"] = delta.value
+            out[ci_key(f"delta_{name}", self.level)] = list(delta.ci)
+            out[f"verdict_{name}"] = delta.verdict
+        out["resamples"] = self.resamples
+        for side, result in (("a", self.a), ("b", self.b)):
+            summary = result.to_dict()
+            keys = ["recall@1", "map@r", "opis", "eps_opis", ci_key("opis", self.level), "opis_noise_floor"]
+            out[side] = {
+                key: summary[key] for key in [*keys, "opis_excess", "eps_opis_excess", "t_lo", "t_hi"]
+            }
+        return out
+
+
+def compare(
+    embeddings_a: Any,
+    embeddings_b: Any,
+    labels: Any,
+    *,
+    is_query: Any = None,
+    is_gallery: Any = None,
+    settings: Any = None,
+    **overrides: Any,
+) -> Comparison:
+    """Evaluate A and B on the same ``labels`` (and masks) and compare them (see the module docstring).
+
+    ``settings`` / keyword overrides are ``EvaluationSettings``'; its ``uncertainty`` gives the resamples,
+    interval level and seed of the paired bootstrap (and of each model's own intervals).
+    """
+    settings = resolve_settings(settings, overrides)
+    if 1 not in settings.ks:
+        settings = replace(settings, ks=(1, *settings.ks))
+    for name, embeddings in (("A", embeddings_a), ("B", embeddings_b)):  # both checked before either pass
+        try:
+            as_labels(labels, as_embeddings(embeddings).shape[0])
+        except TcdmlInputError as exc:
+            raise TcdmlInputError(f"model {name}: {exc}") from None
+    uncertainty = settings.uncertainty or UncertaintySettings()
+    results = [
+        evaluate(emb, labels, is_query=is_query, is_gallery=is_gallery, settings=settings)
+        for emb in (embeddings_a, embeddings_b)
+    ]
+    return Comparison(
+        *results, paired_deltas(*results, uncertainty), uncertainty.level, uncertainty.resamples
+    )
+
+
+def paired_deltas(
+    a: EvaluationResult, b: EvaluationResult, settings: UncertaintySettings
+) -> dict[str, Delta]:
+    """The change of every metric from ``a`` to ``b`` (same samples) with its paired bootstrap interval."""
+    if not np.array_equal(a.per_class.labels, b.per_class.labels) or a.queries is None or b.queries is None:
+        raise TcdmlInputError("compare: the two evaluations are not of the same samples")
+    num_classes = len(a.per_class.labels)
+    has_pos = np.isin(a.per_class.labels, a.utility_labels)
+    rng = np.random.default_rng([settings.seed, 2])
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in HIGHER_IS_BETTER}
+    for start in range(0, settings.resamples, RESAMPLE_CHUNK):
+        weights = resample_weights(num_classes, min(RESAMPLE_CHUNK, settings.resamples - start), rng)
+        values = [_resampled_metrics(result, weights, has_pos) for result in (a, b)]
+        for name in draws:
+            draws[name].append(values[1][name] - values[0][name])
+    point = {
+        "recall@1": b.recall_at_k[1] - a.recall_at_k[1],
+        "map@r": b.map_at_r - a.map_at_r,
+        "opis": b.opis - a.opis,
+        "eps_opis": b.eps_opis - a.eps_opis,
+    }
+    deltas = {}
+    for name, higher in HIGHER_IS_BETTER.items():
+        ci = percentile_interval(np.concatenate(draws[name]), settings.level)
+        deltas[name] = Delta(float(point[name]), ci, verdict(ci, higher))
+    return deltas
+
+
+def verdict(ci: tuple[float, float], higher_is_better: bool) -> str:
+    """``better`` / ``worse`` when the interval of B minus A excludes 0, else ``no detectable change``."""
+    low, high = ci
+    if math.isnan(low) or (low <= 0.0 <= high):
+        return "no detectable change"
+    return "better" if (low > 0.0) == higher_is_better else "worse"
+
+
+def _resampled_metrics(
+    result: EvaluationResult, weights: np.ndarray, has_pos: np.ndarray
+) -> dict[str, np.ndarray]:
+    """(B,) R@1, MAP@R, OPIS, eps-OPIS of ``result`` under class weights (B x C)."""
+    queries = result.queries
+    valid = queries.valid
+    classes = queries.classes[valid]
+    num_classes = weights.shape[1]
+    hits = np.bincount(classes, queries.hits[valid, queries.ks.index(1)], minlength=num_classes)
+    ap = np.bincount(classes, queries.ap[valid], minlength=num_classes)
+    count = np.bincount(classes, minlength=num_classes).astype(np.float64)
+    weights = weights.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = 1.0 / (weights @ count)
+    class_weights = weights[:, has_pos]
+    return {
+        "recall@1": (weights @ hits) * scale,
+        "map@r": (weights @ ap) * scale,
+        "opis": weighted_opis(result.utilities, class_weights),
+        "eps_opis": weighted_eps_opis(result.utilities, class_weights, result.eps),
+    }
