@@ -114,3 +114,17 @@ def test_missing_parent_folders_are_created_for_the_api(tmp_path: Path) -> None:
     with atomic_write(target) as handle:
         handle.write("x")
     assert target.read_text() == "x"
+
+
+def test_link_to_a_pipe_is_written_through_the_link(tmp_path: Path) -> None:
+    """Like ``-o /dev/stdout`` (a link to ``/proc/self/fd/1``): the link is opened, not resolved by name."""
+    fifo, link = tmp_path / "pipe", tmp_path / "stdout"
+    os.mkfifo(fifo)
+    link.symlink_to(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    with atomic_write(link, "wb") as handle:
+        handle.write(b"via the link")
+    reader.join(timeout=30)
+    assert received == [b"via the link"] and link.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)

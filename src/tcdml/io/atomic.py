@@ -20,16 +20,22 @@ from pathlib import Path
 
 
 def resolve_target(path: str | os.PathLike) -> Path:
-    """``path`` with symbolic links followed to the file that would be written (also for a dangling link)."""
+    """The file that writing ``path`` replaces: symbolic links followed (also a dangling one).
+
+    A link to a device or pipe is kept as it is (opened through the link): ``/dev/stdout`` points to
+    ``/proc/self/fd/1``, whose "target" names no file.
+    """
     path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if not path.is_symlink() or is_write_through(path):
+        return path
+    return Path(os.path.realpath(path))
 
 
 def is_write_through(path: str | os.PathLike) -> bool:
     """True when ``path`` (links followed) is a character device or a pipe: written in place."""
     try:
         mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, or a link loop (reported by whoever opens it)
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
