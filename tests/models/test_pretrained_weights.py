@@ -67,8 +67,8 @@ class NotWeights:
     ("content", "message"),
     [
         ("missing", "expected weights file 'w.pth' at"),
-        ("pickle", r"cannot read weights from .*w.pth \("),
-        ("garbage", r"cannot read weights from .*w.pth"),
+        ("pickle", r"w.pth: cannot read as a weights file \(it holds a Python object"),
+        ("garbage", r"w.pth: cannot read as a weights file"),
         ("other-arch", r"does not fit the backbone: 0 missing keys \[\], 96 unexpected keys \['layer1.2"),
         ("wrong-shape", r"does not fit the backbone: size mismatch for conv1.weight"),
         ("partial", r"does not fit the backbone: 1 missing keys \['conv1.weight'\], 1 unexpected keys"),

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from tcdml.errors import TcdmlInputError
+from tcdml.io.torch_file import load_torch_file
 
 # Wrappers that training scripts put around a state dict, looked through in this order.
 CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "module")
@@ -102,7 +103,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state: Any = load_file(path, device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_torch_file(path, "weights file", require_zip=False)
+    except TcdmlInputError as exc:
+        raise TcdmlInputError(f"model: {exc}") from None
     except Exception as exc:  # torch/safetensors raise many types for a damaged or non-weights file
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TcdmlInputError(f"model: cannot read weights from {path} ({reason})") from None

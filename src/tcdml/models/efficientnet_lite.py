@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from tcdml.errors import TcdmlInputError
+from tcdml.io.torch_file import load_torch_file
 
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
@@ -96,7 +97,7 @@ def load_packaged_weights(net: nn.Module) -> None:
     path = weights_path()
     if not path.is_file():
         raise TcdmlInputError(f"model: expected weights file '{path.name}' at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, "efficientnet-lite0 weights file", require_zip=False)
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise TcdmlInputError(
