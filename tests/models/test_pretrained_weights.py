@@ -67,7 +67,7 @@ class NotWeights:
     ("content", "message"),
     [
         ("missing", "expected weights file 'w.pth' at"),
-        ("pickle", r"w.pth: cannot read as a weights file \(it holds a Python object"),
+        ("pickle", r"w.pth: cannot read as a weights file \(it holds the Python object .*NotWeights"),
         ("garbage", r"w.pth: cannot read as a weights file"),
         ("other-arch", r"does not fit the backbone: 0 missing keys \[\], 96 unexpected keys \['layer1.2"),
         ("wrong-shape", r"does not fit the backbone: size mismatch for conv1.weight"),
