@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -34,7 +37,7 @@ class InterruptAt(pl.Callback):
 def test_resume_after_interruption_matches_uninterrupted_run(
     image_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    overrides = {"trainer": {"max_epochs": 3}, "data": {"num_workers": 1}}
+    overrides = {"trainer": {"max_epochs": 3, "log_every_n_steps": 1}, "data": {"num_workers": 1}}
     whole = fit(TrainConfig.from_dict(tiny_config(image_tree, tmp_path / "whole", **overrides)))
 
     values = tiny_config(image_tree, tmp_path / "split", **overrides)
@@ -42,6 +45,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(
         fit(TrainConfig.from_dict(values), callbacks=[InterruptAt(epoch=2, batch=1)])
     last = tmp_path / "split" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 1  # the state after 2 of 3 epochs
+
+    stale = last.parent / ".last.ckpt.killed.tmp"  # what a writer killed mid-checkpoint leaves
+    stale.write_bytes(b"")
 
     config_file = tmp_path / "split.yaml"
     config_file.write_text(yaml.safe_dump(values))
@@ -63,3 +69,34 @@ def test_resume_after_interruption_matches_uninterrupted_run(
     ):
         assert all(torch.equal(got[name], want[name]) for name in want)
     assert actual["lr_schedulers"] == expected["lr_schedulers"]
+
+    # One log per run, continued on resume: no second folder, no step logged twice, every epoch's rows.
+    logs = tmp_path / "split" / "logs"
+    assert sorted(path.name for path in logs.iterdir()) == ["metrics.csv"]
+    rows = list(csv.DictReader((logs / "metrics.csv").open()))
+    assert rows == list(csv.DictReader((tmp_path / "whole" / "logs" / "metrics.csv").open()))
+    step_rows = [row["step"] for row in rows if row["train/loss_step"]]
+    assert len(step_rows) == len(set(step_rows)) == 9  # 3 epochs x 3 batches
+    assert [row["epoch"] for row in rows if row["train/loss_epoch"]] == ["0", "1", "2"]
+    assert [row["epoch"] for row in rows if row["val/recall@1"]] == ["0", "1", "2"]
+    assert not list(last.parent.glob("*.tmp"))
+
+
+def test_a_run_leaves_no_temporary_files(image_tree: Path, tmp_path: Path) -> None:
+    result = fit(TrainConfig.from_dict(tiny_config(image_tree, tmp_path / "run")))
+    folder = Path(result.last_checkpoint).parent
+    assert sorted(path.name for path in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+class SendInterrupt(pl.Callback):
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        if args[-1] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_an_interrupt_reaches_the_caller(image_tree: Path, tmp_path: Path) -> None:
+    """Lightning turns Ctrl-C into SystemExit(1) and then ignores SIGINT; fit re-raises and restores it."""
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        fit(TrainConfig.from_dict(tiny_config(image_tree, tmp_path / "run")), callbacks=[SendInterrupt()])
+    assert signal.getsignal(signal.SIGINT) is before

@@ -33,7 +33,7 @@ def test_train_writes_checkpoints_logs_and_an_embedding_file(
     assert checkpoint["epoch"] == 1 and checkpoint["tcdml_config"]["loss"]["tcm"]["margin_pos"] == 0.85
     assert {"optimizer_states", "lr_schedulers", "loops", "MetricDataModule"} <= set(checkpoint)
     assert checkpoint["MetricDataModule"] == {"seed": 3, "epoch": 1}
-    log = (run / "logs" / "version_0" / "metrics.csv").read_text()
+    log = (run / "logs" / "metrics.csv").read_text()
     assert "val/opis" in log and "train/loss_epoch" in log
 
     out = tmp_path / "emb.npz"

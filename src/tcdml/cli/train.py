@@ -28,9 +28,11 @@ def train(
 ) -> None:
     """Train an embedding model from a config; checkpoints and logs go to its output_dir."""
     from tcdml.training.config import load_config
+
+    settings = load_config(config, overrides or [])  # every bad value: one line, before Lightning loads
     from tcdml.training.trainer import fit
 
-    result = fit(load_config(config, overrides or []), resume=resume)
+    result = fit(settings, resume=resume)
     if result.global_rank == 0:
         print_json(result.to_dict())
 

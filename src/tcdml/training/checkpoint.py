@@ -39,6 +39,36 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path, map_location=map_location)
 
 
+class RemoveStaleTemporaries(pl.Callback):
+    """At setup, delete the temporaries a killed writer left in ``folder`` (``.<name>.ckpt.*.tmp``).
+
+    Only the first process does it, before any checkpoint of this run is written: one run writes a folder.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero:
+            remove_stale_temporaries(self.folder)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete ``folder``'s checkpoint temporaries (``.<name>.ckpt.<random>.tmp``); return what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob(".*.ckpt.*.tmp"):
+        if path.is_file() and not path.is_symlink():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+    return removed
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """A checkpoint as a dict (``weights_only=True``); raises ``TcdmlInputError`` for a missing/bad file.
 

@@ -313,12 +313,6 @@ class TrainConfig:
             self.optim.warmup_epochs,
             f"at most trainer.max_epochs ({max_epochs})",
         )
-        _require(
-            self.eval.every_n_epochs <= max_epochs,
-            "eval.every_n_epochs",
-            self.eval.every_n_epochs,
-            f"at most trainer.max_epochs ({max_epochs}): else nothing is ever evaluated",
-        )
         model = self.model
         _nonempty("model.backbone", model.backbone)
         if model.img_size is not None:
@@ -413,7 +407,7 @@ def _check_model(values: Mapping[str, Any]) -> None:
 
 
 def _check_names(config: TrainConfig) -> None:
-    """The dataset, backbone and loss exist (looked up in tcdml's registries and timm)."""
+    """The dataset, backbone, loss and strategy exist (tcdml's registries, timm's and Lightning's)."""
     from tcdml.data.registry import DATASETS
     from tcdml.models.embedding import LOCAL_BACKBONES
 
@@ -425,6 +419,14 @@ def _check_names(config: TrainConfig) -> None:
 
         expected = f"{', '.join(LOCAL_BACKBONES)} or a timm model name"
         _require(timm.is_model(backbone), "model.backbone", backbone, expected)
+    strategy = config.trainer.strategy
+    if strategy not in ("auto", "ddp", "ddp_spawn", "single_device"):
+        from pytorch_lightning.strategies import StrategyRegistry
+
+        known = StrategyRegistry.available_strategies()
+        _require(
+            strategy in known, "trainer.strategy", strategy, "auto or one of Lightning's: " + ", ".join(known)
+        )
     from tcdml.losses.registry import required_params
 
     try:

@@ -3,8 +3,10 @@
 Training: ``loss_r = DistributedLoss(loss)(model(inputs), labels)`` (inputs: an image batch, or a list of
 ``str`` for text backbones; only trainable parameters are optimised, see ``ModelConfig.trainable_blocks``);
 under DDP every process ranks its own batch against the embeddings of all processes, scaled so that N
-processes x B train exactly like one process with N x B (``tcdml.losses.distributed``). ``train/loss`` is
-logged averaged over processes, i.e. the global loss.
+processes x B train exactly like one process with N x B (``tcdml.losses.distributed``). ``train/loss_step``
+(per step) and ``train/loss_epoch`` (the epoch's sample-weighted mean) are logged averaged over processes,
+i.e. the global loss. The epoch mean is logged in the module's ``on_train_epoch_end``, before the epoch's
+checkpoint is taken, so a run resumed from that checkpoint has it in its log.
 
 Evaluation: every process embeds its contiguous shard of the evaluation set; the shards are gathered in rank
 order (the dataset's order) and ``tcdml.metrics.evaluate`` computes R@k, MAP@R, OPIS and eps-OPIS, logged as
@@ -48,6 +50,7 @@ class EmbeddingModule(pl.LightningModule):
         self.loss_fn = DistributedLoss(loss)
         self._eval_embeddings: list[Tensor] = []
         self._eval_labels: list[Tensor] = []
+        self._epoch_loss: list[Tensor] = []  # per step: (loss x batch size, batch size)
 
     def forward(self, inputs: Tensor | Sequence[str]) -> Tensor:
         """(B, D) unit-norm embeddings of an image batch or of B texts."""
@@ -59,15 +62,35 @@ class EmbeddingModule(pl.LightningModule):
         loss = self.loss_fn(self.model(inputs), labels)
         # batch_size explicit: not left to how Lightning reads the sizes of a (list of texts, labels) batch.
         self.log(
-            "train/loss",
+            "train/loss_step",
             loss,
             on_step=True,
-            on_epoch=True,
+            on_epoch=False,
             prog_bar=True,
             sync_dist=True,
             batch_size=len(labels),
         )
+        self._epoch_loss.append(
+            torch.stack([loss.detach().float() * len(labels), loss.new_tensor(len(labels))])
+        )
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss.clear()
+
+    def on_train_epoch_end(self) -> None:
+        """Log ``train/loss_epoch`` now: Lightning's own epoch-end logging comes after the checkpoint."""
+        if not self._epoch_loss:
+            return
+        total, count = torch.stack(self._epoch_loss).sum(dim=0)
+        value = self.trainer.strategy.reduce(total / count, reduce_op="mean")
+        self._epoch_loss.clear()
+        value = float(value)
+        for logger in self.loggers:
+            logger.log_metrics(
+                {"train/loss_epoch": value, "epoch": self.current_epoch}, step=max(0, self.global_step - 1)
+            )
+        self.trainer.callback_metrics["train/loss_epoch"] = torch.tensor(value)
 
     def on_validation_epoch_start(self) -> None:
         self._eval_embeddings.clear()

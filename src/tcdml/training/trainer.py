@@ -4,27 +4,40 @@
 
 - ``checkpoints/last.ckpt``: the full state after every epoch (overwritten atomically);
 - ``checkpoints/best.ckpt``: the state at the best ``eval.monitor`` so far;
-- ``logs/version_N/metrics.csv`` (and TensorBoard event files when ``tensorboard`` is installed).
+- ``logs/metrics.csv``: one log per run, written up to date at every checkpoint and continued on resume
+  (rows at or after the checkpoint's step are dropped first: no duplicated steps); TensorBoard event files
+  in ``tensorboard/`` when ``tensorboard`` is installed.
 
 ``fit(config, resume="…/last.ckpt")`` continues from a checkpoint: the next epoch starts exactly where the
 uninterrupted run would have started it (weights, optimiser, schedule, AMP scaler, sampler epoch, RNG).
+Before the ``Trainer`` is built (and anything is written) the checkpoint is checked against the config
+(``check_resume``) and the config against this machine (``check_runtime``): one-line ``TcdmlInputError``s.
+An interrupt (``KeyboardInterrupt``) is re-raised after Lightning's graceful shutdown.
 Multi-GPU / multi-node runs use Lightning's strategies (``trainer.strategy=ddp``, ``trainer.devices``,
 ``trainer.num_nodes``) under ``torchrun`` or SLURM; see docs/training.md.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib.util
+import json
 import logging
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
+from lightning_fabric.loggers.logger import rank_zero_experiment
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
-from tcdml.training.checkpoint import AtomicCheckpointIO, EpochSeed
+from tcdml.errors import TcdmlInputError
+from tcdml.training.checkpoint import AtomicCheckpointIO, EpochSeed, RemoveStaleTemporaries, read_checkpoint
 from tcdml.training.config import TrainConfig
 from tcdml.training.data import MetricDataModule
 from tcdml.training.module import EmbeddingModule
@@ -54,22 +67,203 @@ class FitResult:
         }
 
 
-def build_loggers(output_dir: Path) -> list:
-    """CSV logger, plus TensorBoard when the ``tensorboard`` package is installed (else a note in the log)."""
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+#: Model and loss keys a resumed run must share with its checkpoint (they shape the weights and the
+#: optimiser state); ``seed`` fixes the batches and augmentations.
+RESUME_KEYS = (
+    "model.backbone",
+    "model.embedding_size",
+    "model.pooling",
+    "model.img_size",
+    "model.freeze_bn",
+    "model.trainable_blocks",
+    "loss.name",
+    "loss.params",
+    "optim.optimizer",
+    "seed",
+)
 
-    loggers: list = [CSVLogger(output_dir, name="logs")]
+
+def check_resume(config: TrainConfig, path: str | os.PathLike) -> int:
+    """Check that ``config`` can continue the checkpoint ``path``; return the checkpoint's global step.
+
+    The checkpoint must have been written by ``tcdml train`` with the same ``RESUME_KEYS`` and be at an
+    epoch below ``trainer.max_epochs`` (a checkpoint at exactly ``max_epochs`` epochs resumes to nothing
+    left to train). Raises ``TcdmlInputError`` naming the key and both values.
+    """
+    checkpoint = read_checkpoint(path, map_location="cpu")
+    stored = checkpoint.get("tcdml_config")
+    if not isinstance(stored, dict):
+        raise TcdmlInputError(
+            f"--resume {path}: checkpoint has no 'tcdml_config' (not written by tcdml train)"
+        )
+    current = config.to_dict()
+    for key in RESUME_KEYS:
+        was, now = _dotted(stored, key), _dotted(current, key)
+        if was is not _MISSING and _plain(was) != _plain(now):
+            raise TcdmlInputError(
+                f"--resume {path}: the checkpoint was trained with {key}={_plain(was)!r}, the config has "
+                f"{key}={_plain(now)!r} (they must match to resume; start a new run to change it)"
+            )
+    epoch, max_epochs = checkpoint.get("epoch"), config.trainer.max_epochs
+    if isinstance(epoch, int) and epoch >= max_epochs:
+        raise TcdmlInputError(
+            f"--resume {path}: the checkpoint has trained {epoch + 1} epochs, more than "
+            f"trainer.max_epochs={max_epochs} (expected trainer.max_epochs >= {epoch + 1})"
+        )
+    step = checkpoint.get("global_step", 0)
+    return step if isinstance(step, int) else 0
+
+
+_MISSING = object()
+
+
+def _dotted(values: dict, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return _MISSING
+        values = values[part]
+    return values
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so a stored config and a current one compare by value."""
+    return json.loads(json.dumps(value))
+
+
+def check_runtime(config: TrainConfig) -> None:
+    """Settings this machine cannot run (e.g. a GPU accelerator without CUDA), before Lightning starts."""
+    import torch
+
+    settings = config.trainer
+    cuda = torch.cuda.is_available()
+    if settings.accelerator in ("gpu", "cuda") and not cuda:
+        raise TcdmlInputError(
+            f"key 'trainer.accelerator' = {settings.accelerator!r}, but CUDA is not available here "
+            "(expected cpu or auto)"
+        )
+    if settings.accelerator == "mps" and not torch.backends.mps.is_available():
+        raise TcdmlInputError(
+            "key 'trainer.accelerator' = 'mps', but MPS is not available here (expected cpu or auto)"
+        )
+    on_cpu = settings.accelerator == "cpu" or (settings.accelerator == "auto" and not cuda)
+    if on_cpu and settings.precision in ("16-mixed", "16"):
+        raise TcdmlInputError(
+            f"key 'trainer.precision' = {settings.precision!r}: fp16 AMP needs a GPU, this run is on the CPU "
+            "(expected 32-true or bf16-mixed)"
+        )
+    if (
+        not on_cpu
+        and cuda
+        and isinstance(settings.devices, int)
+        and settings.devices > torch.cuda.device_count()
+    ):
+        raise TcdmlInputError(
+            f"key 'trainer.devices' = {settings.devices}, but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s)"
+        )
+
+
+class RunLogWriter(ExperimentWriter):
+    """Lightning's CSV writer on one file per run: ``resume_step`` keeps the rows before that step.
+
+    A fresh run (``resume_step=None``) starts the file anew; a resumed one keeps the rows logged before
+    the checkpoint's step (rows at or after it, e.g. of an interrupted epoch, are logged again) and appends.
+    A last line cut off by a crash is dropped.
+    """
+
+    def __init__(self, log_dir: str, resume_step: int | None) -> None:
+        self.resume_step = resume_step
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        if self.resume_step is None:
+            path.unlink()
+            return
+        from tcdml.io.atomic import atomic_write
+
+        text = path.read_text(encoding="utf-8", errors="replace")
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines.pop()  # cut off mid-row
+        rows = list(csv.DictReader(lines))
+        header = next(csv.reader(lines[:1]), [])
+        kept = [row for row in rows if _step(row) is not None and _step(row) < self.resume_step]
+        with atomic_write(path, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
+        self.metrics_keys = list(header)
+
+
+def _step(row: dict) -> int | None:
+    try:
+        return int(row.get("step") or "")
+    except ValueError:
+        return None
+
+
+class RunCSVLogger(CSVLogger):
+    """``CSVLogger`` writing ``<output_dir>/logs/metrics.csv`` (no versions), continued on resume."""
+
+    def __init__(self, output_dir: str | os.PathLike, resume_step: int | None = None) -> None:
+        super().__init__(output_dir, name="logs", version="")
+        self.resume_step = resume_step
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.save_dir, "logs")
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> RunLogWriter:  # type: ignore[override]
+        if self._experiment is None:
+            self._experiment = RunLogWriter(self.log_dir, self.resume_step)
+        return self._experiment
+
+
+class SaveLogWithCheckpoint(pl.Callback):
+    """Write the loggers' pending rows whenever a checkpoint is taken, so the log is as far as the state."""
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        for logger in trainer.loggers:
+            logger.save()
+
+
+class RecordInterrupt(pl.Callback):
+    """Remember the exception Lightning reports through ``on_exception`` (it swallows KeyboardInterrupt)."""
+
+    exception: BaseException | None = None
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self.exception = exception
+
+
+def build_loggers(output_dir: Path, resume_step: int | None = None) -> list:
+    """The run's CSV log, plus TensorBoard when the ``tensorboard`` package is installed (else a note)."""
+    loggers: list = [RunCSVLogger(output_dir, resume_step)]
     if importlib.util.find_spec("tensorboard") is not None:
-        loggers.append(TensorBoardLogger(output_dir, name="tensorboard"))
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(output_dir, name="tensorboard", version=""))
     else:
         log.warning("tensorboard is not installed: logging to CSV only (pip install tensorboard)")
     return loggers
 
 
-def build_trainer(config: TrainConfig, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+def build_trainer(
+    config: TrainConfig, callbacks: Sequence[pl.Callback] = (), *, resume_step: int | None = None
+) -> pl.Trainer:
     """The Lightning ``Trainer`` of ``config`` with tcdml's checkpointing, seeding and loggers.
 
-    ``callbacks`` are added after tcdml's own (e.g. a user's early stopping).
+    ``callbacks`` are added after tcdml's own (e.g. a user's early stopping); ``resume_step``: the global
+    step of the checkpoint a run continues (its log is kept up to there).
     """
     settings = config.trainer
     output_dir = Path(config.output_dir)
@@ -103,8 +297,15 @@ def build_trainer(config: TrainConfig, callbacks: Sequence[pl.Callback] = ()) ->
         num_sanity_val_steps=0,  # evaluation needs the whole evaluation set
         use_distributed_sampler=False,  # the m-per-class sampler shards batches itself
         default_root_dir=output_dir,
-        logger=build_loggers(output_dir),
-        callbacks=[EpochSeed(config.seed), last, best, *callbacks],
+        logger=build_loggers(output_dir, resume_step),
+        callbacks=[
+            RemoveStaleTemporaries(checkpoints),
+            EpochSeed(config.seed),
+            SaveLogWithCheckpoint(),
+            last,
+            best,
+            *callbacks,
+        ],
         plugins=[AtomicCheckpointIO()],
     )
 
@@ -115,12 +316,33 @@ def fit(
     resume: str | os.PathLike | None = None,
     callbacks: Sequence[pl.Callback] = (),
 ) -> FitResult:
-    """Train ``config`` (from scratch, or continuing the checkpoint ``resume``); say where it wrote what."""
+    """Train ``config`` (from scratch, or continuing the checkpoint ``resume``); say where it wrote what.
+
+    Bad settings and a checkpoint that does not fit ``config`` raise ``TcdmlInputError`` before anything
+    is built or written. An interrupt re-raises its ``KeyboardInterrupt`` once Lightning has shut down.
+    """
+    check_runtime(config)
+    resume_step = None if resume is None else check_resume(config, resume)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     module = EmbeddingModule(config)
     data = MetricDataModule(config.data, seed=config.seed, mean=module.model.mean, std=module.model.std)
-    trainer = build_trainer(config, callbacks)
-    trainer.fit(module, datamodule=data, ckpt_path=None if resume is None else str(resume), weights_only=True)
+    interrupt = RecordInterrupt()
+    trainer = build_trainer(config, [*callbacks, interrupt], resume_step=resume_step)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        trainer.fit(
+            module, datamodule=data, ckpt_path=None if resume is None else str(resume), weights_only=True
+        )
+    except SystemExit:  # Lightning's answer to KeyboardInterrupt: hand the interrupt on instead
+        if isinstance(interrupt.exception, KeyboardInterrupt):
+            raise interrupt.exception from None
+        raise
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGINT) is not handler:
+            try:
+                signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored after an interrupt
+            except ValueError:  # not the main thread
+                pass
     last, best = (cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint))
     score = best.best_model_score
     return FitResult(

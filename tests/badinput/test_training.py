@@ -1,0 +1,207 @@
+"""Bad input to ``train``, ``demo``, ``study``, ``study-report`` and ``pareto``: one line, nothing written.
+
+Every case fails before training starts (at config load, the resume check or the study plan), so no
+``logs/`` or ``checkpoints/`` folder appears under the watched output paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.badinput.harness import expect_clean_failure
+from tests.experiments.study_helpers import MNIST_CONFIG, write_study
+from tests.training.conftest import tiny_config
+
+# (overrides, text the error line must contain)
+TRAIN_CASES = [
+    (["trainer.max_epochs=-2"], "key 'trainer.max_epochs' = -2"),
+    (["trainer.max_epochs=0"], "key 'trainer.max_epochs' = 0"),
+    (["trainer.precision=bogus"], "key 'trainer.precision' = 'bogus'"),
+    (["trainer.devices=0"], "key 'trainer.devices' = 0"),
+    (["trainer.devices=-3"], "key 'trainer.devices' = -3"),
+    (["trainer.devices=abc"], "key 'trainer.devices' = 'abc'"),
+    (["trainer.num_nodes=0"], "key 'trainer.num_nodes' = 0"),
+    (["trainer.accelerator=quantum"], "key 'trainer.accelerator' = 'quantum'"),
+    (["trainer.strategy=bogus"], "key 'trainer.strategy' = 'bogus'"),
+    (["trainer.gradient_clip_val=-1"], "key 'trainer.gradient_clip_val' = -1"),
+    (["trainer.log_every_n_steps=0"], "key 'trainer.log_every_n_steps' = 0"),
+    (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], "key 'trainer.precision' = '16-mixed'"),
+    (["data.num_workers=-1"], "key 'data.num_workers' = -1"),
+    (["data.classes_per_batch=0"], "key 'data.classes_per_batch' = 0"),
+    (["data.classes_per_batch=-4"], "key 'data.classes_per_batch' = -4"),
+    (["data.samples_per_class=1"], "key 'data.samples_per_class' = 1"),
+    (["data.eval_batch_size=0"], "key 'data.eval_batch_size' = 0"),
+    (["data.image_size=0"], "key 'data.image_size' = 0"),
+    (["data.resize_size=16"], "key 'data.resize_size' = 16"),
+    (["data.crop_scale=[0.9,0.1]"], "key 'data.crop_scale'"),
+    (["data.dataset=nope"], "key 'data.dataset' = 'nope'"),
+    (["data.train_split="], "key 'data.train_split' = None"),
+    (["optim.lr=-1"], "key 'optim.lr' = -1"),
+    (["optim.lr=0"], "key 'optim.lr' = 0"),
+    (["optim.lr=.nan"], "key 'optim.lr' = nan"),
+    (["optim.head_lr=-0.1"], "key 'optim.head_lr' = -0.1"),
+    (["optim.loss_lr=.inf"], "key 'optim.loss_lr' = inf"),
+    (["optim.weight_decay=-0.0001"], "key 'optim.weight_decay' = -0.0001"),
+    (["optim.momentum=1.5"], "key 'optim.momentum' = 1.5"),
+    (["optim.betas=[0.9,1.0]"], "key 'optim.betas'"),
+    (["optim.optimizer=adam"], "key 'optim.optimizer' = 'adam'"),
+    (["optim.schedule=linear"], "key 'optim.schedule' = 'linear'"),
+    (["optim.warmup_epochs=5"], "key 'optim.warmup_epochs' = 5"),
+    (["optim.warmup_epochs=-1"], "key 'optim.warmup_epochs' = -1"),
+    (["optim.min_lr_factor=2"], "key 'optim.min_lr_factor' = 2"),
+    (["optim.step_epochs=0"], "key 'optim.step_epochs' = 0"),
+    (["optim.gamma=0"], "key 'optim.gamma' = 0"),
+    (["model.embedding_size=0"], "key 'model.embedding_size' = 0"),
+    (["model.backbone=no_such_net"], "key 'model.backbone' = 'no_such_net'"),
+    (["model.drop_path_rate=1.5"], "key 'model.drop_path_rate' = 1.5"),
+    (["model.trainable_blocks=-1"], "key 'model.trainable_blocks' = -1"),
+    (["model.img_size=0"], "key 'model.img_size' = 0"),
+    (["loss.name=no_such_loss"], "key 'loss.name' = 'no_such_loss'"),
+    (["loss.tcm=3"], "key 'loss.tcm' = 3"),
+    (["eval.every_n_epochs=0"], "key 'eval.every_n_epochs' = 0"),
+    (["eval.ks=[]"], "key 'eval.ks' = ()"),
+    (["eval.ks=[0]"], "key 'eval.ks' = (0,)"),
+    (["eval.far_range=[0.1,0.01]"], "key 'eval.far_range'"),
+    (["eval.beta=0"], "key 'eval.beta' = 0"),
+    (["eval.eps=1.5"], "key 'eval.eps' = 1.5"),
+    (["eval.monitor=accuracy"], "key 'eval.monitor' = 'accuracy'"),
+    (["eval.mode=up"], "key 'eval.mode' = 'up'"),
+    (["seed=-1"], "key 'seed' = -1"),
+    (["seed=99999999999"], "key 'seed' = 99999999999"),
+    (["trainer.max_epoch=2"], "unknown key 'trainer.max_epoch'"),
+    (["trainer.max_epochs"], "expected KEY.SUB=VALUE"),
+]
+
+
+#: Settings refused by ``check_runtime`` (what this machine can run), not at load.
+CHECKED_AT_FIT = {"trainer.precision=16-mixed"}
+
+
+@pytest.fixture
+def run_config(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny config (its data folder need not exist: every case fails first) and its output folder."""
+    output = tmp_path / "run"
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path / "images", output)))
+    return path, output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "contains"), TRAIN_CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else None
+)
+def test_train_bad_override(run_config, overrides, contains, capsys) -> None:
+    path, output = run_config
+    source = f"override {overrides[-1]!r}" if "=" in overrides[-1] else "override"
+    if overrides[-1] in CHECKED_AT_FIT:  # depends on this machine: refused just before training, no source
+        source = "trainer.precision"
+    expect_clean_failure(["train", path, *overrides], capsys, watched=[output], contains=[contains, source])
+
+
+def test_train_bad_value_in_the_file_names_the_file(tmp_path: Path, capsys) -> None:
+    values = tiny_config(tmp_path / "images", tmp_path / "run", data={"num_workers": -1})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(values))
+    expect_clean_failure(
+        ["train", path], capsys, watched=[tmp_path / "run"], contains=f"{path}: key 'data.num_workers'"
+    )
+
+
+def fake_checkpoint(folder: Path, epoch: int = 0, **sections: dict) -> Path:
+    """A checkpoint as ``tcdml train`` writes one, as far as the resume check reads it."""
+    values = tiny_config(folder / "images", folder / "run", **sections)
+    path = folder / "old.ckpt"
+    torch.save(
+        {"state_dict": {}, "epoch": epoch, "global_step": 3 * (epoch + 1), "tcdml_config": values}, path
+    )
+    return path
+
+
+RESUME_CASES = [
+    ({"model": {"embedding_size": 32}}, 0, "model.embedding_size=32"),
+    ({"model": {"backbone": "resnet18"}}, 0, "model.backbone='resnet18'"),
+    ({"loss": {"name": "recall_at_k"}}, 0, "loss.name='recall_at_k'"),
+    ({"optim": {"optimizer": "sgd"}}, 0, "optim.optimizer='sgd'"),
+    ({}, 2, "trained 3 epochs, more than trainer.max_epochs=2"),
+]
+
+
+@pytest.mark.parametrize(("sections", "epoch", "contains"), RESUME_CASES)
+def test_train_resume_that_does_not_fit(run_config, tmp_path, sections, epoch, contains, capsys) -> None:
+    path, output = run_config
+    checkpoint = fake_checkpoint(tmp_path, epoch, **sections)
+    argv = ["train", path, "--resume", checkpoint]
+    expect_clean_failure(argv, capsys, watched=[output, checkpoint], contains=contains)
+
+
+def test_train_resume_from_a_checkpoint_without_config(run_config, tmp_path, capsys) -> None:
+    path, output = run_config
+    checkpoint = tmp_path / "bare.ckpt"
+    torch.save({"state_dict": {}, "epoch": 0}, checkpoint)
+    argv = ["train", path, "--resume", checkpoint]
+    expect_clean_failure(argv, capsys, watched=[output], contains="no 'tcdml_config'")
+
+
+def test_train_resume_from_a_missing_file(run_config, tmp_path, capsys) -> None:
+    path, output = run_config
+    argv = ["train", path, "--resume", tmp_path / "missing.ckpt"]
+    expect_clean_failure(argv, capsys, watched=[output], contains="missing.ckpt")
+
+
+DEMO_CASES = [
+    (["--epochs", "0"], "epochs=0"),
+    (["--epochs", "-3"], "epochs=-3"),
+    (["--embedding-size", "5"], "embedding_size=5"),
+    (["--seed", "-1"], "key 'seed' = -1"),
+    (["--configs", "{tmp}/missing"], "missing"),
+]
+
+
+@pytest.mark.parametrize(("args", "contains"), DEMO_CASES)
+def test_demo_bad_option(tmp_path: Path, args, contains, capsys) -> None:
+    output = tmp_path / "demo"
+    argv = ["demo", "-o", output, *(arg.format(tmp=tmp_path) for arg in args)]
+    expect_clean_failure(argv, capsys, watched=[output], contains=contains)
+
+
+STUDY_CASES = [
+    ({"seeds": []}, [], "key 'seeds'"),
+    ({"losses": {}}, [], "key 'losses'"),
+    ({"benchmarks": {}}, [], "key 'benchmarks'"),
+    ({"colour": "red"}, [], "unknown key 'colour'"),
+    ({"benchmarks": {"mnist": {"config": "missing.yaml"}}}, [], "missing.yaml"),
+    ({"overrides": ["trainer.max_epochs=0"]}, [], "key 'trainer.max_epochs' = 0"),
+    ({"overrides": ["optim.lr=-1"]}, ["--dry-run"], "key 'optim.lr' = -1"),
+    ({"variants": {"small": ["data.samples_per_class=1"]}}, [], "key 'data.samples_per_class' = 1"),
+    ({}, ["--only", "seed"], "--only"),
+    ({}, ["--only", "colour=red"], "colour"),
+    ({}, ["--only", "loss=nope"], "loss=nope"),
+    ({}, ["--only", "seed=7"], "seed=7"),
+]
+
+
+@pytest.mark.parametrize(("changes", "args", "contains"), STUDY_CASES)
+def test_study_bad_config_or_option(tmp_path: Path, changes, args, contains, capsys) -> None:
+    path = write_study(tmp_path, **changes)
+    expect_clean_failure(["study", path, *args], capsys, watched=[tmp_path / "out"], contains=contains)
+
+
+def test_study_missing_file(tmp_path: Path, capsys) -> None:
+    expect_clean_failure(["study", tmp_path / "nope.yaml"], capsys, watched=[tmp_path], contains="nope.yaml")
+
+
+@pytest.mark.parametrize("command", ["study-report", "pareto"])
+@pytest.mark.parametrize("where", ["empty", "missing", "study-yaml"])
+def test_report_without_results(tmp_path: Path, command: str, where: str, capsys) -> None:
+    folder = tmp_path / "out"
+    if where == "empty":
+        folder.mkdir()
+    target = write_study(tmp_path) if where == "study-yaml" else folder
+    expect_clean_failure([command, target], capsys, watched=[tmp_path / "out"])
+
+
+def test_mnist_config_is_the_studys_benchmark() -> None:
+    assert MNIST_CONFIG.is_file()
