@@ -12,6 +12,7 @@ composite, so ``optimizer(composite.parameters())`` trains them.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -85,21 +86,13 @@ class TCMComposite(LossModule):
         return f"shares_similarity={self.shares_similarity}"
 
 
-def with_tcm(
-    base_loss: nn.Module,
-    *,
-    lambda_pos: float = 1.0,
-    lambda_neg: float = 1.0,
-    margin_pos: float = 0.9,
-    margin_neg: float = 0.5,
-) -> TCMComposite:
-    """``base_loss + TCMLoss(lambda_pos, lambda_neg, margin_pos, margin_neg)`` on one similarity matrix.
+def with_tcm(base_loss: nn.Module, **tcm_params: Any) -> TCMComposite:
+    """``base_loss + TCMLoss(**tcm_params)`` on one similarity matrix (``lambda_pos``, ``lambda_neg``,
+    ``margin_pos``, ``margin_neg``, ``margins``, ``target_far``, ``target_frr``, ``momentum``, ``min_gap``:
+    see ``TCMLoss``).
 
     ``base_loss``: a tcdml loss, any pytorch-metric-learning loss, or any module with PML's calling contract.
     Note: a PML base loss whose distance is plain cosine similarity gets it replaced by an equivalent
     ``SharedCosineSimilarity`` (same values) so the matrix can be shared.
     """
-    return TCMComposite(
-        base_loss,
-        TCMLoss(lambda_pos=lambda_pos, lambda_neg=lambda_neg, margin_pos=margin_pos, margin_neg=margin_neg),
-    )
+    return TCMComposite(base_loss, TCMLoss(**tcm_params))

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .base import LossTerm, TermLoss, reduce_terms
+from .margins import DEFAULT_MIN_GAP, MARGIN_STRATEGIES, MarginTracker
 from .similarity import PairBatch, PairMasks
 
 
@@ -148,7 +149,15 @@ class TCMLoss(TermLoss):
     embeddings are L2-normalised; pairs are all (anchor, reference) pairs, or the pairs / triplets of a
     miner's ``indices_tuple``; self pairs are excluded (``similarity.py``). After each call ``num_hard_pos``
     and ``num_hard_neg`` hold the hard-pair counts (0-d long tensors, for logging). Add it to a base loss with
-    ``with_tcm``. ``margin_neg >= margin_pos`` is allowed but warns: the margins then enforce no gap.
+    ``with_tcm``.
+
+    ``margins``: ``"fixed"`` uses ``margin_pos`` / ``margin_neg`` as given (``margin_neg >= margin_pos`` is
+    allowed but warns: the margins then enforce no gap). ``"auto"`` reads them off the training batches
+    (``tcdml.losses.margins.MarginTracker``): ``m-`` = the batch negatives' similarity at ``target_far``,
+    ``m+`` = the batch positives' similarity at ``target_frr``, an exponential moving average with weight
+    ``momentum`` on each new batch, at least ``min_gap`` apart (``ordered_margins``); ``margin_pos`` /
+    ``margin_neg`` are used only before the first training batch. Margins are measured only in training mode
+    (``loss.train()``); ``current_margins`` holds the ones in use.
     """
 
     accepts_indices_tuple = True
@@ -159,34 +168,60 @@ class TCMLoss(TermLoss):
         lambda_neg: float = 1.0,
         margin_pos: float = 0.9,
         margin_neg: float = 0.5,
+        margins: str = "fixed",
+        target_far: float = 0.1,
+        target_frr: float = 0.5,
+        momentum: float = 0.1,
+        min_gap: float = DEFAULT_MIN_GAP,
     ) -> None:
         super().__init__()
         _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)
-        if margin_neg >= margin_pos:
+        if margins not in MARGIN_STRATEGIES:
+            raise ValueError(f"margins={margins!r}: expected one of {', '.join(MARGIN_STRATEGIES)}")
+        if margins == "fixed" and margin_neg >= margin_pos:
             warnings.warn(
                 f"TCM margin_neg={margin_neg} >= margin_pos={margin_pos}: no similarity gap is enforced",
                 stacklevel=2,
             )
         self.lambda_pos, self.lambda_neg = float(lambda_pos), float(lambda_neg)
         self.margin_pos, self.margin_neg = float(margin_pos), float(margin_neg)
+        self.strategy = margins
+        self.tracker = MarginTracker(target_far, target_frr, momentum, min_gap) if margins == "auto" else None
+        if (
+            self.tracker is not None
+        ):  # raw tracked m+, m-, batches seen: saved with the model, resumes exactly
+            self.register_buffer("margin_state", torch.zeros(3, dtype=torch.float64))
         self.num_hard_pos: Tensor = torch.zeros((), dtype=torch.long)
         self.num_hard_neg: Tensor = torch.zeros((), dtype=torch.long)
 
+    @property
+    def current_margins(self) -> tuple[float, float]:
+        """``(m+, m-)`` in use now."""
+        fixed = (self.margin_pos, self.margin_neg)
+        return fixed if self.tracker is None else self.tracker.margins(self.margin_state, fixed)
+
     def terms_from_pairs(self, pairs: PairBatch) -> list[LossTerm]:
         """The two TCM terms of one similarity matrix; records the hard-pair counts."""
+        if self.tracker is not None and self.training:
+            self.tracker.update(self.margin_state, pairs.sim.detach(), *pairs.masks.dense())
+        margin_pos, margin_neg = self.current_margins
         terms = tcm_terms(
             pairs.sim,
             pairs.masks,
             lambda_pos=self.lambda_pos,
             lambda_neg=self.lambda_neg,
-            margin_pos=self.margin_pos,
-            margin_neg=self.margin_neg,
+            margin_pos=margin_pos,
+            margin_neg=margin_neg,
         )
         self.num_hard_pos, self.num_hard_neg = terms[0].count, terms[1].count  # type: ignore[assignment]
         return list(terms)
 
     def extra_repr(self) -> str:
-        return (
-            f"lambda_pos={self.lambda_pos}, lambda_neg={self.lambda_neg}, "
-            f"margin_pos={self.margin_pos}, margin_neg={self.margin_neg}"
-        )
+        margins = f"margin_pos={self.margin_pos}, margin_neg={self.margin_neg}"
+        if self.tracker is not None:
+            tracker = self.tracker
+            margins = (
+                f"margins=auto, target_far={tracker.target_far}, target_frr={tracker.target_frr}, "
+                f"momentum={tracker.momentum}, min_gap={tracker.min_gap}"
+            )
+        return f"lambda_pos={self.lambda_pos}, lambda_neg={self.lambda_neg}, {margins}"
