@@ -14,7 +14,7 @@ import yaml
 
 from tests.badinput.harness import expect_clean_failure
 from tests.experiments.study_helpers import MNIST_CONFIG, write_study
-from tests.training.conftest import tiny_config
+from tests.training.conftest import make_image_tree, tiny_config
 
 # (overrides, text the error line must contain)
 TRAIN_CASES = [
@@ -205,3 +205,38 @@ def test_report_without_results(tmp_path: Path, command: str, where: str, capsys
 
 def test_mnist_config_is_the_studys_benchmark() -> None:
     assert MNIST_CONFIG.is_file()
+
+
+INTERRUPT_AT_STEP_2 = """
+import os, signal, sys
+from tcdml.cli.main import main
+from tcdml.training.module import EmbeddingModule
+
+step = EmbeddingModule.training_step
+
+
+def interrupting_step(self, *args, **kwargs):
+    if self.global_step == 2:
+        os.kill(os.getpid(), signal.SIGINT)
+    return step(self, *args, **kwargs)
+
+
+EmbeddingModule.training_step = interrupting_step
+sys.exit(main(["train", sys.argv[1]]))
+"""
+
+
+def test_interrupted_train_exits_130_with_one_line(tmp_path: Path) -> None:
+    """Ctrl-C during training, in a real process (outside pytest's log capture Lightning prints its start-up
+    and shutdown chatter to stderr): exit 130, one line, Lightning silenced."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(make_image_tree(tmp_path / "images"), tmp_path / "run")))
+    run = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_AT_STEP_2, str(config)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 130, run.stderr
+    assert run.stderr.splitlines() == ["tcdml: error: interrupted (SIGINT)"]
+    assert run.stdout == ""

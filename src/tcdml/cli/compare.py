@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, uncertainty_settings
+from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, about, uncertainty_settings
 from tcdml.cli.output import print_json, print_table
 from tcdml.errors import TcdmlInputError
 
@@ -45,28 +45,26 @@ def compare(
     from tcdml.io.embeddings_file import load_embeddings_file
     from tcdml.io.outputs import OutputSet
     from tcdml.metrics.compare import compare as run_comparison
+    from tcdml.metrics.settings import EvaluationSettings
 
     if output_format not in ("table", "json"):
         raise TcdmlInputError(f"--format={output_format!r}: expected table or json")
-    uncertainty = uncertainty_settings(bootstrap, level, seed)
-    outputs = OutputSet(inputs=[file_a, file_b])
-    plot = outputs.check_folder(plot, "--plot", figure_names(COMPARE_STEM))
-    a, b = load_embeddings_file(file_a), load_embeddings_file(file_b)
-    check_same_samples(file_a, a, file_b, b)
-    result = run_comparison(
-        a.embeddings,
-        b.embeddings,
-        a.labels,
-        is_query=a.is_query,
-        is_gallery=a.is_gallery,
+    settings = EvaluationSettings(  # every option checked before the files are read
         far_range=(far_min, far_max),
         beta=beta,
         eps=eps,
         num_thresholds=thresholds,
         device=device,
         progress=progress,
-        uncertainty=uncertainty,
+        uncertainty=uncertainty_settings(bootstrap, level, seed),
     )
+    outputs = OutputSet(inputs=[file_a, file_b])
+    plot = outputs.check_folder(plot, "--plot", figure_names(COMPARE_STEM))
+    a, b = load_embeddings_file(file_a), load_embeddings_file(file_b)
+    check_same_samples(file_a, a, file_b, b)
+    with about(f"{file_a} vs {file_b}"):
+        masks = {"is_query": a.is_query, "is_gallery": a.is_gallery}
+        result = run_comparison(a.embeddings, b.embeddings, a.labels, settings=settings, **masks)
     with outputs.staging() as staging:
         if plot is not None:
             from tcdml.metrics.plots import plot_utility_comparison

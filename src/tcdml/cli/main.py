@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, uncertainty_settings
+from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, about, uncertainty_settings
 from tcdml.cli.output import print_json, print_table
 from tcdml.errors import TcdmlInputError
 
@@ -104,17 +104,9 @@ def evaluate(
     from tcdml.io.outputs import OutputSet
     from tcdml.metrics.evaluator import evaluate as run_evaluation
     from tcdml.metrics.plots import UTILITY_STEM, plot_utility_curves
+    from tcdml.metrics.settings import EvaluationSettings
 
-    uncertainty = uncertainty_settings(bootstrap, level, seed)
-    outputs = OutputSet(inputs=[file])  # every output checked before the work starts
-    per_class = outputs.check_file(per_class, "--per-class")
-    plot = outputs.check_folder(plot, "--plot", figure_names(UTILITY_STEM))
-    data = _load(file)
-    result = run_evaluation(
-        data.embeddings,
-        data.labels,
-        is_query=data.is_query,
-        is_gallery=data.is_gallery,
+    settings = EvaluationSettings(  # every option checked before the file is read
         ks=_parse_ks(k),
         far_range=(far_min, far_max),
         beta=beta,
@@ -126,8 +118,15 @@ def evaluate(
         knn_backend=knn.value,
         device=device,
         progress=progress,
-        uncertainty=uncertainty,
+        uncertainty=uncertainty_settings(bootstrap, level, seed),
     )
+    outputs = OutputSet(inputs=[file])  # every output checked before the work starts
+    per_class = outputs.check_file(per_class, "--per-class")
+    plot = outputs.check_folder(plot, "--plot", figure_names(UTILITY_STEM))
+    data = _load(file)
+    with about(file):
+        masks = {"is_query": data.is_query, "is_gallery": data.is_gallery}
+        result = run_evaluation(data.embeddings, data.labels, settings=settings, **masks)
     with outputs.staging() as staging:  # all outputs, or none of them
         if per_class is not None:
             result.per_class.write_csv(staging.file(per_class))
@@ -170,19 +169,20 @@ def calibrate(
     output = outputs.check_file(output, "--output")
     plot = outputs.check_folder(plot, "--plot", figure_names(CLASS_RATES_STEM))
     data = _load(file)
-    result = run_calibration(
-        data.embeddings,
-        data.labels,
-        target_far=target_far,
-        target_frr=target_frr,
-        is_query=data.is_query,
-        is_gallery=data.is_gallery,
-        num_worst=worst,
-        mode=mode.value,
-        num_bins=bins,
-        device=device,
-        progress=progress,
-    )
+    with about(file):
+        result = run_calibration(
+            data.embeddings,
+            data.labels,
+            target_far=target_far,
+            target_frr=target_frr,
+            is_query=data.is_query,
+            is_gallery=data.is_gallery,
+            num_worst=worst,
+            mode=mode.value,
+            num_bins=bins,
+            device=device,
+            progress=progress,
+        )
     summary = result.to_dict()
     with outputs.staging() as staging:  # all outputs, or none of them
         if output is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -26,3 +29,15 @@ def uncertainty_settings(bootstrap: int, level: float, seed: int):
         for name, option in (("resamples=", "--bootstrap="), ("level=", "--level="), ("seed=", "--seed=")):
             message = message.replace(name, option, 1) if message.startswith(name) else message
         raise TcdmlInputError(message) from None
+
+
+@contextlib.contextmanager
+def about(path: str | os.PathLike) -> Iterator[None]:
+    """Errors raised by the block about the data of ``path`` (a NaN row, a single class) name the file."""
+    try:
+        yield
+    except TcdmlInputError as exc:
+        message = str(exc)
+        if os.fspath(path) in message:
+            raise
+        raise TcdmlInputError(f"{os.fspath(path)}: {message}") from None

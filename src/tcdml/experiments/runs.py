@@ -6,19 +6,18 @@ Shared by the MNIST demo (``mnist_demo``) and the study grid (``study``), so bot
 - ``measure(model, config, target_far)``: embeddings of ``data.eval_split``, ``tcdml.metrics.evaluate`` with
   the config's eval settings (``ks`` always including 1) and one global threshold at ``target_far``;
 - ``headline_metrics``: the numbers a table shows (R@1, MAP@R, OPIS, eps-OPIS, per-class FAR/FRR spreads);
-- ``quiet_lightning``: silences Lightning's start-up chatter (strict JSON: ``tcdml.io.json_file``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from tcdml.training.quiet import quiet_lightning  # noqa: F401 (TODO: callers use fit's own)
 
 
 @dataclass
@@ -111,23 +110,3 @@ def headline_metrics(evaluation: Any, calibration: Any) -> dict[str, float]:
         }
     )
     return out
-
-
-class quiet_lightning:
-    """Silence Lightning's start-up chatter and the warnings that do not apply to small CPU runs."""
-
-    names = ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning_fabric")
-
-    def __enter__(self) -> None:
-        self._levels = {name: logging.getLogger(name).level for name in self.names}
-        for name in self.names:
-            logging.getLogger(name).setLevel(logging.WARNING)
-        self._warnings = warnings.catch_warnings()
-        self._warnings.__enter__()
-        for pattern in (".*does not have many workers.*", ".*tensorboard.*", ".*LeafSpec.*"):
-            warnings.filterwarnings("ignore", message=pattern)
-
-    def __exit__(self, *exc: object) -> None:
-        self._warnings.__exit__(*exc)
-        for name, level in self._levels.items():
-            logging.getLogger(name).setLevel(level)

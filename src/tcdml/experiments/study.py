@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import pickle
 import shutil
 import time
 import traceback
@@ -134,12 +133,12 @@ def resumable_checkpoint(directory: Path, config: Any) -> Path | None:
     path = directory / "checkpoints" / "last.ckpt"
     if not path.is_file():
         return None
-    import torch
+    from tcdml.training.checkpoint import read_checkpoint
 
     try:
-        stored = torch.load(path, map_location="cpu", weights_only=True).get("tcdml_config")
-    except (OSError, RuntimeError, EOFError, AttributeError, pickle.UnpicklingError) as exc:
-        log.warning("%s: not resumable (%s: %s); the cell starts over", path, type(exc).__name__, exc)
+        stored = read_checkpoint(path).get("tcdml_config")
+    except TcdmlInputError as exc:  # damaged (CRC), truncated, not a checkpoint
+        log.warning("%s: not resumable (%s); the cell starts over", path, exc)
         return None
     return path if _comparable(stored) == _comparable(config.to_dict()) else None
 
@@ -218,34 +217,32 @@ def run_study(
     that raises stops the study with ``CellFailed`` (its traceback in ``<cell>/error.log``); finished cells
     keep their results.
     """
-    from tcdml.experiments.runs import quiet_lightning
 
     start = time.perf_counter()
     plan = plan_study(study, only)
     run = StudyRun(study, [cell for cell, _ in plan])
     counter = ClassCounter()
-    with quiet_lightning():
-        for index, (cell, config) in enumerate(plan, start=1):
-            prefix = f"[{index}/{len(plan)}] {cell.label()}"
-            directory = cell.directory(study.output_dir)
-            if quiet:
-                config = dataclasses.replace(
-                    config, trainer=dataclasses.replace(config.trainer, progress_bar=False)
-                )
-            try:
-                config = fill_loss_params(config, counter)
-                if finished_with(directory, config):
-                    run.skipped.append(cell)
-                    echo(f"{prefix} … done before, skipped")
-                    continue
-                if (directory / RESULT_FILE).is_file():
-                    echo(f"{prefix} … its config changed since it ran: training it again")
-                    (directory / RESULT_FILE).unlink()
-                record = run_cell(study, cell, config, callbacks=callbacks, order=_order(study, cell))
-            except Exception as exc:
-                raise _failed(cell, directory, exc) from exc
-            run.ran.append(cell)
-            echo(f"{prefix} … {record['seconds']:.0f} s")
+    for index, (cell, config) in enumerate(plan, start=1):
+        prefix = f"[{index}/{len(plan)}] {cell.label()}"
+        directory = cell.directory(study.output_dir)
+        if quiet:
+            config = dataclasses.replace(
+                config, trainer=dataclasses.replace(config.trainer, progress_bar=False)
+            )
+        try:
+            config = fill_loss_params(config, counter)
+            if finished_with(directory, config):
+                run.skipped.append(cell)
+                echo(f"{prefix} … done before, skipped")
+                continue
+            if (directory / RESULT_FILE).is_file():
+                echo(f"{prefix} … its config changed since it ran: training it again")
+                (directory / RESULT_FILE).unlink()
+            record = run_cell(study, cell, config, callbacks=callbacks, order=_order(study, cell))
+        except Exception as exc:
+            raise _failed(cell, directory, exc) from exc
+        run.ran.append(cell)
+        echo(f"{prefix} … {record['seconds']:.0f} s")
     run.seconds = time.perf_counter() - start
     return run
 

@@ -25,10 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tcdml.errors import TcdmlInputError
-from tcdml.io.yaml_file import read_yaml_mapping
+from tcdml.io.yaml_file import load_yaml_text, read_yaml_mapping
 from tcdml.models.embedding import ModelConfig
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -471,10 +469,7 @@ def _apply_override(config: dict[str, Any], text: str, origins: dict[str, str] |
     key, sep, value_text = text.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise TcdmlInputError(f"override {text!r}: expected KEY.SUB=VALUE, e.g. trainer.max_epochs=2")
-    try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError:
-        raise TcdmlInputError(f"override {text!r}: value is not valid YAML") from None
+    value = load_yaml_text(value_text, f"override {text!r}")  # bounded aliases, one-line errors
     *parents, leaf = key.split(".")
     nested: dict[str, Any] = {leaf: value}
     for part in reversed(parents):

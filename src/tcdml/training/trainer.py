@@ -41,6 +41,7 @@ from tcdml.training.checkpoint import AtomicCheckpointIO, EpochSeed, RemoveStale
 from tcdml.training.config import TrainConfig
 from tcdml.training.data import MetricDataModule
 from tcdml.training.module import EmbeddingModule
+from tcdml.training.quiet import quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ def build_loggers(output_dir: Path, resume_step: int | None = None) -> list:
 
         loggers.append(TensorBoardLogger(output_dir, name="tensorboard", version=""))
     else:
-        log.warning("tensorboard is not installed: logging to CSV only (pip install tensorboard)")
+        log.info("tensorboard is not installed: logging to CSV only (pip install tensorboard)")
     return loggers
 
 
@@ -327,12 +328,13 @@ def fit(
     module = EmbeddingModule(config)
     data = MetricDataModule(config.data, seed=config.seed, mean=module.model.mean, std=module.model.std)
     interrupt = RecordInterrupt()
-    trainer = build_trainer(config, [*callbacks, interrupt], resume_step=resume_step)
     handler = signal.getsignal(signal.SIGINT)
     try:
-        trainer.fit(
-            module, datamodule=data, ckpt_path=None if resume is None else str(resume), weights_only=True
-        )
+        with quiet_lightning():  # tcdml prints its own summary; an interrupt ends with one line
+            trainer = build_trainer(config, [*callbacks, interrupt], resume_step=resume_step)
+            trainer.fit(
+                module, datamodule=data, ckpt_path=None if resume is None else str(resume), weights_only=True
+            )
     except SystemExit:  # Lightning's answer to KeyboardInterrupt: hand the interrupt on instead
         if isinstance(interrupt.exception, KeyboardInterrupt):
             raise interrupt.exception from None
