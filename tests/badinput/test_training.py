@@ -62,6 +62,25 @@ TRAIN_CASES = [
     (["model.img_size=0"], "key 'model.img_size' = 0"),
     (["loss.name=no_such_loss"], "key 'loss.name' = 'no_such_loss'"),
     (["loss.tcm=3"], "key 'loss.tcm' = 3"),
+    (["loss.tcm={tempreture: 1}"], "key 'loss.tcm.tempreture' = 1, expected a TCM parameter"),
+    (["loss.tcm={margins: adaptive}"], "key 'loss.tcm.margins' = 'adaptive', expected one of fixed, auto"),
+    (["loss.tcm={margins: auto, target_far: 0}"], "key 'loss.tcm.target_far' = 0, expected a rate in (0, 1)"),
+    (["loss.tcm={margins: auto, target_frr: 1.5}"], "key 'loss.tcm.target_frr' = 1.5"),
+    (["loss.tcm={margins: auto, momentum: 0}"], "key 'loss.tcm.momentum' = 0"),
+    (
+        ["loss.tcm={margins: auto, target_frr: 0.5}"],
+        "key 'loss.tcm.target_frr' = 0.5, expected a target that batches can measure: it needs at least 20 "
+        "positive pairs per batch, data.classes_per_batch x data.samples_per_class = 3 x 2 gives 6",
+    ),
+    (
+        [
+            "data.samples_per_class=4",
+            "data.classes_per_batch=5",
+            "loss.tcm={margins: auto, target_far: 0.001}",
+        ],
+        "key 'loss.tcm.target_far' = 0.001, expected a target that batches can measure: it needs at least "
+        "10000 negative pairs per batch, data.classes_per_batch x data.samples_per_class = 5 x 4 gives 320",
+    ),
     (["eval.every_n_epochs=0"], "key 'eval.every_n_epochs' = 0"),
     (["eval.ks=[]"], "key 'eval.ks' = ()"),
     (["eval.ks=[0]"], "key 'eval.ks' = (0,)"),

@@ -54,21 +54,28 @@ def short_epochs(monkeypatch: Any) -> list[Any]:
     return fitted
 
 
-def record(benchmark: str, loss: str, variant: str, tcm: bool, seed: int, **metrics: float) -> dict[str, Any]:
-    """A hand-made ``result.json`` record."""
-    return {
-        "cell": {"benchmark": benchmark, "loss": loss, "variant": variant, "tcm": tcm, "seed": seed},
-        "metrics": metrics,
-        "seconds": 1.0,
-    }
+def record(
+    benchmark: str, loss: str, variant: str, tcm: bool | str, seed: int, **metrics: float
+) -> dict[str, Any]:
+    """A hand-made ``result.json`` record; ``tcm``: True / False, or an arm name (``base`` or a TCM arm)."""
+    cell = {"benchmark": benchmark, "loss": loss, "variant": variant, "tcm": bool(tcm), "seed": seed}
+    if isinstance(tcm, str):
+        cell.update({"tcm": tcm != "base", "arm": tcm})
+    return {"cell": cell, "metrics": metrics, "seconds": 1.0}
 
 
-def write_records(folder: Path, records: list[dict[str, Any]]) -> Path:
-    """Each record as ``folder/<benchmark>/<loss>/<variant>/<arm>/seed<k>/result.json``."""
+def write_records(folder: Path, records: list[dict[str, Any]], embeddings: dict | None = None) -> Path:
+    """Each record as ``folder/<benchmark>/<loss>/<variant>/<arm>/seed<k>/result.json``; ``embeddings``:
+    (arm, seed) -> (x, y) written as that cell's ``embeddings.npz``."""
+    from tcdml.io import save_embeddings_file
+
     for item in records:
         cell = item["cell"]
-        arm = "tcm" if cell["tcm"] else "base"
+        arm = cell.get("arm") or ("tcm" if cell["tcm"] else "base")
         path = folder / cell["benchmark"] / cell["loss"] / cell["variant"] / arm / f"seed{cell['seed']}"
         path.mkdir(parents=True, exist_ok=True)
         (path / "result.json").write_text(json.dumps(item), encoding="utf-8")
+        key = (cell["loss"], arm, cell["seed"])
+        if embeddings and key in embeddings:
+            save_embeddings_file(path / "embeddings.npz", *embeddings[key])
     return folder

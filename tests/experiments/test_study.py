@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("mlxtend")
@@ -11,7 +12,7 @@ pytest.importorskip("pytorch_lightning")
 
 from tcdml.experiments.study import CellFailed, run_study
 from tcdml.experiments.study_config import load_study
-from tcdml.experiments.study_table import TABLE_METRICS, write_tables
+from tcdml.experiments.study_table import write_tables
 from tests.experiments.study_helpers import short_epochs, write_study
 
 METRICS = ("recall@1", "map@r", "opis", "eps_opis", "far_spread", "frr_spread")
@@ -55,9 +56,30 @@ def test_tables_from_the_finished_cells(finished) -> None:
     results = (study.output_dir / "results.csv").read_text().splitlines()
     assert len(results) == 5 and all(key in results[0] for key in METRICS)
     table = (study.output_dir / "table.md").read_text()
-    assert all(label in table for _, label, _ in TABLE_METRICS)
-    assert "| mnist | smooth_ap | default |" in table and "| mnist | arcface | default |" in table
-    assert "- mnist: OPIS" in table
+    assert all(label in table for label in ("R@1", "OPIS x1e-3", "noise floor x1e-3", "eps-OPIS x1e-3"))
+    assert "| mnist | smooth_ap | default | tcm |" in table and "| mnist | arcface | default | tcm |" in table
+    assert "- mnist / tcm: OPIS better in" in table
+    smooth = next(line for line in table.splitlines() if "| smooth_ap |" in line)
+    assert "no interval" not in smooth and " [" in smooth  # every cell kept its embeddings
+
+
+def test_a_cell_without_embeddings_gets_them_from_its_checkpoint(finished, monkeypatch) -> None:
+    """Cells measured by an older tcdml have no embeddings.npz: the next run writes it, training nothing."""
+    from tcdml.experiments import runs
+    from tcdml.io import load_embeddings_file
+
+    study = finished[0]
+    cell = finished[1].cells[0]
+    path = cell.directory(study.output_dir) / "embeddings.npz"
+    kept = load_embeddings_file(path)
+    path.unlink()
+    monkeypatch.setattr(runs, "fit_module", lambda *a, **k: pytest.fail("a finished cell was trained again"))
+    lines: list[str] = []
+    run_study(study, only=[f"loss={cell.loss}", f"tcm={cell.arm}", "seed=0"], echo=lines.append)
+    assert "embeddings written from its last checkpoint" in lines[0]
+    again = load_embeddings_file(path)
+    np.testing.assert_allclose(again.embeddings, kept.embeddings, atol=1e-6)
+    np.testing.assert_array_equal(again.labels, kept.labels)
 
 
 def test_second_run_skips_every_cell(finished, monkeypatch) -> None:

@@ -16,8 +16,8 @@ def test_grid_is_every_combination(tmp_path) -> None:
     cells = study_cells(study)
     assert len(cells) == 1 * 2 * 2 * 2 * 2
     assert cells[:2] == [
-        Cell("mnist", "smooth_ap", "bs64", False, 0),
-        Cell("mnist", "smooth_ap", "bs64", True, 0),
+        Cell("mnist", "smooth_ap", "bs64", "base", 0),
+        Cell("mnist", "smooth_ap", "bs64", "tcm", 0),
     ]
     assert cells[0].directory(study.output_dir) == tmp_path / "out/mnist/smooth_ap/bs64/base/seed0"
     assert len(plan_study(study)) == 16  # every cell's overrides are valid
@@ -25,13 +25,29 @@ def test_grid_is_every_combination(tmp_path) -> None:
 
 def test_cell_overrides_replace_the_loss_and_order_specific_last(tmp_path) -> None:
     study = load_study(write_study(tmp_path, seeds=[1], variants={"big": ["trainer.max_epochs=3"]}))
-    base, tcm = Cell("mnist", "arcface", "big", False, 1), Cell("mnist", "arcface", "big", True, 1)
+    base, tcm = Cell("mnist", "arcface", "big", "base", 1), Cell("mnist", "arcface", "big", "tcm", 1)
     overrides = cell_overrides(study, base)
     assert overrides.index("trainer.max_epochs=1") < overrides.index("trainer.max_epochs=3")
     assert 'loss.name="arcface"' in overrides and "loss.tcm=null" in overrides and "seed=1" in overrides
     config = dict(plan_study(study, ["variant=big", "loss=arcface", "seed=1"]))
     assert config[base].loss.tcm is None and config[tcm].loss.tcm["margin_neg"] == 0.5
     assert config[base].loss.params == {"scale": 16, "margin": 10} and config[base].trainer.max_epochs == 3
+
+
+def test_named_tcm_arms_share_one_base(tmp_path) -> None:
+    arms = {"fixed": {"margin_pos": 0.9, "margin_neg": 0.5}, "auto": {"margins": "auto", "target_far": 0.2}}
+    study = load_study(write_study(tmp_path, seeds=[0], tcm=arms))
+    cells = study_cells(study)
+    assert [cell.arm for cell in cells[:3]] == ["base", "fixed", "auto"] and len(cells) == 2 * 3
+    auto = next(cell for cell in cells if cell.arm == "auto")
+    assert auto.directory(study.output_dir).parts[-2:] == ("auto", "seed0") and auto.label().endswith(
+        "+auto / seed 0"
+    )
+    config = dict(plan_study(study, ["tcm=auto", "loss=smooth_ap"]))
+    assert config[auto].loss.tcm == {"margins": "auto", "target_far": 0.2}
+    assert len(select_cells(cells, ["tcm=+fixed"])) == 2
+    with pytest.raises(TcdmlInputError, match=r"'tcm.base': 'base' names the cells without TCM"):
+        load_study(write_study(tmp_path, seeds=[0], tcm={"base": {}, "auto": {"margins": "auto"}}))
 
 
 def test_only_filters_and_their_errors(tmp_path) -> None:

@@ -1,28 +1,29 @@
-"""The study table's maths on hand-made records: mean ± std over seeds, paired change, "did not help"."""
+"""The study table on hand-made records: means over seeds, paired changes, intervals that decide the marks."""
 
 from __future__ import annotations
 
 import csv
 import math
 
+import numpy as np
 import pytest
 
 from tcdml.errors import TcdmlInputError
 from tcdml.experiments.study_table import (
-    MetricSummary,
     benchmark_summary,
-    format_value,
+    load_records,
     mean_std,
     paired_change,
     summarise,
     table_markdown,
     write_tables,
 )
+from tests.conftest import clustered_embeddings
 from tests.experiments.study_helpers import record, write_records
 
 
 def records() -> list[dict]:
-    """smooth_ap: TCM helps on both seeds; arcface: R@1 drops and OPIS rises (did not help)."""
+    """smooth_ap: TCM raised R@1 and lowered OPIS on both seeds; arcface: the reverse (one seed)."""
     return [
         record("b", "smooth_ap", "default", False, 0, **{"recall@1": 0.80, "opis": 0.010, "map@r": 0.5}),
         record("b", "smooth_ap", "default", False, 1, **{"recall@1": 0.82, "opis": 0.012, "map@r": 0.5}),
@@ -43,11 +44,11 @@ def test_mean_std_and_paired_change() -> None:
     assert n == 2 and change == pytest.approx(0.15) and std == pytest.approx(math.sqrt(0.005))
 
 
-def test_summarise_rows_means_and_marks() -> None:
+def test_summarise_rows_and_means() -> None:
     rows = summarise(records())
-    assert [(row.loss, row.tcm_seeds, row.base_seeds) for row in rows] == [
-        ("arcface", 1, 1),
-        ("smooth_ap", 2, 2),
+    assert [(row.loss, row.arm, row.tcm_seeds, row.base_seeds) for row in rows] == [
+        ("arcface", "tcm", 1, 1),
+        ("smooth_ap", "tcm", 2, 2),
     ]
     smooth = rows[1].metrics
     assert smooth["recall@1"].tcm_mean == pytest.approx(0.83)
@@ -55,10 +56,19 @@ def test_summarise_rows_means_and_marks() -> None:
     assert smooth["recall@1"].change == pytest.approx(0.02)  # mean of (+0.01, +0.03)
     assert smooth["opis"].change == pytest.approx(-0.004) and smooth["opis"].pairs == 2
     assert math.isnan(smooth["eps_opis"].tcm_mean)  # absent from the records
-    assert rows[1].not_helped() == [] and rows[0].not_helped() == ["R@1 down", "OPIS up"]
-    summary = benchmark_summary(rows)["b"]
-    assert summary["mean_opis_change"] == pytest.approx((0.001 - 0.004) / 2)
-    assert (summary["rows"], summary["helped"]) == (2, 1)
+    # Without embeddings there are no intervals, so nothing is marked better or worse.
+    assert rows[0].verdicts() == {} and rows[0].marked("worse") == []
+
+
+def test_named_arms_are_rows_against_the_one_base() -> None:
+    items = [
+        record("b", "smooth_ap", "default", "base", 0, **{"recall@1": 0.80, "opis": 0.010}),
+        record("b", "smooth_ap", "default", "fixed", 0, **{"recall@1": 0.81, "opis": 0.009}),
+        record("b", "smooth_ap", "default", "auto", 0, **{"recall@1": 0.79, "opis": 0.007}),
+    ]
+    rows = summarise(items)
+    assert [row.arm for row in rows] == ["fixed", "auto"]
+    assert rows[1].metrics["opis"].change == pytest.approx(-0.003)
 
 
 def test_study_order_beats_names() -> None:
@@ -68,34 +78,56 @@ def test_study_order_beats_names() -> None:
     assert [row.loss for row in summarise(items)] == ["smooth_ap", "arcface"]
 
 
-def test_format_value() -> None:
-    value = MetricSummary(0.812, 0.004, 0.8, 0.0, 0.011, 0.001, 2)
-    assert format_value(value) == "0.8120 ± 0.0040 (+0.0110)"
-    assert format_value(value, marked=True, scale=1e3).endswith("(+11.0000) !")
-    alone = MetricSummary(0.5, math.nan, math.nan, math.nan, math.nan, math.nan, 0)
-    assert format_value(alone) == "0.5000 (n/a)"
+def _embedded_study(folder):
+    """smooth_ap: TCM's classes are equally spread (OPIS far lower); arcface: TCM = base plus a nudge."""
+    unequal = clustered_embeddings([6] * 40, dim=24, spread=list(np.linspace(0.3, 1.3, 40)), seed=0)
+    equal = clustered_embeddings([6] * 40, dim=24, spread=0.8, seed=0)
+    nudged = (unequal[0] + np.random.default_rng(1).normal(size=unequal[0].shape).astype(np.float32) * 1e-3,)
+    embeddings = {}
+    for seed in (0, 1):
+        embeddings[("smooth_ap", "base", seed)] = unequal
+        embeddings[("smooth_ap", "tcm", seed)] = equal
+        embeddings[("arcface", "base", seed)] = unequal
+        embeddings[("arcface", "tcm", seed)] = (nudged[0], unequal[1])
+    items = [
+        record("b", loss, "default", arm, seed, **{"recall@1": 0.8, "opis": 0.01})
+        for loss in ("smooth_ap", "arcface")
+        for arm in ("base", "tcm")
+        for seed in (0, 1)
+    ]
+    return write_records(folder, items, embeddings)
 
 
-def test_markdown_marks_what_did_not_help() -> None:
-    table = table_markdown(summarise(records()))
-    arcface = next(line for line in table.splitlines() if "| arcface |" in line)
-    assert "0.6900 (-0.0100) !" in arcface and "11.0000 (+1.0000) !" in arcface
-    assert arcface.rstrip().endswith("| R@1 down, OPIS up |")
-    smooth = next(line for line in table.splitlines() if "| smooth_ap |" in line)
-    assert "!" not in smooth and "0.8300 ± 0.0283 (+0.0200)" in smooth
-    assert "- b: OPIS -1.5000 x1e-3" in table
+def test_only_rows_whose_interval_excludes_zero_are_marked(tmp_path) -> None:
+    folder = _embedded_study(tmp_path / "study")
+    rows = {row.loss: row for row in summarise(load_records(folder), intervals=True)}
+    smooth, arcface = rows["smooth_ap"], rows["arcface"]
+    assert smooth.intervals.pairs == 2 and smooth.intervals.deltas["opis"].ci[1] < 0
+    assert "OPIS" in smooth.marked("better") and smooth.intervals.excess_change < -0.3
+    assert arcface.marked("better") == [] and arcface.marked("worse") == []
+    low, high = arcface.intervals.deltas["opis"].ci
+    assert low <= 0 <= high
+    summary = benchmark_summary(list(rows.values()))[("b", "tcm")]
+    assert (summary["rows"], summary["opis_better"], summary["excess_goal"]) == (2, 1, 1)
+    table = table_markdown(list(rows.values()))
+    smooth_line = next(line for line in table.splitlines() if "| smooth_ap |" in line)
+    assert "✓" in smooth_line and "✗" not in next(
+        line for line in table.splitlines() if "| arcface |" in line
+    )
+    assert "- b / tcm: OPIS better in 1 of 2 rows" in table
 
 
 def test_write_tables(tmp_path) -> None:
-    folder = write_records(tmp_path / "study", records())
+    folder = _embedded_study(tmp_path / "study")
     files = write_tables(folder)
     assert [path.name for path in files] == ["results.csv", "table.csv", "table.md"]
     with open(folder / "results.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == 6
+        assert len(list(csv.DictReader(handle))) == 8
     with open(folder / "table.csv") as handle:
         rows = {row["loss"]: row for row in csv.DictReader(handle)}
-    assert float(rows["smooth_ap"]["opis_change"]) == pytest.approx(-0.004)
-    assert rows["arcface"]["not_helped"] == "R@1 down; OPIS up" and rows["arcface"]["recall@1_tcm_std"] == ""
+    assert rows["smooth_ap"]["opis_verdict"] == "better" and float(rows["smooth_ap"]["opis_ci_high"]) < 0
+    assert rows["arcface"]["opis_verdict"] == "no detectable change"
+    assert float(rows["smooth_ap"]["floor_base"]) > 0
 
 
 def test_empty_or_missing_study(tmp_path) -> None:
@@ -108,9 +140,8 @@ def test_empty_or_missing_study(tmp_path) -> None:
         write_tables(tmp_path)
 
 
-def test_rows_without_a_pair_are_not_counted() -> None:
-    """A benchmark whose only row has base runs but no +TCM run yet: no "helped" count, an explicit line."""
-    unpaired = [record("c", "smooth_ap", "default", False, 0, **{"recall@1": 0.5, "opis": 0.01})]
-    rows = summarise(records() + unpaired)
-    assert benchmark_summary(rows)["c"]["rows"] == 0 and benchmark_summary(rows)["b"]["rows"] == 2
-    assert "- c: no seed finished both without and with TCM yet" in table_markdown(rows)
+def test_rows_without_embeddings_have_no_interval(tmp_path) -> None:
+    folder = write_records(tmp_path / "old", records())
+    write_tables(folder)
+    table = (folder / "table.md").read_text()
+    assert "no interval" in table and "- b / tcm: no seed with embeddings finished in both arms yet" in table

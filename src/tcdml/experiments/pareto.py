@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdml.errors import TcdmlInputError
-from tcdml.experiments.study_table import load_records, mean_std
+from tcdml.experiments.study_table import BASE_ARM, arm_of, load_records, mean_std
 
 #: OPIS is drawn on a log axis when its largest value is at least this many times its smallest.
 LOG_SPREAD = 10.0
@@ -50,10 +50,17 @@ class ParetoRun:
 
 def pareto_runs(records: Iterable[dict[str, Any]], benchmark: str) -> list[ParetoRun]:
     """Seed-averaged runs of ``benchmark``: error = 1 - mean R@1, OPIS = mean OPIS, in study order."""
+    records = [record for record in records if record["cell"]["benchmark"] == benchmark]
+    arms = sorted({arm_of(record["cell"]) for record in records} - {BASE_ARM})
+    if len(arms) > 1:
+        raise TcdmlInputError(
+            f"benchmark {benchmark}: the figure draws base against one TCM arm; this study has "
+            f"{', '.join(arms)}"
+        )
     seeds: dict[tuple[str, str, bool], list[tuple[float, float]]] = {}
     for record in records:
         cell, metrics = record["cell"], record["metrics"]
-        if cell["benchmark"] != benchmark or metrics.get("recall@1") is None or metrics.get("opis") is None:
+        if metrics.get("recall@1") is None or metrics.get("opis") is None:
             continue
         key = (cell["loss"], cell["variant"], bool(cell["tcm"]))
         seeds.setdefault(key, []).append((1.0 - float(metrics["recall@1"]), float(metrics["opis"])))

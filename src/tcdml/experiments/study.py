@@ -2,17 +2,20 @@
 
 A cell is one ``tcdml.training`` run: the benchmark's training config with, in this order, the study's
 ``overrides``, the benchmark's ``overrides``, the variant's overrides, then the loss section of the
-``losses`` axis (``loss.tcm`` = the study's ``tcm`` for +TCM cells, null for base cells), the seed and the
-cell folder as ``output_dir``. Losses whose constructor requires ``num_classes`` / ``embedding_size``
+``losses`` axis (``loss.tcm`` = the cell's TCM arm of the study's ``tcm``, null for base cells), the seed
+and the cell folder as ``output_dir``. Losses whose constructor requires ``num_classes`` / ``embedding_size``
 (ArcFace, ProxyAnchor, ...) get them from the benchmark's train split and ``model.embedding_size`` unless
 the loss entry gives them. After ``fit`` the trained model (final epoch) embeds ``data.eval_split``, which is
 evaluated with the config's ``eval`` settings and calibrated at the study's ``target_far``
-(``tcdml.experiments.runs.measure``).
+(``tcdml.experiments.runs.measure``). The embeddings are kept as ``embeddings.npz`` (the embedding file
+format: ``tcdml evaluate`` / ``tcdml compare`` read it; the study table's paired intervals come from it), and
+an auto-margin TCM arm records the margins it ended with (``tcm_margins``).
 
 Resuming: a cell with a ``result.json`` measured with the same config is skipped (one whose config changed
-since, e.g. other TCM margins, is trained again). A cell without one continues from its
-``checkpoints/last.ckpt`` when that checkpoint was written by the same config, else starts from scratch
-(its folder is cleared first).
+since, e.g. other TCM margins, is trained again); if it lacks ``embeddings.npz`` (measured by an older
+tcdml), its final checkpoint embeds the evaluation split again, without training. A cell without a result
+continues from its ``checkpoints/last.ckpt`` when that checkpoint was written by the same config, else
+starts from scratch (its folder is cleared first).
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from typing import Any
 
 from tcdml.errors import TcdmlInputError
 from tcdml.experiments.study_config import Cell, StudyConfig, select_cells, study_cells
+from tcdml.io.embeddings_file import save_embeddings_file
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+EMBEDDINGS_FILE = "embeddings.npz"
 ERROR_FILE = "error.log"
 #: Loss constructor parameters the study fills in from the benchmark when a loss requires them.
 FILLED_PARAMS = ("num_classes", "embedding_size")
@@ -68,7 +73,7 @@ def cell_overrides(study: StudyConfig, cell: Cell) -> list[str]:
         *study.variants[cell.variant],
         f"loss.name={json.dumps(loss['name'])}",
         f"loss.params={json.dumps(loss['params'])}",
-        f"loss.tcm={json.dumps(study.tcm if cell.tcm else None)}",
+        f"loss.tcm={json.dumps(study.tcm[cell.arm] if cell.tcm else None)}",
         f"seed={cell.seed}",
         f"output_dir={json.dumps(cell.directory(study.output_dir).as_posix())}",
     ]
@@ -172,6 +177,7 @@ def run_cell(
     """
     from tcdml.experiments.runs import fit_module, measure
     from tcdml.io.json_file import write_json
+    from tcdml.losses.tcm import tracked_margins
 
     directory = cell.directory(study.output_dir)
     resume = resumable_checkpoint(directory, config)
@@ -190,12 +196,24 @@ def run_cell(
         "seed": cell.seed,
         "study": str(study.path),
         "config": json.loads(json.dumps(config.to_dict())),
+        "tcm_margins": tracked_margins(module.loss_fn),
         "evaluation": measured.evaluation.to_dict(),
         "calibration": measured.calibration.to_dict(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_json(directory / RESULT_FILE, record)
+    save_embeddings_file(directory / EMBEDDINGS_FILE, measured.embeddings, measured.labels)
+    write_json(directory / RESULT_FILE, record)  # last: its presence means the cell is complete
     return record
+
+
+def embed_finished_cell(directory: Path) -> Path:
+    """``embeddings.npz`` of a finished cell from its final checkpoint (``checkpoints/last.ckpt``)."""
+    from tcdml.training.checkpoint import model_from_checkpoint
+    from tcdml.training.embed import embed_split
+
+    model, config = model_from_checkpoint(directory / "checkpoints" / "last.ckpt")
+    embeddings, labels = embed_split(model, config.data)
+    return save_embeddings_file(directory / EMBEDDINGS_FILE, embeddings, labels)
 
 
 def plan_study(study: StudyConfig, only: Sequence[str] = ()) -> list[tuple[Cell, Any]]:
@@ -233,6 +251,10 @@ def run_study(
             config = fill_loss_params(config, counter)
             if finished_with(directory, config):
                 run.skipped.append(cell)
+                if not (directory / EMBEDDINGS_FILE).is_file():
+                    embed_finished_cell(directory)
+                    echo(f"{prefix} … done before; its embeddings written from its last checkpoint")
+                    continue
                 echo(f"{prefix} … done before, skipped")
                 continue
             if (directory / RESULT_FILE).is_file():

@@ -1,4 +1,4 @@
-"""A study's YAML config and its grid of cells (benchmarks x losses x variants x {base, +TCM} x seeds).
+"""A study's YAML config and its grid of cells (benchmarks x losses x variants x {base, TCM arms} x seeds).
 
 ```yaml
 output_dir: runs/study/offline           # relative to the current folder
@@ -7,7 +7,8 @@ benchmarks:                               # name -> training config (relative to
   glyphs-small_cnn: {config: ../benchmarks/glyphs-small_cnn.yaml, overrides: []}
 losses:                                   # name -> the loss section (name, params) of every cell
   arcface: {name: arcface, params: {scale: 30, margin: 28.6}}
-tcm: {lambda_pos: 1.0, margin_pos: 0.9, margin_neg: 0.5}   # the loss.tcm of +TCM cells
+tcm: {lambda_pos: 1.0, margin_pos: 0.9, margin_neg: 0.5}   # the loss.tcm of +TCM cells (arm "tcm"), or
+# tcm: {fixed: {margin_pos: 0.9, margin_neg: 0.5}, auto: {margins: auto}}  # named arms, one base shared
 variants: {default: []}                   # optional: name -> overrides (e.g. batch sizes)
 overrides: [trainer.max_epochs=5]         # optional: applied to every cell
 target_far: 0.01                          # optional: FAR of the threshold the per-class spreads are read at
@@ -56,26 +57,30 @@ class StudyConfig:
     seeds: tuple[int, ...]
     benchmarks: dict[str, Benchmark]
     losses: dict[str, dict[str, Any]]
-    tcm: dict[str, Any]
+    tcm: dict[str, dict[str, Any]]
     variants: dict[str, tuple[str, ...]]
     overrides: tuple[str, ...] = ()
     target_far: float = DEFAULT_TARGET_FAR
 
 
+#: The arm of cells trained without TCM (every TCM arm is compared with it).
+BASE_ARM = "base"
+
+
 @dataclass(frozen=True)
 class Cell:
-    """One run of the grid: a benchmark, a loss, a variant, with or without TCM, one seed."""
+    """One run of the grid: a benchmark, a loss, a variant, an arm (``base`` or a TCM arm), one seed."""
 
     benchmark: str
     loss: str
     variant: str
-    tcm: bool
+    arm: str
     seed: int
 
     @property
-    def arm(self) -> str:
-        """``"tcm"`` or ``"base"`` (the folder name and the ``--only tcm=`` value)."""
-        return "tcm" if self.tcm else "base"
+    def tcm(self) -> bool:
+        """Whether the cell trains with TCM (any arm but ``base``)."""
+        return self.arm != BASE_ARM
 
     def keys(self) -> dict[str, Any]:
         """The cell's coordinates, as stored in ``result.json``."""
@@ -84,12 +89,13 @@ class Cell:
             "loss": self.loss,
             "variant": self.variant,
             "tcm": self.tcm,
+            "arm": self.arm,
             "seed": self.seed,
         }
 
     def label(self) -> str:
         """``glyphs-small_cnn / arcface / default / +tcm / seed 1`` (progress lines and errors)."""
-        arm = "+tcm" if self.tcm else "base"
+        arm = f"+{self.arm}" if self.tcm else BASE_ARM
         return f"{self.benchmark} / {self.loss} / {self.variant} / {arm} / seed {self.seed}"
 
     def directory(self, output_dir: Path) -> Path:
@@ -118,16 +124,14 @@ def load_study(path: str | Path) -> StudyConfig:
     target_far = raw.get("target_far", DEFAULT_TARGET_FAR)
     if not isinstance(target_far, int | float) or isinstance(target_far, bool) or not 0 < target_far < 1:
         raise TcdmlInputError(f"{where}: key 'target_far' = {target_far!r}, expected a number in (0, 1)")
-    tcm = raw["tcm"]
-    if not isinstance(tcm, dict):
-        raise TcdmlInputError(f"{where}: key 'tcm' = {tcm!r}, expected a mapping of TCM parameters")
+    tcm = _tcm_arms(raw["tcm"], where)
     return StudyConfig(
         path=path,
         output_dir=Path(output_dir),
         seeds=tuple(seeds),
         benchmarks=_benchmarks(_axis(raw, "benchmarks", where), path.parent, where),
         losses=_losses(_axis(raw, "losses", where), where),
-        tcm=dict(tcm),
+        tcm=tcm,
         variants={
             name: _overrides(value, f"variants.{name}", where)
             for name, value in _axis(raw, "variants", where, default={"default": []}).items()
@@ -164,6 +168,19 @@ def _axis(raw: Mapping[str, Any], key: str, where: str, default: Any = None) -> 
                 f"{where}: key '{key}.{name}': names are folder names (letters, digits, _ . + -)"
             )
     return values
+
+
+def _tcm_arms(tcm: Any, where: str) -> dict[str, dict[str, Any]]:
+    """Named TCM arms: a mapping of TCM parameters is the one arm ``tcm``; a mapping whose values are all
+    mappings names several arms (``{fixed: {...}, auto: {...}}``), each compared with the one base."""
+    if not isinstance(tcm, dict):
+        raise TcdmlInputError(f"{where}: key 'tcm' = {tcm!r}, expected a mapping of TCM parameters or arms")
+    if not tcm or not all(isinstance(value, dict) for value in tcm.values()):
+        return {"tcm": dict(tcm)}
+    arms = _axis({"tcm": tcm}, "tcm", where)
+    if BASE_ARM in arms:
+        raise TcdmlInputError(f"{where}: key 'tcm.{BASE_ARM}': '{BASE_ARM}' names the cells without TCM")
+    return {name: dict(params) for name, params in arms.items()}
 
 
 def _overrides(value: Any, key: str, where: str) -> tuple[str, ...]:
@@ -208,25 +225,25 @@ def _losses(values: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
 
 
 def study_cells(study: StudyConfig) -> list[Cell]:
-    """Every cell, benchmark-major: benchmarks x losses x variants x (base, +TCM) x seeds, in file order.
+    """Every cell, benchmark-major: benchmarks x losses x variants x seeds x (base, TCM arms), in file order.
 
-    Base and +TCM of one seed are adjacent, so a partial study already holds paired comparisons.
+    Base and the TCM arms of one seed are adjacent, so a partial study already holds paired comparisons.
     """
     return [
-        Cell(benchmark, loss, variant, tcm, seed)
+        Cell(benchmark, loss, variant, arm, seed)
         for benchmark in study.benchmarks
         for loss in study.losses
         for variant in study.variants
         for seed in study.seeds
-        for tcm in (False, True)
+        for arm in (BASE_ARM, *study.tcm)
     ]
 
 
 def parse_filters(filters: Sequence[str]) -> dict[str, set[str]]:
     """``["loss=arcface", "loss=smooth_ap", "seed=0"]`` -> ``{"loss": {...}, "seed": {"0"}}``.
 
-    Keys are ``CELL_KEYS``; ``tcm`` takes ``base`` / ``tcm`` (or false / true). Values of one key are ORed,
-    keys are ANDed.
+    Keys are ``CELL_KEYS``; ``tcm`` takes an arm: ``base``, ``tcm`` (or false / true) or a named TCM arm.
+    Values of one key are ORed, keys are ANDed.
     """
     out: dict[str, set[str]] = {}
     for text in filters:
@@ -236,7 +253,7 @@ def parse_filters(filters: Sequence[str]) -> dict[str, set[str]]:
                 f"--only {text!r}: expected KEY=VALUE with KEY one of {', '.join(CELL_KEYS)}"
             )
         if key == "tcm":
-            value = {"true": "tcm", "false": "base", "+tcm": "tcm"}.get(value.lower(), value.lower())
+            value = {"true": "tcm", "false": BASE_ARM}.get(value.lower(), value.removeprefix("+"))
         out.setdefault(key, set()).add(value)
     return out
 

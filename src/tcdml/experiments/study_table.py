@@ -1,14 +1,16 @@
-"""A study's results as the paper's table: +TCM value (mean ± std over seeds) and the paired change vs base.
+"""A study's results as the paper's table: each TCM arm against base, with paired 95 % intervals.
 
-From the ``result.json`` of every finished cell (``study.run_study``) ``write_tables`` writes:
+From the ``result.json`` (and ``embeddings.npz``) of every finished cell ``write_tables`` writes:
 
 - ``results.csv``: one row per cell (its keys, every headline metric, seconds);
-- ``table.csv`` / ``table.md``: one row per (benchmark, loss, variant). Per metric: the +TCM mean and
-  sample std over seeds, and the change ``mean_s(tcm_s - base_s)`` over the seeds finished in both arms
-  (paired by seed), e.g. ``0.8120 ± 0.0040 (+0.0110)``. A row where TCM did not help (R@1 down or OPIS up)
-  is marked ``!`` on that number and named in the last column; a per-benchmark summary follows the table.
+- ``table.csv`` / ``table.md``: one row per (benchmark, loss, variant, TCM arm). Per metric: the base and
+  TCM means over seeds, and the change (TCM minus base, mean over the seeds finished in both arms) with its
+  95 % interval: a paired bootstrap over classes pooled over seeds (``study_intervals``). Also each arm's
+  noise floor and excess OPIS (``tcdml.metrics.uncertainty``). A metric is marked **better** or **worse**
+  only when its interval excludes 0; a per-(benchmark, arm) summary follows the table.
 
-The maths (``mean_std``, ``paired_change``, ``summarise``) is pure and takes plain records.
+The maths on records (``mean_std``, ``paired_change``, ``summarise``) is pure; intervals need the cells'
+embedding files (cells measured by an older tcdml show ``n/a`` until ``tcdml study`` re-embeds them).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import io
 import json
 import math
 import os
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tcdml.errors import TcdmlInputError
+from tcdml.experiments.study_intervals import RowIntervals, row_intervals, seed_pairs
 
 #: The table's metrics: (key in a record's ``metrics``, label, whether higher is better).
 TABLE_METRICS = (
@@ -36,14 +40,17 @@ TABLE_METRICS = (
 CSV_METRICS = (*TABLE_METRICS, ("far_spread", "FAR spread", False), ("frr_spread", "FRR spread", False))
 #: Values shown in ``table.md`` multiplied by this (the paper reports OPIS in units of 1e-3); CSVs stay raw.
 DISPLAY_SCALE = {"opis": 1e3, "eps_opis": 1e3}
-#: "TCM did not help": these metrics moved the wrong way (mean paired change).
-HELP_CRITERIA = ("recall@1", "opis")
+#: Metrics whose interval decides a row's verdict.
+VERDICT_METRICS = ("recall@1", "opis", "eps_opis")
+#: Goal of the margins study: excess OPIS lower by at least this fraction.
+EXCESS_GOAL = -0.30
 ROW_KEYS = ("benchmark", "loss", "variant")
+BASE_ARM = "base"
 
 
 @dataclass(frozen=True)
 class MetricSummary:
-    """One metric of one table row: the +TCM and base seeds' mean / std and the paired change."""
+    """One metric of one table row: the TCM and base seeds' mean / std and the paired change."""
 
     tcm_mean: float
     tcm_std: float
@@ -53,31 +60,32 @@ class MetricSummary:
     change_std: float
     pairs: int
 
-    def worse(self, higher_is_better: bool) -> bool:
-        """Whether the paired change went the wrong way (False when there is no pair)."""
-        if math.isnan(self.change):
-            return False
-        return self.change < 0 if higher_is_better else self.change > 0
-
 
 @dataclass(frozen=True)
 class RowSummary:
-    """A table row: (benchmark, loss, variant), seeds per arm and every metric's ``MetricSummary``."""
+    """A table row: (benchmark, loss, variant, TCM arm), seeds per arm, every metric's ``MetricSummary``
+    and, where the cells' embeddings exist, the paired intervals (``RowIntervals``)."""
 
     benchmark: str
     loss: str
     variant: str
+    arm: str
     tcm_seeds: int
     base_seeds: int
     metrics: dict[str, MetricSummary]
+    intervals: RowIntervals | None = None
 
-    def not_helped(self) -> list[str]:
-        """``["R@1 down", "OPIS up"]``-style reasons TCM did not help (``HELP_CRITERIA``), empty if it did."""
-        reasons = []
-        for key, label, higher in TABLE_METRICS:
-            if key in HELP_CRITERIA and key in self.metrics and self.metrics[key].worse(higher):
-                reasons.append(f"{label} {'down' if higher else 'up'}")
-        return reasons
+    def verdicts(self) -> dict[str, str]:
+        """Per ``VERDICT_METRICS``: ``better`` / ``worse`` (interval excludes 0) or ``no detectable change``;
+        empty without intervals."""
+        if self.intervals is None:
+            return {}
+        return {key: self.intervals.deltas[key].verdict for key in VERDICT_METRICS}
+
+    def marked(self, verdict: str) -> list[str]:
+        """Labels of the metrics with this verdict (``better`` or ``worse``)."""
+        labels = {key: label for key, label, _ in TABLE_METRICS}
+        return [labels[key] for key, value in self.verdicts().items() if value == verdict]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -98,124 +106,148 @@ def paired_change(base: dict[int, float], tcm: dict[int, float]) -> tuple[float,
     return mean, std, len(seeds)
 
 
-def summarise(records: Iterable[dict[str, Any]], metrics: Sequence[tuple] = CSV_METRICS) -> list[RowSummary]:
-    """One ``RowSummary`` per (benchmark, loss, variant) of ``records`` (``result.json`` contents).
+def arm_of(cell: dict[str, Any]) -> str:
+    """A record's arm (``base`` or a TCM arm; records of older studies have only ``tcm``: true / false)."""
+    return cell.get("arm") or ("tcm" if cell["tcm"] else BASE_ARM)
 
-    Rows keep the study file's order (a record's ``order``), then names. Per metric: mean/std over the
-    +TCM seeds, over the base seeds, and ``paired_change`` between them.
+
+def summarise(
+    records: Iterable[dict[str, Any]], metrics: Sequence[tuple] = CSV_METRICS, intervals: bool = False
+) -> list[RowSummary]:
+    """One ``RowSummary`` per (benchmark, loss, variant, TCM arm) of ``records`` (``result.json`` contents).
+
+    Rows keep the study file's order (a record's ``order``, then the arms' order), then names. Per metric:
+    mean/std over the TCM seeds, over the base seeds, and ``paired_change`` between them. ``intervals``:
+    also the paired bootstrap intervals (needs each record's ``directory`` with its embeddings).
     """
-    groups: dict[tuple[str, str, str], dict[bool, dict[int, dict[str, float]]]] = {}
+    groups: dict[tuple[str, str, str], dict[str, dict[int, dict[str, Any]]]] = {}
     order: dict[tuple[str, str, str], list[int]] = {}
     for record in records:
         cell = record["cell"]
         key = (cell["benchmark"], cell["loss"], cell["variant"])
-        arms = groups.setdefault(key, {False: {}, True: {}})
-        arms[bool(cell["tcm"])][int(cell["seed"])] = record["metrics"]
+        groups.setdefault(key, {BASE_ARM: {}}).setdefault(arm_of(cell), {})[int(cell["seed"])] = record
         order.setdefault(key, list(record.get("order") or []))
     rows = []
     for key in sorted(groups, key=lambda k: (order[k], k)):
-        base, tcm = groups[key][False], groups[key][True]
-        summaries = {}
-        for name, _, _ in metrics:
-            base_values = _metric(base, name)
-            tcm_values = _metric(tcm, name)
-            change, change_std, pairs = paired_change(base_values, tcm_values)
-            summaries[name] = MetricSummary(
-                *mean_std(list(tcm_values.values())),
-                *mean_std(list(base_values.values())),
-                change,
-                change_std,
-                pairs,
-            )
-        rows.append(RowSummary(*key, tcm_seeds=len(tcm), base_seeds=len(base), metrics=summaries))
+        base = groups[key][BASE_ARM]
+        for arm, tcm in groups[key].items():
+            if arm == BASE_ARM:
+                continue
+            summaries = {}
+            for name, _, _ in metrics:
+                base_values, tcm_values = _metric(base, name), _metric(tcm, name)
+                change, change_std, pairs = paired_change(base_values, tcm_values)
+                summaries[name] = MetricSummary(
+                    *mean_std(list(tcm_values.values())),
+                    *mean_std(list(base_values.values())),
+                    change,
+                    change_std,
+                    pairs,
+                )
+            found = row_intervals(seed_pairs(base, tcm)) if intervals else None
+            rows.append(RowSummary(*key, arm, len(tcm), len(base), summaries, found))
     return rows
 
 
-def _metric(arm: dict[int, dict[str, float]], name: str) -> dict[int, float]:
+def _metric(arm: dict[int, dict[str, Any]], name: str) -> dict[int, float]:
     """Seed -> value of ``name`` (seeds where it is missing or null are left out)."""
-    return {seed: float(values[name]) for seed, values in arm.items() if values.get(name) is not None}
+    return {
+        seed: float(record["metrics"][name])
+        for seed, record in arm.items()
+        if record["metrics"].get(name) is not None
+    }
 
 
-def benchmark_summary(rows: Sequence[RowSummary]) -> dict[str, dict[str, float]]:
-    """Per benchmark, over its rows with at least one seed finished in both arms (``rows``): the mean paired
-    OPIS change ``mean_opis_change``, ``mean_r1_change`` likewise, and ``helped`` (rows with no
-    ``not_helped`` reason). A benchmark without such a row has ``rows`` 0 and NaN means."""
-    out: dict[str, dict[str, float]] = {}
-    for benchmark in dict.fromkeys(row.benchmark for row in rows):
-        mine = [
-            row
-            for row in rows
-            if row.benchmark == benchmark and not math.isnan(row.metrics["recall@1"].change)
-        ]
-        out[benchmark] = {
-            "mean_opis_change": _mean_finite(row.metrics["opis"].change for row in mine),
-            "mean_r1_change": _mean_finite(row.metrics["recall@1"].change for row in mine),
+def benchmark_summary(rows: Sequence[RowSummary]) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (benchmark, TCM arm), over its rows with intervals: ``rows``, ``opis_better``, ``r1_worse`` (rows
+    whose interval says so), ``median_excess_change`` (relative) and ``excess_goal`` (rows whose excess OPIS
+    fell by at least 30 %)."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for key in dict.fromkeys((row.benchmark, row.arm) for row in rows):
+        mine = [row for row in rows if (row.benchmark, row.arm) == key and row.intervals is not None]
+        changes = [row.intervals.excess_change for row in mine if not math.isnan(row.intervals.excess_change)]
+        out[key] = {
             "rows": len(mine),
-            "helped": sum(not row.not_helped() for row in mine),
+            "opis_better": sum(row.verdicts()["opis"] == "better" for row in mine),
+            "r1_worse": sum(row.verdicts()["recall@1"] == "worse" for row in mine),
+            "median_excess_change": statistics.median(changes) if changes else math.nan,
+            "excess_goal": sum(change <= EXCESS_GOAL for change in changes),
         }
     return out
 
 
-def _mean_finite(values: Iterable[float]) -> float:
-    return mean_std([value for value in values if not math.isnan(value)])[0]
-
-
-def format_value(summary: MetricSummary, marked: bool = False, scale: float = 1.0) -> str:
-    """``0.8120 ± 0.0040 (+0.0110)``; no ``±`` for one seed, ``(n/a)`` without a pair, ``!`` if marked."""
+def format_change(row: RowSummary, key: str) -> str:
+    """``0.8120 → 0.8230 (+0.0110 [+0.0040, +0.0180])`` (scaled for OPIS), ``n/a`` parts where missing."""
+    summary, scale = row.metrics[key], DISPLAY_SCALE.get(key, 1.0)
     if math.isnan(summary.tcm_mean):
         return "n/a"
-    text = f"{summary.tcm_mean * scale:.4f}"
-    if not math.isnan(summary.tcm_std):
-        text += f" ± {summary.tcm_std * scale:.4f}"
-    text += " (n/a)" if math.isnan(summary.change) else f" ({summary.change * scale:+.4f})"
-    return text + (" !" if marked else "")
+    text = f"{summary.base_mean * scale:.4f} → {summary.tcm_mean * scale:.4f}"
+    if math.isnan(summary.change):
+        return text + " (n/a)"
+    if row.intervals is None:
+        return text + f" ({summary.change * scale:+.4f}, no interval)"
+    delta = row.intervals.deltas[key]
+    low, high = (value * scale for value in delta.ci)
+    mark = {"better": " ✓", "worse": " ✗"}.get(delta.verdict, "")
+    return text + f" ({delta.value * scale:+.4f} [{low:+.4f}, {high:+.4f}]){mark}"
+
+
+def format_excess(row: RowSummary) -> tuple[str, str]:
+    """(noise floor base → TCM, excess OPIS base → TCM with its relative change), x1e-3."""
+    found = row.intervals
+    if found is None:
+        return "n/a", "n/a"
+    floor = f"{found.floor_base * 1e3:.4f} → {found.floor_tcm * 1e3:.4f}"
+    change = "n/a" if math.isnan(found.excess_change) else f"{found.excess_change:+.0%}"
+    return floor, f"{found.excess_base * 1e3:.4f} → {found.excess_tcm * 1e3:.4f} ({change})"
 
 
 def table_markdown(rows: Sequence[RowSummary]) -> str:
-    """The paper-style Markdown table of ``rows`` plus the per-benchmark summary lines."""
-    labels = [f"{label} x1e-3" if key in DISPLAY_SCALE else label for key, label, _ in TABLE_METRICS]
+    """The Markdown table of ``rows`` plus the per-(benchmark, arm) summary lines."""
     lines = [
-        "| benchmark | loss | variant | "
-        + " | ".join(f"{label} +TCM (change)" for label in labels)
-        + " | seeds | TCM did not help |",
-        "|---|---|---|" + "---:|" * len(labels) + "---:|---|",
+        "| benchmark | loss | variant | arm | seeds | R@1 | OPIS x1e-3 | noise floor x1e-3 | "
+        "excess OPIS x1e-3 | eps-OPIS x1e-3 | better | worse |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        bad = row.not_helped()
-        cells = []
-        for key, label, _ in TABLE_METRICS:
-            marked = any(reason.startswith(f"{label} ") for reason in bad)
-            cells.append(format_value(row.metrics[key], marked, DISPLAY_SCALE.get(key, 1.0)))
         seeds = str(row.tcm_seeds) if row.tcm_seeds == row.base_seeds else f"{row.tcm_seeds}/{row.base_seeds}"
+        floor, excess = format_excess(row)
+        cells = [format_change(row, key) for key in ("recall@1", "opis")]
+        cells += [floor, excess, format_change(row, "eps_opis")]
+        verdicts = [", ".join(row.marked("better")), ", ".join(row.marked("worse"))]
         lines.append(
-            f"| {row.benchmark} | {row.loss} | {row.variant} | {' | '.join(cells)} | {seeds} "
-            f"| {', '.join(bad)} |"
+            f"| {row.benchmark} | {row.loss} | {row.variant} | {row.arm} | {seeds} | {' | '.join(cells)} "
+            f"| {' | '.join(verdicts)} |"
         )
     lines += [
         "",
-        "Values: +TCM mean ± sample std over seeds; in brackets the change, the mean over seeds of +TCM "
-        "minus base (paired by seed). `!` marks a change where TCM did not help (R@1 down or OPIS up). "
-        "Seeds: +TCM/base when they differ.",
+        "Values: base → TCM arm, means over seeds; in brackets the change (mean over seeds of TCM minus "
+        "base, paired by seed) and its 95 % interval (paired bootstrap over classes, pooled over seeds). "
+        "✓ / ✗: the interval excludes 0 (better / worse); only those are listed as better or worse. Excess "
+        "OPIS = OPIS minus the noise floor (a consistent model's OPIS with the same class sizes: a lower "
+        "bound of the noise); its change is relative. Seeds: TCM/base when they differ.",
         "",
-        "Per benchmark (mean over its rows of the paired change, +TCM minus base):",
+        "Per benchmark and arm (rows with intervals):",
         "",
     ]
-    for name, values in benchmark_summary(rows).items():
+    for (name, arm), values in benchmark_summary(rows).items():
         if not values["rows"]:
-            lines.append(f"- {name}: no seed finished both without and with TCM yet")
+            lines.append(f"- {name} / {arm}: no seed with embeddings finished in both arms yet")
             continue
         lines.append(
-            f"- {name}: OPIS {values['mean_opis_change'] * 1e3:+.4f} x1e-3, "
-            f"R@1 {values['mean_r1_change']:+.4f}; TCM helped in {values['helped']} of {values['rows']} rows"
+            f"- {name} / {arm}: OPIS better in {values['opis_better']} of {values['rows']} rows, R@1 worse "
+            f"in {values['r1_worse']}; median excess-OPIS change {values['median_excess_change']:+.0%}, "
+            f"at least -30 % in {values['excess_goal']} of {values['rows']}"
         )
     return "\n".join(lines) + "\n"
 
 
 def table_csv_rows(rows: Sequence[RowSummary]) -> list[dict[str, Any]]:
-    """``table.csv``: per row and metric the +TCM/base mean and std, the paired change, its std and n."""
+    """``table.csv``: per row and metric the TCM/base mean and std, the paired change, its interval, and the
+    floors and excess OPIS."""
     out = []
     for row in rows:
-        line: dict[str, Any] = {"benchmark": row.benchmark, "loss": row.loss, "variant": row.variant}
+        line: dict[str, Any] = {key: getattr(row, key) for key in (*ROW_KEYS, "arm")}
         for key, summary in row.metrics.items():
             line.update(
                 {
@@ -227,13 +259,14 @@ def table_csv_rows(rows: Sequence[RowSummary]) -> list[dict[str, Any]]:
                     f"{key}_change_std": summary.change_std,
                 }
             )
-        line.update(
-            {
-                "tcm_seeds": row.tcm_seeds,
-                "base_seeds": row.base_seeds,
-                "not_helped": "; ".join(row.not_helped()),
-            }
-        )
+            delta = row.intervals.deltas.get(key) if row.intervals else None
+            low, high = delta.ci if delta else (math.nan, math.nan)
+            line.update({f"{key}_ci_low": low, f"{key}_ci_high": high})
+            line[f"{key}_verdict"] = delta.verdict if delta else ""
+        found = row.intervals
+        for name in ("floor_base", "floor_tcm", "excess_base", "excess_tcm", "excess_change"):
+            line[name] = getattr(found, name) if found else math.nan
+        line.update({"tcm_seeds": row.tcm_seeds, "base_seeds": row.base_seeds})
         out.append(line)
     return out
 
@@ -243,7 +276,8 @@ def results_csv_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for record in records:
         cell = record["cell"]
-        row = {key: cell[key] for key in (*ROW_KEYS, "tcm", "seed")}
+        row = {key: cell[key] for key in ROW_KEYS}
+        row.update({"arm": arm_of(cell), "seed": cell["seed"]})
         row.update({key: record["metrics"].get(key) for key, _, _ in CSV_METRICS})
         row["seconds"] = record.get("seconds")
         rows.append(row)
@@ -263,6 +297,7 @@ def load_records(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
             raise TcdmlInputError(f"{path}: unreadable result ({exc})") from None
         if not isinstance(record, dict) or "cell" not in record or "metrics" not in record:
             raise TcdmlInputError(f"{path}: not a study result (no 'cell' / 'metrics')")
+        record["directory"] = str(path.parent)  # where its embeddings are (not stored)
         records.append(record)
     return sorted(records, key=lambda r: (r.get("order") or [], [str(r["cell"][k]) for k in ROW_KEYS]))
 
@@ -275,7 +310,7 @@ def write_tables(output_dir: str | os.PathLike) -> list[Path]:
     records = load_records(folder)
     if not records:
         raise TcdmlInputError(f"{folder}: no finished cell (no result.json) yet")
-    rows = summarise(records)
+    rows = summarise(records, intervals=True)
     files = []
     for name, lines in (("results.csv", results_csv_rows(records)), ("table.csv", table_csv_rows(rows))):
         with atomic_write(folder / name, newline="") as handle:

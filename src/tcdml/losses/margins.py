@@ -25,8 +25,11 @@ both sides (it pulls up the positives below the midpoint and pushes down the neg
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,6 +74,51 @@ def check_targets(target_far: float, target_frr: float, min_gap: float, momentum
         raise ValueError(f"min_gap={min_gap!r}: expected a similarity gap in [0, 2)")
     if not (isinstance(momentum, (int, float)) and 0.0 < momentum <= 1.0):
         raise ValueError(f"momentum={momentum!r}: expected a weight in (0, 1]")
+
+
+class TCMParamError(ValueError):
+    """A bad TCM setting: the dotted config ``key`` (``loss.tcm.*`` or ``data.*``), its value, what is
+    expected."""
+
+    def __init__(self, key: str, value: object, expected: str) -> None:
+        self.key, self.value, self.expected = key, value, expected
+        super().__init__(f"{key}={value!r}: expected {expected}")
+
+
+def check_tcm_params(tcm: Mapping[str, Any], classes_per_batch: int, samples_per_class: int) -> None:
+    """Check a ``loss.tcm`` mapping before training: its keys are ``TCMLoss`` parameters, and ``auto``
+    margins have valid targets and batches (``classes_per_batch`` x ``samples_per_class``) with enough
+    positive and negative pairs to read each target off (``pairs_needed``). Raises ``TCMParamError``."""
+    from .tcm import TCMLoss
+
+    parameters = inspect.signature(TCMLoss).parameters
+    for key, value in tcm.items():
+        if key not in parameters:
+            raise TCMParamError(f"loss.tcm.{key}", value, f"a TCM parameter ({', '.join(parameters)})")
+    strategy = tcm.get("margins", "fixed")
+    if strategy not in MARGIN_STRATEGIES:
+        raise TCMParamError("loss.tcm.margins", strategy, f"one of {', '.join(MARGIN_STRATEGIES)}")
+    if strategy != "auto":
+        return
+    names = ("target_far", "target_frr", "min_gap", "momentum")
+    values = {name: tcm.get(name, parameters[name].default) for name in names}
+    try:
+        check_targets(**values)
+    except ValueError as exc:
+        name = str(exc).partition("=")[0]
+        raise TCMParamError(f"loss.tcm.{name}", values[name], str(exc).partition(": expected ")[2]) from None
+    per_class, classes = samples_per_class, classes_per_batch
+    positives = classes * per_class * (per_class - 1)  # ordered pairs of one batch, self pairs left out
+    negatives = classes * per_class * (classes - 1) * per_class
+    for kind, pairs, target in (("positive", positives, "target_frr"), ("negative", negatives, "target_far")):
+        needed = pairs_needed(values[target])
+        if pairs < needed:
+            raise TCMParamError(
+                f"loss.tcm.{target}",
+                values[target],
+                f"a target that batches can measure: it needs at least {needed} {kind} pairs per batch, "
+                f"data.classes_per_batch x data.samples_per_class = {classes} x {per_class} gives {pairs}",
+            )
 
 
 class MarginTracker:

@@ -19,7 +19,7 @@ import warnings
 from typing import Any, NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .base import LossTerm, TermLoss, reduce_terms
 from .margins import DEFAULT_MIN_GAP, MARGIN_STRATEGIES, MarginTracker
@@ -225,3 +225,13 @@ class TCMLoss(TermLoss):
                 f"momentum={tracker.momentum}, min_gap={tracker.min_gap}"
             )
         return f"lambda_pos={self.lambda_pos}, lambda_neg={self.lambda_neg}, {margins}"
+
+
+def tracked_margins(loss: nn.Module) -> dict[str, float] | None:
+    """``{"margin_pos", "margin_neg"}`` in use by the auto-margin ``TCMLoss`` inside ``loss`` (any wrapper);
+    None when it has none (no TCM, or fixed margins)."""
+    for module in loss.modules():
+        if isinstance(module, TCMLoss) and module.tracker is not None:
+            margin_pos, margin_neg = module.current_margins
+            return {"margin_pos": margin_pos, "margin_neg": margin_neg}
+    return None

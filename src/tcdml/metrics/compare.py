@@ -23,6 +23,7 @@ Example (a model compared with itself: every delta is 0 and every interval is [0
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,28 +120,51 @@ def paired_deltas(
     a: EvaluationResult, b: EvaluationResult, settings: UncertaintySettings
 ) -> dict[str, Delta]:
     """The change of every metric from ``a`` to ``b`` (same samples) with its paired bootstrap interval."""
-    if not np.array_equal(a.per_class.labels, b.per_class.labels) or a.queries is None or b.queries is None:
-        raise TcdmlInputError("compare: the two evaluations are not of the same samples")
-    num_classes = len(a.per_class.labels)
-    has_pos = np.isin(a.per_class.labels, a.utility_labels)
+    return pooled_deltas([(a, b)], settings)
+
+
+def pooled_deltas(
+    pairs: Sequence[tuple[EvaluationResult, EvaluationResult]], settings: UncertaintySettings
+) -> dict[str, Delta]:
+    """The mean over ``pairs`` of each metric's change (``b - a``, e.g. one pair per seed), with a paired
+    bootstrap interval: one draw of classes per resample, applied to every pair (all pairs must be
+    evaluations of the same samples: the same classes)."""
+    if not pairs:
+        raise TcdmlInputError("compare: no pair of evaluations to compare")
+    first = pairs[0][0]
+    for a, b in pairs:
+        for result in (a, b):
+            same = np.array_equal(result.per_class.labels, first.per_class.labels)
+            if not same or result.queries is None:
+                raise TcdmlInputError("compare: the evaluations are not of the same samples")
+    num_classes = len(first.per_class.labels)
+    has_pos = np.isin(first.per_class.labels, first.utility_labels)
     rng = np.random.default_rng([settings.seed, 2])
     draws: dict[str, list[np.ndarray]] = {name: [] for name in HIGHER_IS_BETTER}
     for start in range(0, settings.resamples, RESAMPLE_CHUNK):
         weights = resample_weights(num_classes, min(RESAMPLE_CHUNK, settings.resamples - start), rng)
-        values = [_resampled_metrics(result, weights, has_pos) for result in (a, b)]
+        changes = {name: np.zeros(len(weights)) for name in draws}
+        for a, b in pairs:
+            values = [_resampled_metrics(result, weights, has_pos) for result in (a, b)]
+            for name in draws:
+                changes[name] += (values[1][name] - values[0][name]) / len(pairs)
         for name in draws:
-            draws[name].append(values[1][name] - values[0][name])
-    point = {
-        "recall@1": b.recall_at_k[1] - a.recall_at_k[1],
-        "map@r": b.map_at_r - a.map_at_r,
-        "opis": b.opis - a.opis,
-        "eps_opis": b.eps_opis - a.eps_opis,
-    }
+            draws[name].append(changes[name])
     deltas = {}
     for name, higher in HIGHER_IS_BETTER.items():
+        point = float(np.mean([_point(b, name) - _point(a, name) for a, b in pairs]))
         ci = percentile_interval(np.concatenate(draws[name]), settings.level)
-        deltas[name] = Delta(float(point[name]), ci, verdict(ci, higher))
+        deltas[name] = Delta(point, ci, verdict(ci, higher))
     return deltas
+
+
+def _point(result: EvaluationResult, name: str) -> float:
+    return {
+        "recall@1": result.recall_at_k[1],
+        "map@r": result.map_at_r,
+        "opis": result.opis,
+        "eps_opis": result.eps_opis,
+    }[name]
 
 
 def verdict(ci: tuple[float, float], higher_is_better: bool) -> str:

@@ -311,6 +311,7 @@ class TrainConfig:
             self.optim.warmup_epochs,
             f"at most trainer.max_epochs ({max_epochs})",
         )
+        _check_tcm(self)
         model = self.model
         _nonempty("model.backbone", model.backbone)
         if model.img_size is not None:
@@ -402,6 +403,18 @@ def _check_model(values: Mapping[str, Any]) -> None:
         _in_range("model.drop_path_rate", values["drop_path_rate"], 0.0, 1.0, open_high=True)
     if values.get("trainable_blocks") is not None:
         _positive("model.trainable_blocks", values["trainable_blocks"], minimum=0)
+
+
+def _check_tcm(config: TrainConfig) -> None:
+    """``loss.tcm`` against ``TCMLoss`` and, for auto margins, the batch (``check_tcm_params``)."""
+    from tcdml.losses.margins import TCMParamError, check_tcm_params
+
+    if isinstance(config.loss.tcm, Mapping):
+        data = config.data
+        try:
+            check_tcm_params(config.loss.tcm, data.classes_per_batch, data.samples_per_class)
+        except TCMParamError as exc:
+            raise ConfigValueError(exc.key, exc.value, exc.expected) from None
 
 
 def _check_names(config: TrainConfig) -> None:

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from tcdml.errors import TcdmlInputError
 from tcdml.losses import DistributedLoss, build_loss_from_config, gather_labels
+from tcdml.losses.tcm import tracked_margins
 from tcdml.models import build_model
 from tcdml.training.config import TrainConfig
 from tcdml.training.optim import build_optimizer, lr_factor, param_groups
@@ -79,17 +80,20 @@ class EmbeddingModule(pl.LightningModule):
         self._epoch_loss.clear()
 
     def on_train_epoch_end(self) -> None:
-        """Log ``train/loss_epoch`` now: Lightning's own epoch-end logging comes after the checkpoint."""
+        """Log ``train/loss_epoch`` (and auto TCM margins, ``tcm/margin_pos`` / ``tcm/margin_neg``) now:
+        Lightning's own epoch-end logging comes after the checkpoint."""
         if not self._epoch_loss:
             return
         total, count = torch.stack(self._epoch_loss).sum(dim=0)
         value = self.trainer.strategy.reduce(total / count, reduce_op="mean")
         self._epoch_loss.clear()
         value = float(value)
+        logged = {"train/loss_epoch": value, "epoch": self.current_epoch}
+        margins = tracked_margins(self.loss_fn)  # auto TCM margins: the ones this epoch ended with
+        if margins is not None:
+            logged.update({f"tcm/{name}": margin for name, margin in margins.items()})
         for logger in self.loggers:
-            logger.log_metrics(
-                {"train/loss_epoch": value, "epoch": self.current_epoch}, step=max(0, self.global_step - 1)
-            )
+            logger.log_metrics(logged, step=max(0, self.global_step - 1))
         self.trainer.callback_metrics["train/loss_epoch"] = torch.tensor(value)
 
     def on_validation_epoch_start(self) -> None:
