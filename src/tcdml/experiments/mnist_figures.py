@@ -5,7 +5,10 @@
   per-class angle densities, each scaled to peak 1 and summed, so a dark gap separates two clusters and a
   bright bridge shows where they blur; 3-D: the embeddings on the sphere). Bottom row (2-D): each digit's
   angle density (von Mises KDE on the circle), where overlaps read directly.
-- ``plot_utility_comparison``: per-class utility vs threshold for each run, with the calibrated threshold.
+- ``plot_utility_comparison``: per-class utility vs threshold for each run, side by side on one scale
+  (``tcdml.metrics.plots.plot_utility_comparison``, the figure ``tcdml compare --plot`` draws).
+
+Every cluster panel's title carries the runs' mean per-digit spread (``demo_stats.class_spreads``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tcdml.experiments.demo_stats import spread_name
 from tcdml.figures import OKABE_ITO, SEQUENTIAL_CMAP, new_figure, save_figure
 
 #: Concentration of the von Mises kernel (about 3.6 degrees wide) and the angle grid.
@@ -27,6 +31,11 @@ NUM_ANGLES = 720
 def class_colour(label: int) -> tuple[str, str]:
     """(colour, line style) of a digit: the 8 Okabe-Ito colours, then dashed for the rest."""
     return OKABE_ITO[label % len(OKABE_ITO)], "-" if label < len(OKABE_ITO) else "--"
+
+
+def spread_title(run: Any) -> str:
+    """``per-digit spread 11.4 deg (circular sd)``: the run's mean per-digit spread, for a panel title."""
+    return f"per-digit spread {run.spreads.mean():.1f}° ({spread_name(run.embeddings.shape[1])})"
 
 
 def angle_densities(embeddings: np.ndarray, labels: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -86,7 +95,7 @@ def _draw_ring(ax: Any, run: Any, density: np.ndarray, grid: np.ndarray) -> None
     ax.grid(False)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{run.title}\nring: test embeddings' class densities (bright = dense)")
+    ax.set_title(f"{run.title}: {spread_title(run)}\nring: test embeddings' class densities (bright = dense)")
 
 
 def _draw_angle_curves(ax: Any, run: Any, density: np.ndarray, grid: np.ndarray, top: float) -> None:
@@ -120,32 +129,15 @@ def _plot_sphere(runs: Sequence[Any], directory: str | os.PathLike) -> list[Path
             ax.quiver(0, 0, 0, *weight, color=colour, lw=2, arrow_length_ratio=0.1)
             ax.text(*(1.15 * weight), str(label), color="black", fontsize=12, fontweight="bold")
         ax.set_box_aspect((1, 1, 1))
-        ax.set_title(f"{run.title}\ntest embeddings (dots) and class weights (arrows)")
+        ax.set_title(f"{run.title}: {spread_title(run)}\ntest embeddings (dots) and class weights (arrows)")
     return save_figure(fig, directory, "mnist_clusters")
 
 
 def plot_utility_comparison(runs: Sequence[Any], directory: str | os.PathLike) -> list[Path]:
-    """Write ``mnist_utility_curves.png/.svg``: per-digit utility vs threshold, one panel a run."""
-    from tcdml.metrics.plots import utility_curve_grid
-    from tcdml.metrics.utility import class_utilities
+    """Write ``mnist_utility_curves.png/.svg``: per-digit utility vs threshold of both runs, one y-scale."""
+    from tcdml.metrics.plots import plot_utility_comparison as plot_pair
 
-    fig, axes = new_figure(ncols=len(runs), width=6.0, height=4.6)
-    grids = [utility_curve_grid(run.evaluation) for run in runs]
-    lo, hi = min(g[0] for g in grids), max(g[-1] for g in grids)
-    grid = np.linspace(lo, hi, 300)
-    for ax, run in zip(axes, runs, strict=True):
-        result = run.evaluation
-        curves = class_utilities(result.counts, grid, result.beta)
-        for label, curve in zip(result.counts.class_labels, curves, strict=True):
-            colour, style = class_colour(int(label))
-            ax.plot(grid, curve, color=colour, ls=style, lw=1.2, label=str(int(label)))
-        ax.plot(grid, curves.mean(axis=0), color="black", lw=2.5, label="mean")
-        ax.axvspan(result.t_lo, result.t_hi, color="0.6", alpha=0.25, label="calibration range")
-        ax.axvline(run.calibration.threshold, color="black", ls=":", lw=1.5,
-                   label=f"threshold @ FAR {run.calibration.target_rate:g}")  # fmt: skip
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("similarity threshold t (cosine)")
-        ax.set_ylabel(f"utility U(t) (F{result.beta:g} of TPR, TNR)")
-        ax.set_title(f"{run.title}\nOPIS = {result.opis:.3g}, {result.eps:.0%}-OPIS = {result.eps_opis:.3g}")
-    axes[-1].legend(title="digit", ncol=2, fontsize=8, loc="lower left")
-    return save_figure(fig, directory, "mnist_utility_curves")
+    base, tcm = runs
+    return plot_pair(
+        base.evaluation, tcm.evaluation, directory, "mnist_utility_curves", (base.title, tcm.title)
+    )
