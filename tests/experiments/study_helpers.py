@@ -79,3 +79,28 @@ def write_records(folder: Path, records: list[dict[str, Any]], embeddings: dict 
         if embeddings and key in embeddings:
             save_embeddings_file(path / "embeddings.npz", *embeddings[key])
     return folder
+
+
+def embedded_study(folder: Path) -> Path:
+    """Two losses x (base, tcm) x seeds 0, 1 with embeddings: smooth_ap's TCM has equally spread classes (OPIS
+    far lower); arcface's TCM is its base plus a nudge (no detectable change)."""
+    import numpy as np
+
+    from tests.conftest import clustered_embeddings
+
+    unequal = clustered_embeddings([6] * 40, dim=24, spread=list(np.linspace(0.3, 1.3, 40)), seed=0)
+    equal = clustered_embeddings([6] * 40, dim=24, spread=0.8, seed=0)
+    nudged = (unequal[0] + np.random.default_rng(1).normal(size=unequal[0].shape).astype(np.float32) * 1e-3,)
+    embeddings = {}
+    for seed in (0, 1):
+        embeddings[("smooth_ap", "base", seed)] = unequal
+        embeddings[("smooth_ap", "tcm", seed)] = equal
+        embeddings[("arcface", "base", seed)] = unequal
+        embeddings[("arcface", "tcm", seed)] = (nudged[0], unequal[1])
+    items = [
+        record("b", loss, "default", arm, seed, **{"recall@1": 0.8, "opis": 0.01})
+        for loss in ("smooth_ap", "arcface")
+        for arm in ("base", "tcm")
+        for seed in (0, 1)
+    ]
+    return write_records(folder, items, embeddings)

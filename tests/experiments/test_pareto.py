@@ -94,3 +94,14 @@ def test_zoom_window_only_when_the_frontiers_sit_in_a_corner() -> None:
     # Frontier runs spread over the whole plot: no zoom.
     spread = [run("a", False, 0.1, 0.05), run("a", True, 0.5, 0.01), run("b", False, 0.3, 0.03)]
     assert frontier_window(summarise_pareto(spread, "bench")) is None
+
+
+def test_pareto_notes_carry_the_paired_intervals(tmp_path) -> None:
+    from tests.experiments.study_helpers import embedded_study
+
+    folder = embedded_study(tmp_path / "study")
+    write_pareto(folder)
+    notes = (folder / "pareto.md").read_text()
+    smooth = next(line for line in notes.splitlines() if line.startswith("| smooth_ap |"))
+    arcface = next(line for line in notes.splitlines() if line.startswith("| arcface |"))
+    assert "✓" in smooth and " [" in smooth and "✓" not in arcface and "✗" not in arcface

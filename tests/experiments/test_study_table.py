@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import math
 
-import numpy as np
 import pytest
 
 from tcdml.errors import TcdmlInputError
@@ -18,8 +17,7 @@ from tcdml.experiments.study_table import (
     table_markdown,
     write_tables,
 )
-from tests.conftest import clustered_embeddings
-from tests.experiments.study_helpers import record, write_records
+from tests.experiments.study_helpers import embedded_study, record, write_records
 
 
 def records() -> list[dict]:
@@ -78,28 +76,8 @@ def test_study_order_beats_names() -> None:
     assert [row.loss for row in summarise(items)] == ["smooth_ap", "arcface"]
 
 
-def _embedded_study(folder):
-    """smooth_ap: TCM's classes are equally spread (OPIS far lower); arcface: TCM = base plus a nudge."""
-    unequal = clustered_embeddings([6] * 40, dim=24, spread=list(np.linspace(0.3, 1.3, 40)), seed=0)
-    equal = clustered_embeddings([6] * 40, dim=24, spread=0.8, seed=0)
-    nudged = (unequal[0] + np.random.default_rng(1).normal(size=unequal[0].shape).astype(np.float32) * 1e-3,)
-    embeddings = {}
-    for seed in (0, 1):
-        embeddings[("smooth_ap", "base", seed)] = unequal
-        embeddings[("smooth_ap", "tcm", seed)] = equal
-        embeddings[("arcface", "base", seed)] = unequal
-        embeddings[("arcface", "tcm", seed)] = (nudged[0], unequal[1])
-    items = [
-        record("b", loss, "default", arm, seed, **{"recall@1": 0.8, "opis": 0.01})
-        for loss in ("smooth_ap", "arcface")
-        for arm in ("base", "tcm")
-        for seed in (0, 1)
-    ]
-    return write_records(folder, items, embeddings)
-
-
 def test_only_rows_whose_interval_excludes_zero_are_marked(tmp_path) -> None:
-    folder = _embedded_study(tmp_path / "study")
+    folder = embedded_study(tmp_path / "study")
     rows = {row.loss: row for row in summarise(load_records(folder), intervals=True)}
     smooth, arcface = rows["smooth_ap"], rows["arcface"]
     assert smooth.intervals.pairs == 2 and smooth.intervals.deltas["opis"].ci[1] < 0
@@ -118,7 +96,7 @@ def test_only_rows_whose_interval_excludes_zero_are_marked(tmp_path) -> None:
 
 
 def test_write_tables(tmp_path) -> None:
-    folder = _embedded_study(tmp_path / "study")
+    folder = embedded_study(tmp_path / "study")
     files = write_tables(folder)
     assert [path.name for path in files] == ["results.csv", "table.csv", "table.md"]
     with open(folder / "results.csv") as handle:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdml.errors import TcdmlInputError
-from tcdml.experiments.study_table import BASE_ARM, arm_of, load_records, mean_std
+from tcdml.experiments.study_table import BASE_ARM, arm_of, load_records, mean_std, summarise
 
 #: OPIS is drawn on a log axis when its largest value is at least this many times its smallest.
 LOG_SPREAD = 10.0
@@ -285,9 +285,22 @@ def _rectangle(x_limits: tuple[float, float], y_limits: tuple[float, float]) -> 
     return Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="0.4", linestyle="-", lw=0.8, zorder=1)
 
 
-def pareto_markdown(summary: ParetoSummary, figure: str) -> str:
-    """The ``pareto.md`` section of one benchmark: figure, frontier members, knee, arrow directions."""
+def pareto_markdown(
+    summary: ParetoSummary, figure: str, intervals: dict[tuple[str, str], Any] | None = None
+) -> str:
+    """The ``pareto.md`` section of one benchmark: figure, frontier members, knee, arrow directions and,
+    per arrow, the paired 95 % intervals of the R@1 and OPIS changes (``intervals``: (loss, variant) ->
+    ``RowIntervals``; the study table's, ``study_intervals``)."""
     runs = summary.runs
+    intervals = intervals or {}
+
+    def change(b: int, key: str) -> str:
+        found = intervals.get((runs[b].loss, runs[b].variant))
+        if found is None:
+            return "n/a"
+        delta = found.deltas[key]
+        mark = {"better": " ✓", "worse": " ✗"}.get(delta.verdict, "")
+        return f"{delta.value:+.4f} [{delta.ci[0]:+.4f}, {delta.ci[1]:+.4f}]{mark}"
 
     def where(b: int, t: int) -> str:
         error, opis = runs[t].error - runs[b].error, runs[t].opis - runs[b].opis
@@ -311,16 +324,23 @@ def pareto_markdown(summary: ParetoSummary, figure: str) -> str:
         f"- OPIS axis: {'log' if summary.log_scale else 'linear'}",
         "",
         "| loss | variant | seeds | error base | OPIS base | error +TCM | OPIS +TCM | TCM moved "
-        "| base frontier |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        "| R@1 change [95 % CI] | OPIS change [95 % CI] | base frontier |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for b, t in summary.arrows:
         base, tcm = runs[b], runs[t]
         lines.append(
             f"| {base.loss} | {base.variant} | {base.seeds} | {base.error:.4f} | {base.opis:.4f} "
-            f"| {tcm.error:.4f} | {tcm.opis:.4f} | {where(b, t)} "
-            f"| {'yes' if b in summary.base_frontier else ''} |"
+            f"| {tcm.error:.4f} | {tcm.opis:.4f} | {where(b, t)} | {change(b, 'recall@1')} "
+            f"| {change(b, 'opis')} | {'yes' if b in summary.base_frontier else ''} |"
         )
+    if intervals:
+        lines += [
+            "",
+            "Changes: +TCM minus base, mean over seeds, with the 95 % paired bootstrap interval over classes "
+            "(pooled over seeds); ✓ / ✗ where the interval excludes 0 (better / worse). An arrow's direction "
+            "alone is not a result.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -345,7 +365,10 @@ def write_pareto(study_dir: str | os.PathLike, folder: str | os.PathLike | None 
         summary = summarise_pareto(pareto_runs(records, benchmark), benchmark)
         stem = "pareto" if len(benchmarks) == 1 else f"pareto_{benchmark}"
         files += plot_pareto(summary, folder, stem)
-        sections.append(pareto_markdown(summary, f"{stem}.png"))
+        mine = [record for record in records if record["cell"]["benchmark"] == benchmark]
+        rows = summarise(mine, intervals=True)
+        found = {(row.loss, row.variant): row.intervals for row in rows if row.intervals is not None}
+        sections.append(pareto_markdown(summary, f"{stem}.png", found))
     rule = (
         "Each point is a (loss, variant) averaged over its seeds: filled = base, open = +TCM, an arrow from "
         "each base run to its +TCM twin. Frontiers minimise both error (1 - R@1) and OPIS. Knee: on the "

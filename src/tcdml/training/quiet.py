@@ -20,7 +20,7 @@ class quiet_lightning:
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         patterns = (".*does not have many workers.*", ".*tensorboard.*", ".*LeafSpec.*")
-        patterns += (".*logging interval.*",)
+        patterns += (".*logging interval.*", r".*module\(s\) in eval mode.*")  # frozen backbones: intended
         for pattern in patterns:
             warnings.filterwarnings("ignore", message=pattern)
 
