@@ -1,4 +1,4 @@
-"""``tcdml evaluate`` and ``tcdml calibrate`` (SPEC interface), and the ``main`` entry point."""
+"""``tcdml evaluate`` and ``tcdml calibrate`` (docs/spec.md's interface), and the ``main`` entry point."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def evaluate(
     level: LevelOption = 0.95,
     seed: SeedOption = 0,
 ) -> None:
-    """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (SPEC formulas), OPIS with its bootstrap
+    """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (docs/spec.md), OPIS with its bootstrap
     interval over classes and its noise floor (docs/metrics.md)."""
     from tcdml.figures import figure_names
     from tcdml.io.outputs import OutputSet

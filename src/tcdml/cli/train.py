@@ -51,7 +51,7 @@ def embed(
     num_workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 4,
     device: Annotated[str, typer.Option(help="Compute device, e.g. cuda.")] = "cpu",
 ) -> None:
-    """Embed a dataset split with a trained model into SPEC's embedding file (for evaluate / calibrate)."""
+    """Embed a dataset split with a trained model into an embedding file (for evaluate / calibrate)."""
     from tcdml.io.outputs import OutputSet
 
     # The output is checked before the checkpoint loads; it is written once, atomically, at the end.

@@ -1,4 +1,4 @@
-"""Reading and writing tcdml's files: embedding files (SPEC) and atomic writes."""
+"""Reading and writing tcdml's files: embedding files (docs/spec.md) and atomic writes."""
 
 from tcdml.io.atomic import atomic_write
 from tcdml.io.embeddings_file import EmbeddingsFile, load_embeddings_file, save_embeddings_file

@@ -1,4 +1,4 @@
-"""The embedding file of SPEC: ``.npz`` with ``embeddings`` (N x D float) and ``labels`` (N int).
+"""The embedding file of docs/spec.md: ``.npz`` with ``embeddings`` (N x D float) and ``labels`` (N int).
 
 Optional arrays: ``ids`` (N), ``is_query`` and ``is_gallery`` (N bool). Files are read member by member
 with ``allow_pickle=False``: an object array in a user's file is refused, never unpickled. Each array's
@@ -171,7 +171,7 @@ def save_embeddings_file(
     is_query: np.ndarray | None = None,
     is_gallery: np.ndarray | None = None,
 ) -> Path:
-    """Write an embedding file atomically (SPEC layout) and return its path."""
+    """Write an embedding file atomically (docs/spec.md's layout) and return its path."""
     arrays = {"embeddings": np.asarray(embeddings), "labels": np.asarray(labels)}
     for key, value in (("ids", ids), ("is_query", is_query), ("is_gallery", is_gallery)):
         if value is not None:

@@ -1,6 +1,6 @@
 """Losses for threshold-consistent deep metric learning.
 
-- ``TCMLoss`` / ``tcm_loss_from_similarity``: the Threshold-Consistent Margin regulariser (SPEC.md).
+- ``TCMLoss`` / ``tcm_loss_from_similarity``: the Threshold-Consistent Margin regulariser (docs/spec.md).
 - ``with_tcm(base_loss, ...)``: any loss + TCM on one similarity matrix.
 - ``build_loss`` / ``build_loss_from_config``: a loss by name (tcdml's own and every pytorch-metric-learning
   loss), with or without TCM.

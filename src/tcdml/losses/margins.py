@@ -10,8 +10,8 @@ negative
   similarities; TCM's hard positives (``s <= margin_pos``) are the pairs it would falsely reject.
 
 Quantiles interpolate linearly between order statistics (numpy's default, as the calibration range in
-SPEC.md). The paper advises tuning the margins to the data because train and test drift apart: re-run this on
-validation embeddings during training if needed. One line::
+docs/spec.md). The paper advises tuning the margins to the data because train and test drift apart: re-run
+this on validation embeddings during training if needed. One line::
 
     loss = with_tcm(base, **propose_margins(val_emb, val_labels, far=1e-3, frr=0.05).tcm_kwargs())
 

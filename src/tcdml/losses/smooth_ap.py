@@ -6,7 +6,7 @@ For query ``q`` with positives ``P_q`` and retrieval set ``Omega_q = P_q | N_q``
 
 over the queries that have at least one positive, with sigmoid temperature ``tau = 0.01``. Any number of
 samples per class works (PML's implementation needs equal counts). Unlike the authors' code, a query is never
-part of its own retrieval set (SPEC: a sample is never paired with itself).
+part of its own retrieval set (docs/spec.md: a sample is never paired with itself).
 """
 
 from __future__ import annotations

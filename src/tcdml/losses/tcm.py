@@ -1,4 +1,4 @@
-"""The Threshold-Consistent Margin (TCM) regulariser (Zhang et al., ICLR 2024; SPEC.md "TCM regulariser").
+"""The Threshold-Consistent Margin (TCM) regulariser (ICLR 2024; docs/spec.md, "The TCM regulariser").
 
 On a similarity matrix ``s`` with positive / negative pair masks::
 

@@ -31,7 +31,7 @@ def evaluate(
     settings: EvaluationSettings | None = None,
     **overrides: Any,
 ) -> EvaluationResult:
-    """Evaluate an embedding set: retrieval metrics and threshold consistency, per SPEC.
+    """Evaluate an embedding set: retrieval metrics and threshold consistency, per docs/spec.md.
 
     ``embeddings`` (N x D, numpy or torch, any device) are L2-normalised here; ``labels`` (N,) are integer
     class labels. ``is_query`` / ``is_gallery`` (N, bool) restrict pairs to query x gallery (default: all

@@ -1,4 +1,4 @@
-"""``ExactPairSimilarities``: brute force over every pair, SPEC's reference definition, for small sets.
+"""``ExactPairSimilarities``: brute force over every pair (the reference definition, docs/spec.md).
 
 It keeps every pair similarity (sorted), so memory grows as N^2: use it to check the binned default or when
 exact numbers matter on a few thousand samples.

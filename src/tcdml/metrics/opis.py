@@ -1,4 +1,4 @@
-"""OPIS and eps-OPIS from a (T classes x K thresholds) utility matrix (SPEC: "OPIS and epsilon-OPIS").
+"""OPIS and eps-OPIS from a (T classes x K thresholds) utility matrix (docs/spec.md: "OPIS and epsilon-OPIS").
 
 Per-class / per-threshold arrays come out of the ``*_per_*`` functions; the scores reduce them.
 """

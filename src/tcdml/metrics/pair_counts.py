@@ -5,7 +5,7 @@ Two implementations share this interface:
 * ``PairHistogram`` (default): per-class histograms of positive and negative pair similarities in
   fixed bins on [-1, 1], accumulated block by block in one pass, mergeable across processes by summation;
 * ``ExactPairSimilarities``: the sorted similarities themselves, for small sets (brute force, the
-  reference definition of SPEC).
+  reference definition of docs/spec.md).
 
 Counts are relative: an implementation may count every pair twice (once from each end), which leaves every
 rate (TPR, TNR, FAR, FRR) and every quantile unchanged.

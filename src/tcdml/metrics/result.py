@@ -138,7 +138,7 @@ class EvaluationResult:
         ]
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (SPEC keys ``recall@k``, ``map@r``, ``opis``, ``eps_opis``, ``t_lo``, ...)."""
+        """JSON-ready summary (docs/spec.md's keys ``recall@k``, ``map@r``, ``opis``, ``eps_opis``, ...)."""
         out: dict = {f"recall@{k}": value for k, value in sorted(self.recall_at_k.items())}
         out.update(
             {

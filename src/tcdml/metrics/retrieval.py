@@ -1,4 +1,4 @@
-"""Retrieval metrics per query (SPEC: "Retrieval metrics"): Recall@k hits and MAP@R, from neighbour lists.
+"""Retrieval metrics per query (docs/spec.md, "Retrieval metrics"): Recall@k hits and MAP@R from neighbours.
 
 Neighbours are ordered by similarity, ties broken by the lower sample index, so results never depend on
 the order in which samples are stored or on the kernel that found them.

@@ -32,7 +32,7 @@ GRID_BYTES_PER_CELL = 8 * 8
 
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """Parameters of ``tcdml.metrics.evaluate`` (SPEC defaults).
+    """Parameters of ``tcdml.metrics.evaluate`` (docs/spec.md's defaults).
 
     ``ks``: the k of Recall@k. ``far_range``: (far_min, far_max) of the calibration range.
     ``beta``: the F-beta weight of the utility. ``eps``: the worst fraction in eps-OPIS.

@@ -1,4 +1,4 @@
-"""Per-class utility curves and the calibration range (SPEC: "Utility" and "Calibration range")."""
+"""Per-class utility curves and the calibration range (docs/spec.md: "Utility" and "Calibration range")."""
 
 from __future__ import annotations
 

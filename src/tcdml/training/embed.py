@@ -1,5 +1,5 @@
-"""Embed a dataset with a trained model: into SPEC's embedding file (``embed_dataset``, for ``evaluate`` /
-``calibrate``) or into arrays (``embed_split``). Both run ``embed_samples``.
+"""Embed a dataset with a trained model: into an embedding file (docs/spec.md; ``embed_dataset``, for
+``evaluate`` / ``calibrate``) or into arrays (``embed_split``). Both run ``embed_samples``.
 
 Image datasets get the test transform (resize + centre crop, the model's normalisation); text datasets are
 passed to the model as lists of ``str``.
