@@ -67,10 +67,15 @@ TRAIN_CASES = [
     (["loss.tcm={margins: auto, target_far: 0}"], "key 'loss.tcm.target_far' = 0, expected a rate in (0, 1)"),
     (["loss.tcm={margins: auto, target_frr: 1.5}"], "key 'loss.tcm.target_frr' = 1.5"),
     (["loss.tcm={margins: auto, momentum: 0}"], "key 'loss.tcm.momentum' = 0"),
+    (["loss.tcm={margins: auto, momentum: true}"], "key 'loss.tcm.momentum' = True"),
+    (["loss.tcm={lambda_pos: abc}"], "key 'loss.tcm.lambda_pos' = 'abc', expected a number >= 0"),
+    (["loss.tcm={lambda_neg: null}"], "key 'loss.tcm.lambda_neg' = None"),
+    (["loss.tcm={margin_pos: 2}"], "key 'loss.tcm.margin_pos' = 2, expected a cosine similarity in [-1, 1]"),
+    (["loss.tcm={target_far: 0.1}"], "key 'loss.tcm.target_far' = 0.1, expected no value: it is for margins"),
     (
         ["loss.tcm={margins: auto, target_frr: 0.5}"],
         "key 'loss.tcm.target_frr' = 0.5, expected a target that batches can measure: it needs at least 20 "
-        "positive pairs per batch, data.classes_per_batch x data.samples_per_class = 3 x 2 gives 6",
+        "positive pairs per batch, data.classes_per_batch x data.samples_per_class = 3 x 2 gives 3",
     ),
     (
         [
@@ -79,7 +84,7 @@ TRAIN_CASES = [
             "loss.tcm={margins: auto, target_far: 0.001}",
         ],
         "key 'loss.tcm.target_far' = 0.001, expected a target that batches can measure: it needs at least "
-        "10000 negative pairs per batch, data.classes_per_batch x data.samples_per_class = 5 x 4 gives 320",
+        "10000 negative pairs per batch, data.classes_per_batch x data.samples_per_class = 5 x 4 gives 160",
     ),
     (["eval.every_n_epochs=0"], "key 'eval.every_n_epochs' = 0"),
     (["eval.ks=[]"], "key 'eval.ks' = ()"),

@@ -104,13 +104,14 @@ def test_compare_refuses_different_samples(case, pair, tmp_path, digits, capsys)
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--bootstrap", "0"], "--bootstrap=0: expected an integer >= 1"),
+        (["--bootstrap", "0"], "--bootstrap=0: expected an integer in [1, 100,000]"),
         (["--bootstrap", "-5"], "--bootstrap=-5"),
         (["--bootstrap", "1.5"], "--bootstrap"),
         (["--level", "0"], "--level=0.0: expected a confidence level in (0, 1)"),
         (["--level", "1"], "--level=1.0"),
         (["--level", "nan"], "--level=nan"),
         (["--seed", "-1"], "--seed=-1"),
+        (["--bootstrap", "1000000000"], "--bootstrap=1000000000: expected an integer in [1, 100,000]"),
     ],
 )
 @pytest.mark.parametrize("command", ["compare", "evaluate"])

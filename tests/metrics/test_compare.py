@@ -73,7 +73,13 @@ def test_bad_second_model_is_refused_before_any_pass() -> None:
     x, y = clustered_embeddings([5, 6, 7], seed=0)
     bad = x.copy()
     bad[3] = np.nan
-    with pytest.raises(TcdmlInputError, match="model B: .*NaN"):
+    with pytest.raises(TcdmlInputError, match=r"model B: .*NaN"):
         compare(x, bad, y)
-    with pytest.raises(TcdmlInputError, match="model B: .*does not match"):
+    with pytest.raises(TcdmlInputError, match=r"model B: .*does not match"):
         compare(x, x[:-1], y)
+
+
+def test_no_uncertainty_settings_still_gives_every_key(digits) -> None:
+    x, y = digits
+    out = compare(x, x, y, uncertainty=None).to_dict()
+    assert out["a"]["opis_ci95"] and out["delta_opis_ci95"] == [0.0, 0.0]

@@ -1,5 +1,5 @@
 """In eval mode a sample's embedding must not depend on the rest of its batch (issue: `tcdml embed
---batch-size 7` gave R@1 0.12 where batch 1000 gave 0.59, because small_cnn's BatchNorm used batch statistics).
+--batch-size 7` gave R@1 0.12 where batch 1000 gave 0.59: small_cnn's BatchNorm used batch statistics).
 
 Each backbone first takes a few training steps (so BatchNorm running statistics, where there are any, are not
 their initial 0/1), then embeds the same samples alone, inside their batch and inside a batch of others.

@@ -95,8 +95,9 @@ def check_same_samples(path_a: Path, a, path_b: Path, b) -> None:
             raise TcdmlInputError(f"{where}: only one file has '{name}'")
         if first is not None and not np.array_equal(first, second):
             row = int(np.flatnonzero(np.asarray(first) != np.asarray(second))[0])
+            values = (np.asarray(first)[row].item(), np.asarray(second)[row].item())
             raise TcdmlInputError(
-                f"{where}: '{name}' differ (first at row {row}: {first[row]!r} vs {second[row]!r}); "
+                f"{where}: '{name}' differ (first at row {row}: {values[0]!r} vs {values[1]!r}); "
                 "expected the same samples in the same order"
             )
 

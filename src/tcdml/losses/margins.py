@@ -64,15 +64,19 @@ def pairs_needed(target: float) -> int:
     return math.ceil(PAIRS_BEYOND_QUANTILE / min(target, 1.0 - target) - 1e-9)
 
 
+def _real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def check_targets(target_far: float, target_frr: float, min_gap: float, momentum: float) -> None:
     """``ValueError`` naming the parameter unless both targets lie in (0, 1), ``0 <= min_gap < 2`` and
     ``0 < momentum <= 1``."""
     for name, value in (("target_far", target_far), ("target_frr", target_frr)):
-        if not (isinstance(value, (int, float)) and 0.0 < value < 1.0):
+        if not (_real(value) and 0.0 < value < 1.0):
             raise ValueError(f"{name}={value!r}: expected a rate in (0, 1)")
-    if not (isinstance(min_gap, (int, float)) and 0.0 <= min_gap < 2.0):
+    if not (_real(min_gap) and 0.0 <= min_gap < 2.0):
         raise ValueError(f"min_gap={min_gap!r}: expected a similarity gap in [0, 2)")
-    if not (isinstance(momentum, (int, float)) and 0.0 < momentum <= 1.0):
+    if not (_real(momentum) and 0.0 < momentum <= 1.0):
         raise ValueError(f"momentum={momentum!r}: expected a weight in (0, 1]")
 
 
@@ -95,10 +99,19 @@ def check_tcm_params(tcm: Mapping[str, Any], classes_per_batch: int, samples_per
     for key, value in tcm.items():
         if key not in parameters:
             raise TCMParamError(f"loss.tcm.{key}", value, f"a TCM parameter ({', '.join(parameters)})")
+    for name in ("lambda_pos", "lambda_neg"):
+        if name in tcm and not (_real(tcm[name]) and tcm[name] >= 0):
+            raise TCMParamError(f"loss.tcm.{name}", tcm[name], "a number >= 0")
+    for name in ("margin_pos", "margin_neg"):
+        if name in tcm and not (_real(tcm[name]) and -1.0 <= tcm[name] <= 1.0):
+            raise TCMParamError(f"loss.tcm.{name}", tcm[name], "a cosine similarity in [-1, 1]")
     strategy = tcm.get("margins", "fixed")
     if strategy not in MARGIN_STRATEGIES:
         raise TCMParamError("loss.tcm.margins", strategy, f"one of {', '.join(MARGIN_STRATEGIES)}")
     if strategy != "auto":
+        for name in ("target_far", "target_frr", "momentum", "min_gap"):
+            if name in tcm:
+                raise TCMParamError(f"loss.tcm.{name}", tcm[name], "no value: it is for margins: auto")
         return
     names = ("target_far", "target_frr", "min_gap", "momentum")
     values = {name: tcm.get(name, parameters[name].default) for name in names}
@@ -108,8 +121,9 @@ def check_tcm_params(tcm: Mapping[str, Any], classes_per_batch: int, samples_per
         name = str(exc).partition("=")[0]
         raise TCMParamError(f"loss.tcm.{name}", values[name], str(exc).partition(": expected ")[2]) from None
     per_class, classes = samples_per_class, classes_per_batch
-    positives = classes * per_class * (per_class - 1)  # ordered pairs of one batch, self pairs left out
-    negatives = classes * per_class * (classes - 1) * per_class
+    # Distinct (unordered) pairs of one batch: the batch's matrix holds each twice, which adds no information.
+    positives = classes * per_class * (per_class - 1) // 2
+    negatives = classes * (classes - 1) * per_class * per_class // 2
     for kind, pairs, target in (("positive", positives, "target_frr"), ("negative", negatives, "target_far")):
         needed = pairs_needed(values[target])
         if pairs < needed:

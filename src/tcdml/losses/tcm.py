@@ -190,7 +190,7 @@ class TCMLoss(TermLoss):
         if (
             self.tracker is not None
         ):  # raw tracked m+, m-, batches seen: saved with the model, resumes exactly
-            self.register_buffer("margin_state", torch.zeros(3, dtype=torch.float64))
+            self.register_buffer("margin_state", torch.zeros(3))  # float32: every device has it
         self.num_hard_pos: Tensor = torch.zeros((), dtype=torch.long)
         self.num_hard_neg: Tensor = torch.zeros((), dtype=torch.long)
 

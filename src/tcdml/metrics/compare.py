@@ -107,6 +107,7 @@ def compare(
         except TcdmlInputError as exc:
             raise TcdmlInputError(f"model {name}: {exc}") from None
     uncertainty = settings.uncertainty or UncertaintySettings()
+    settings = replace(settings, uncertainty=uncertainty)  # both models' own intervals and floors too
     results = [
         evaluate(emb, labels, is_query=is_query, is_gallery=is_gallery, settings=settings)
         for emb in (embeddings_a, embeddings_b)
@@ -137,12 +138,15 @@ def pooled_deltas(
             same = np.array_equal(result.per_class.labels, first.per_class.labels)
             if not same or result.queries is None:
                 raise TcdmlInputError("compare: the evaluations are not of the same samples")
-    num_classes = len(first.per_class.labels)
+    # The T classes with positive pairs are drawn (as evaluate's own intervals draw them); the others have
+    # no query that counts and no utility curve, so they would only make the resample size vary.
     has_pos = np.isin(first.per_class.labels, first.utility_labels)
     rng = np.random.default_rng([settings.seed, 2])
     draws: dict[str, list[np.ndarray]] = {name: [] for name in HIGHER_IS_BETTER}
     for start in range(0, settings.resamples, RESAMPLE_CHUNK):
-        weights = resample_weights(num_classes, min(RESAMPLE_CHUNK, settings.resamples - start), rng)
+        drawn = resample_weights(int(has_pos.sum()), min(RESAMPLE_CHUNK, settings.resamples - start), rng)
+        weights = np.zeros((len(drawn), len(has_pos)), dtype=drawn.dtype)
+        weights[:, has_pos] = drawn
         changes = {name: np.zeros(len(weights)) for name in draws}
         for a, b in pairs:
             values = [_resampled_metrics(result, weights, has_pos) for result in (a, b)]

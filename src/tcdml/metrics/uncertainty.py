@@ -49,12 +49,15 @@ from tcdml.metrics.utility import f_beta_utility
 
 #: Resamples held in memory at once (bounds memory at ~chunk x T x 8 bytes).
 RESAMPLE_CHUNK = 200
+#: The most resamples and noise-floor draws one may ask for (beyond, the intervals' own Monte Carlo error is
+#: far below their width, and the time grows without bound).
+MAX_RESAMPLES = 100_000
 
 
 @dataclass(frozen=True)
 class UncertaintySettings:
-    """``resamples``: bootstrap resamples (>= 1); ``level``: interval coverage in (0, 1);
-    ``noise_draws``: draws averaged for the noise floor (>= 5); ``seed``: seeds both."""
+    """``resamples``: bootstrap resamples (1 to 100,000); ``level``: interval coverage in (0, 1);
+    ``noise_draws``: draws averaged for the noise floor (5 to 100,000); ``seed``: seeds both."""
 
     resamples: int = 1000
     level: float = 0.95
@@ -62,10 +65,12 @@ class UncertaintySettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, low in (("resamples", 1), ("noise_draws", 5), ("seed", 0)):
+        limits = (("resamples", 1, MAX_RESAMPLES), ("noise_draws", 5, MAX_RESAMPLES), ("seed", 0, 2**63 - 1))
+        for name, low, high in limits:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise TcdmlInputError(f"{name}={value!r}: expected an integer >= {low}")
+            integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            if not integer or not low <= value <= high:
+                raise TcdmlInputError(f"{name}={value!r}: expected an integer in [{low}, {high:,}]")
         level = self.level
         if isinstance(level, bool) or not isinstance(level, (float, int, np.floating)) or not 0 < level < 1:
             raise TcdmlInputError(f"level={level!r}: expected a confidence level in (0, 1), e.g. 0.95")

@@ -89,17 +89,18 @@ def _nonempty(key: str, value: Any) -> None:
     _require(isinstance(value, str) and value.strip() != "", key, value, "a non-empty string")
 
 
-def _pair(key: str, value: Any, low: float, high: float, *, strict: bool) -> None:
-    """Two finite numbers lo, hi with low < lo, hi <= high and lo < hi (``strict``) or lo <= hi."""
+def _pair(key: str, value: Any, low: float, high: float, *, strict: bool, open_high: bool = False) -> None:
+    """Two finite numbers lo, hi with low < lo, hi <= high (< with ``open_high``) and lo < hi (``strict``)
+    or lo <= hi."""
     ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(_finite(item) for item in value)
     ok = (
         ok
         and low < value[0]
-        and value[1] <= high
+        and (value[1] < high if open_high else value[1] <= high)
         and (value[0] < value[1] if strict else value[0] <= value[1])
     )
     order = "<" if strict else "<="
-    _require(ok, key, value, f"[lo, hi] with {low:g} < lo {order} hi <= {high:g}")
+    _require(ok, key, value, f"[lo, hi] with {low:g} < lo {order} hi {'<' if open_high else '<='} {high:g}")
 
 
 @dataclass(frozen=True)
@@ -278,12 +279,15 @@ class EvalConfig:
         ok = isinstance(self.ks, (tuple, list)) and len(self.ks) > 0
         ok = ok and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in self.ks)
         _require(ok, "eval.ks", self.ks, "a non-empty list of integers >= 1")
-        _pair("eval.far_range", self.far_range, 0.0, 1.0, strict=True)
+        _pair("eval.far_range", self.far_range, 0.0, 1.0, strict=True, open_high=True)
         _require(_finite(self.beta) and self.beta > 0, "eval.beta", self.beta, "a number > 0")
         _in_range("eval.eps", self.eps, 0.0, 1.0, open_low=True, open_high=True)
         _require(self.mode in ("max", "min"), "eval.mode", self.mode, "max or min")
         names = [f"recall@{k}" for k in self.ks] + list(MONITORED)
         _require(self.monitor in names, "eval.monitor", self.monitor, f"one of {', '.join(names)}")
+        lower_is_better = self.monitor in ("opis", "eps_opis")
+        expected = "min" if lower_is_better else "max"
+        _require(self.mode == expected, "eval.mode", self.mode, f"{expected} for eval.monitor={self.monitor}")
 
 
 @dataclass(frozen=True)

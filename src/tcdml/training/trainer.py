@@ -68,8 +68,8 @@ class FitResult:
         }
 
 
-#: Model and loss keys a resumed run must share with its checkpoint (they shape the weights and the
-#: optimiser state); ``seed`` fixes the batches and augmentations.
+#: Model and loss keys a resumed run must share with its checkpoint (they shape the weights, the loss's state
+#: and the optimiser state); ``seed`` and the batch composition fix the batches and augmentations.
 RESUME_KEYS = (
     "model.backbone",
     "model.embedding_size",
@@ -79,6 +79,9 @@ RESUME_KEYS = (
     "model.trainable_blocks",
     "loss.name",
     "loss.params",
+    "loss.tcm",
+    "data.classes_per_batch",
+    "data.samples_per_class",
     "optim.optimizer",
     "seed",
 )
