@@ -8,7 +8,17 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, about, uncertainty_settings
+from tcdml.cli.options import (
+    BootstrapOption,
+    DeviceOption,
+    FormatOption,
+    LevelOption,
+    OutputFormat,
+    ProgressOption,
+    SeedOption,
+    about,
+    uncertainty_settings,
+)
 from tcdml.cli.output import print_json, print_table
 from tcdml.errors import TcdmlInputError
 
@@ -20,9 +30,7 @@ def compare(
     file_b: Annotated[
         Path, typer.Argument(help="Embedding file of model B, same samples in the same order.")
     ],
-    output_format: Annotated[
-        str, typer.Option("--format", help="table, or json: one JSON object.")
-    ] = "table",
+    output_format: FormatOption = OutputFormat.table,
     far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = 1e-2,
     far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = 1e-1,
     beta: Annotated[float, typer.Option(help="F-beta weight of the utility (>1 favours TPR).")] = 1.0,
@@ -35,10 +43,8 @@ def compare(
         Path | None,
         typer.Option(help=f"Folder for both models' utility curves side by side ({COMPARE_STEM}.png/.svg)."),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="Compute device, e.g. cuda (default: cpu).")] = None,
-    progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")
-    ] = None,
+    device: DeviceOption = None,
+    progress: ProgressOption = None,
 ) -> None:
     """B minus A for R@1, MAP@R, OPIS and eps-OPIS, each with a paired bootstrap interval over classes."""
     from tcdml.figures import figure_names
@@ -47,8 +53,6 @@ def compare(
     from tcdml.metrics.compare import compare as run_comparison
     from tcdml.metrics.settings import EvaluationSettings
 
-    if output_format not in ("table", "json"):
-        raise TcdmlInputError(f"--format={output_format!r}: expected table or json")
     settings = EvaluationSettings(  # every option checked before the files are read
         far_range=(far_min, far_max),
         beta=beta,
@@ -72,7 +76,7 @@ def compare(
             titles = (f"A: {file_a.stem}", f"B: {file_b.stem}")
             plot_utility_comparison(result.a, result.b, staging.folder(plot), COMPARE_STEM, titles)
     summary = result.to_dict()
-    if output_format == "json":
+    if output_format is OutputFormat.json:
         print_json(summary)
     else:
         print_table(f"tcdml compare {file_a.name} {file_b.name} (B minus A)", _rows(summary))

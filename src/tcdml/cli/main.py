@@ -14,7 +14,17 @@ from typing import Annotated
 
 import typer
 
-from tcdml.cli.options import BootstrapOption, LevelOption, SeedOption, about, uncertainty_settings
+from tcdml.cli.options import (
+    BootstrapOption,
+    DeviceOption,
+    FormatOption,
+    LevelOption,
+    OutputFormat,
+    ProgressOption,
+    SeedOption,
+    about,
+    uncertainty_settings,
+)
 from tcdml.cli.output import print_json, print_table
 from tcdml.errors import TcdmlInputError
 
@@ -24,11 +34,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Threshold-consistent deep metric learning: measure, calibrate, ship one threshold.",
 )
-
-
-class OutputFormat(str, Enum):
-    json = "json"
-    table = "table"
 
 
 class Mode(str, Enum):
@@ -42,18 +47,12 @@ class KnnBackend(str, Enum):
 
 
 EmbeddingsPath = Annotated[Path, typer.Argument(help="Embedding file (.npz with 'embeddings' and 'labels').")]
-FormatOption = Annotated[OutputFormat, typer.Option("--format", help="json: one JSON object on stdout.")]
 ModeOption = Annotated[Mode, typer.Option(help="histogram: one bounded-memory pass; exact: brute force.")]
 BinsOption = Annotated[int | None, typer.Option("--bins", help="Histogram bins on [-1, 1] (default 16384).")]
-DeviceOption = Annotated[str | None, typer.Option(help="Compute device, e.g. cuda (default: cpu).")]
 PLOT_HELP = (
     "Folder for the figure ({stem}.png, {stem}.svg); created if missing (its parent must exist). "
     "A name ending in .png/.svg/.pdf is refused."
 )
-ProgressOption = Annotated[
-    bool | None,
-    typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: large sets)."),
-]
 
 
 def _load(path: Path):

@@ -5,12 +5,25 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from enum import Enum
 from typing import Annotated
 
 import typer
 
 from tcdml.errors import TcdmlInputError
 
+
+class OutputFormat(str, Enum):
+    json = "json"
+    table = "table"
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", help="json: one JSON object on stdout.")]
+DeviceOption = Annotated[str | None, typer.Option(help="Compute device, e.g. cuda (default: cpu).")]
+ProgressOption = Annotated[
+    bool | None,
+    typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: large sets)."),
+]
 BootstrapOption = Annotated[
     int, typer.Option("--bootstrap", help="Class resamples of the bootstrap intervals (>= 1).")
 ]

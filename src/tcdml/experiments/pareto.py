@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tcdml.errors import TcdmlInputError
-from tcdml.experiments.study_table import BASE_ARM, arm_of, load_records, mean_std, summarise
+from tcdml.experiments.study_config import BASE_ARM
+from tcdml.experiments.study_table import arm_of, load_records, mean_std, summarise
 
 #: OPIS is drawn on a log axis when its largest value is at least this many times its smallest.
 LOG_SPREAD = 10.0
@@ -360,14 +361,16 @@ def write_pareto(study_dir: str | os.PathLike, folder: str | os.PathLike | None 
     if not benchmarks:
         raise TcdmlInputError(f"{study_dir}: no finished cell (no result.json) yet")
     folder = Path(folder) if folder is not None else Path(study_dir)
-    files, sections = [], []
+    planned = []  # everything is computed (and refused) before the first file is written
     for benchmark in benchmarks:
         summary = summarise_pareto(pareto_runs(records, benchmark), benchmark)
-        stem = "pareto" if len(benchmarks) == 1 else f"pareto_{benchmark}"
-        files += plot_pareto(summary, folder, stem)
         mine = [record for record in records if record["cell"]["benchmark"] == benchmark]
         rows = summarise(mine, intervals=True)
         found = {(row.loss, row.variant): row.intervals for row in rows if row.intervals is not None}
+        planned.append((summary, "pareto" if len(benchmarks) == 1 else f"pareto_{benchmark}", found))
+    files, sections = [], []
+    for summary, stem, found in planned:
+        files += plot_pareto(summary, folder, stem)
         sections.append(pareto_markdown(summary, f"{stem}.png", found))
     rule = (
         "Each point is a (loss, variant) averaged over its seeds: filled = base, open = +TCM, an arrow from "

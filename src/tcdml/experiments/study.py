@@ -13,7 +13,8 @@ an auto-margin TCM arm records the margins it ended with (``tcm_margins``).
 
 Resuming: a cell with a ``result.json`` measured with the same config is skipped (one whose config changed
 since, e.g. other TCM margins, is trained again); if it lacks ``embeddings.npz`` (measured by an older
-tcdml), its final checkpoint embeds the evaluation split again, without training. A cell without a result
+tcdml), its final checkpoint embeds the evaluation split again, without training (a cell whose checkpoint is
+missing or does not fit today's model is trained again). A cell without a result
 continues from its ``checkpoints/last.ckpt`` when that checkpoint was written by the same config, else
 starts from scratch (its folder is cleared first).
 """
@@ -34,12 +35,12 @@ from typing import Any
 
 from tcdml.errors import TcdmlInputError
 from tcdml.experiments.study_config import Cell, StudyConfig, select_cells, study_cells
+from tcdml.experiments.study_intervals import EMBEDDINGS_FILE
 from tcdml.io.embeddings_file import save_embeddings_file
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
-EMBEDDINGS_FILE = "embeddings.npz"
 ERROR_FILE = "error.log"
 #: Loss constructor parameters the study fills in from the benchmark when a loss requires them.
 FILLED_PARAMS = ("num_classes", "embedding_size")
@@ -250,13 +251,18 @@ def run_study(
         try:
             config = fill_loss_params(config, counter)
             if finished_with(directory, config):
-                run.skipped.append(cell)
-                if not (directory / EMBEDDINGS_FILE).is_file():
+                if (directory / EMBEDDINGS_FILE).is_file():
+                    run.skipped.append(cell)
+                    echo(f"{prefix} … done before, skipped")
+                    continue
+                try:
                     embed_finished_cell(directory)
+                    run.skipped.append(cell)
                     echo(f"{prefix} … done before; its embeddings written from its last checkpoint")
                     continue
-                echo(f"{prefix} … done before, skipped")
-                continue
+                except TcdmlInputError as exc:  # no checkpoint, or one an older tcdml wrote (other weights)
+                    echo(f"{prefix} … cannot re-embed ({exc}): training it again")
+                    (directory / RESULT_FILE).unlink()
             if (directory / RESULT_FILE).is_file():
                 echo(f"{prefix} … its config changed since it ran: training it again")
                 (directory / RESULT_FILE).unlink()

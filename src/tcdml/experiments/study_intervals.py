@@ -6,9 +6,8 @@ them with the cell's ``eval`` settings and calls ``tcdml.metrics.compare.pooled_
 classes per resample, applied to every seed's pair, the change averaged over seeds; the 95 % interval is the
 percentile interval of those averages. It also returns each arm's mean noise floor and excess OPIS.
 
-The excess change treats each arm's floor as fixed (the floor is a property of the class sizes and the
-pooled similarity distributions, which change little between arms): its interval is the OPIS change's
-interval shifted by the floors' difference.
+The excess change is reported as a point value (relative); its uncertainty is that of the OPIS change, since
+each arm's floor depends only on its class sizes and pooled similarity distributions.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import numpy as np
 
 from tcdml.metrics.compare import Delta
 
-#: The embedding file every finished cell keeps (``tcdml.experiments.study.EMBEDDINGS_FILE``).
+#: The embedding file every finished cell keeps (its test split's embeddings).
 EMBEDDINGS_FILE = "embeddings.npz"
 
 
@@ -42,13 +41,6 @@ class RowIntervals:
     def excess_change(self) -> float:
         """Relative change of excess OPIS, ``(excess_tcm - excess_base) / excess_base``."""
         return (self.excess_tcm - self.excess_base) / self.excess_base if self.excess_base > 0 else math.nan
-
-    @property
-    def excess_ci(self) -> tuple[float, float]:
-        """The interval of the excess change (absolute): the OPIS change's, shifted by the floors' change."""
-        shift = self.floor_tcm - self.floor_base
-        low, high = self.deltas["opis"].ci
-        return (low - shift, high - shift)
 
 
 def row_intervals(

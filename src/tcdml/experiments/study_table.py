@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdml.errors import TcdmlInputError
+from tcdml.experiments.study_config import BASE_ARM
 from tcdml.experiments.study_intervals import RowIntervals, row_intervals, seed_pairs
 
 #: The table's metrics: (key in a record's ``metrics``, label, whether higher is better).
@@ -45,7 +46,6 @@ VERDICT_METRICS = ("recall@1", "opis", "eps_opis")
 #: Goal of the margins study: excess OPIS lower by at least this fraction.
 EXCESS_GOAL = -0.30
 ROW_KEYS = ("benchmark", "loss", "variant")
-BASE_ARM = "base"
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,8 @@ def summarise(
     """One ``RowSummary`` per (benchmark, loss, variant, TCM arm) of ``records`` (``result.json`` contents).
 
     Rows keep the study file's order (a record's ``order``, then the arms' order), then names. Per metric:
-    mean/std over the TCM seeds, over the base seeds, and ``paired_change`` between them. ``intervals``:
+    mean/std over the TCM seeds and over the base seeds (only the seeds finished in both arms, when there
+    are such), and ``paired_change`` between them. ``intervals``:
     also the paired bootstrap intervals (needs each record's ``directory`` with its embeddings).
     """
     groups: dict[tuple[str, str, str], dict[str, dict[int, dict[str, Any]]]] = {}
@@ -134,8 +135,9 @@ def summarise(
             if arm == BASE_ARM:
                 continue
             summaries = {}
+            paired = set(base) & set(tcm)  # the means shown are over the paired seeds, like the changes
             for name, _, _ in metrics:
-                base_values, tcm_values = _metric(base, name), _metric(tcm, name)
+                base_values, tcm_values = _metric(base, name, paired), _metric(tcm, name, paired)
                 change, change_std, pairs = paired_change(base_values, tcm_values)
                 summaries[name] = MetricSummary(
                     *mean_std(list(tcm_values.values())),
@@ -149,12 +151,13 @@ def summarise(
     return rows
 
 
-def _metric(arm: dict[int, dict[str, Any]], name: str) -> dict[int, float]:
-    """Seed -> value of ``name`` (seeds where it is missing or null are left out)."""
+def _metric(arm: dict[int, dict[str, Any]], name: str, seeds: set[int]) -> dict[int, float]:
+    """Seed -> value of ``name`` over ``seeds`` (all the arm's seeds when empty; seeds where it is missing or
+    null are left out)."""
     return {
         seed: float(record["metrics"][name])
         for seed, record in arm.items()
-        if record["metrics"].get(name) is not None
+        if record["metrics"].get(name) is not None and (not seeds or seed in seeds)
     }
 
 

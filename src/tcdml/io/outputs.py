@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,9 +173,25 @@ class OutputSet:
         staging = Staging(self)
         try:
             yield staging
-            staging.commit()
+            with _signals_held():  # Ctrl-C cannot cut the moves in half; it lands right after them
+                staging.commit()
         finally:
-            staging.cleanup()
+            with _signals_held():
+                staging.cleanup()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while the block runs (main thread, POSIX); they are delivered when it ends."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Staging:
