@@ -27,7 +27,7 @@ import numpy as np
 
 from tcdml.errors import TcdmlInputError
 from tcdml.experiments.demo_stats import SeedStatistics, class_spreads, seed_statistics
-from tcdml.experiments.runs import fit_module, headline_metrics, measure, quiet_lightning
+from tcdml.experiments.runs import fit_module, headline_metrics, measure
 from tcdml.io.json_file import write_json
 
 #: The two runs: (name, config file under the demo config folder, title used in figures and tables).
@@ -358,8 +358,7 @@ def run_seed(seed: int, configs: Sequence[Any], output: Path) -> SeedResult:
     from tcdml.metrics.uncertainty import UncertaintySettings
 
     output.mkdir(parents=True, exist_ok=True)
-    with quiet_lightning():
-        runs = [train_run(config, run[0], run[2]) for config, run in zip(configs, RUNS, strict=True)]
+    runs = [train_run(config, run[0], run[2]) for config, run in zip(configs, RUNS, strict=True)]
     deltas = paired_deltas(runs[0].evaluation, runs[1].evaluation, UncertaintySettings(seed=seed))
     result = SeedResult(seed=seed, runs=runs, deltas=deltas, output=output)
     files = plot_class_clusters(runs, output) + plot_utility_comparison(runs, output)

@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from tcdml.training.quiet import quiet_lightning  # noqa: F401 (TODO: callers use fit's own)
-
 
 @dataclass
 class Measurement:
