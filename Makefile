@@ -41,9 +41,12 @@ bench: install
 demo: install
 	$(VENV)/bin/tcdml demo --output demo-output
 
-# The offline benchmarks' table and the Pareto study (about 2.5 hours of one CPU core; resumable).
+# The offline benchmarks' table, the margins ablation and the Pareto study (several hours of one CPU core; resumable).
 study: install
 	$(VENV)/bin/tcdml study configs/study/offline.yaml --quiet
+	$(VENV)/bin/tcdml study configs/study/margins.yaml --quiet --only benchmark=hscodes-minilm-frozen \
+		--only benchmark=glyphs-small_cnn --only benchmark=fashion_mnist-small_cnn
+	$(VENV)/bin/tcdml study configs/study/margins.yaml --quiet --only benchmark=hscodes-minilm-finetune --only seed=0
 	$(VENV)/bin/tcdml study configs/study/offline-pretrained.yaml --quiet
 	$(VENV)/bin/tcdml study configs/study/pareto.yaml --quiet
 	$(VENV)/bin/tcdml pareto runs/study/pareto
