@@ -126,3 +126,9 @@ def test_installed_entry_point(digits_file) -> None:
     assert SPEC_KEYS <= set(json.loads(run.stdout))
     bad = subprocess.run([exe, "evaluate", str(digits_file), "--eps", "0"], capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and bad.stdout == ""
+
+
+def test_bare_tcdml_lists_the_commands_and_says_one_line(capsys) -> None:
+    from tests.badinput.harness import expect_clean_failure
+
+    expect_clean_failure([], capsys, contains="no command given")

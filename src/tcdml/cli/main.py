@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             return _error("aborted", 130)
         except typer.TyperException as exc:  # usage errors: bad option value, missing argument
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            message = message or "no command given (the commands are listed above)"  # bare `tcdml`
             return _error(message.replace("\n", " "), 2)
         except TcdmlInputError as exc:
             return _error(str(exc), 2)
