@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tcdml.experiments.study_table import mean_std
+
 #: The level of the interval of the mean change over seeds.
 LEVEL = 0.95
 
@@ -86,7 +88,7 @@ def seed_statistics(base: Sequence[float], tcm: Sequence[float], higher_is_bette
     change = b - a
     better = int(np.sum(change > 0) if higher_is_better else np.sum(change < 0))
     return SeedStatistics(
-        float(a.mean()), _sd(a), float(b.mean()), _sd(b), float(change.mean()), _sd(change),
+        *mean_std(a.tolist()), *mean_std(b.tolist()), *mean_std(change.tolist()),
         t_interval(change), better, len(change),
     )  # fmt: skip
 
@@ -97,10 +99,6 @@ def t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
         return (math.nan, math.nan)
     from scipy.stats import t
 
-    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * _sd(values) / math.sqrt(len(values))
-    centre = float(np.mean(values))
+    centre, sd = mean_std(list(values))
+    half = float(t.ppf(0.5 + level / 2, len(values) - 1)) * sd / math.sqrt(len(values))
     return (centre - half, centre + half)
-
-
-def _sd(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else math.nan

@@ -15,11 +15,7 @@ value, what is expected and the file or override it came from, before any folder
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +24,40 @@ from typing import Any
 from tcdml.errors import TcdmlInputError
 from tcdml.io.yaml_file import load_yaml_text, read_yaml_mapping
 from tcdml.models.embedding import ModelConfig
+from tcdml.training.config_checks import (
+    ConfigValueError,
+    as_field,
+    check_keys,
+    field_types,
+    is_config,
+)
+from tcdml.training.config_checks import (
+    check_model as _check_model,
+)
+from tcdml.training.config_checks import (
+    check_names as _check_names,
+)
+from tcdml.training.config_checks import (
+    check_tcm as _check_tcm,
+)
+from tcdml.training.config_checks import (
+    finite as _finite,
+)
+from tcdml.training.config_checks import (
+    in_range as _in_range,
+)
+from tcdml.training.config_checks import (
+    nonempty as _nonempty,
+)
+from tcdml.training.config_checks import (
+    pair as _pair,
+)
+from tcdml.training.config_checks import (
+    positive as _positive,
+)
+from tcdml.training.config_checks import (
+    require as _require,
+)
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
@@ -47,60 +77,6 @@ PRECISIONS = (
 #: Metrics ``eval.monitor`` may name besides ``recall@k`` for a k of ``eval.ks``.
 MONITORED = ("map@r", "opis", "eps_opis")
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeding take 32-bit seeds
-
-
-class ConfigValueError(TcdmlInputError):
-    """A config value out of range: names the dotted key, the value and what is expected.
-
-    ``load_config`` / ``TrainConfig.from_dict`` prefix the file or override the value came from.
-    """
-
-    def __init__(self, key: str, value: Any, expected: str) -> None:
-        self.key = key
-        super().__init__(f"key '{key}' = {value!r}, expected {expected}")
-
-
-def _require(ok: bool, key: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigValueError(key, value, expected)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive(key: str, value: Any, *, allow_none: bool = False, minimum: float = 1) -> None:
-    """An integer >= ``minimum`` (or None when allowed)."""
-    if allow_none and value is None:
-        return
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-    _require(ok, key, value, f"an integer >= {minimum:g}" + (" or null" if allow_none else ""))
-
-
-def _in_range(key: str, value: Any, low: float, high: float, *, open_low=False, open_high=False) -> None:
-    """A finite number in [low, high] (``open_*``: excluding that end)."""
-    ok = _finite(value) and (value > low if open_low else value >= low)
-    ok = ok and (value < high if open_high else value <= high)
-    text = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-    _require(ok, key, value, f"a number in {text}")
-
-
-def _nonempty(key: str, value: Any) -> None:
-    _require(isinstance(value, str) and value.strip() != "", key, value, "a non-empty string")
-
-
-def _pair(key: str, value: Any, low: float, high: float, *, strict: bool, open_high: bool = False) -> None:
-    """Two finite numbers lo, hi with low < lo, hi <= high (< with ``open_high``) and lo < hi (``strict``)
-    or lo <= hi."""
-    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(_finite(item) for item in value)
-    ok = (
-        ok
-        and low < value[0]
-        and (value[1] < high if open_high else value[1] <= high)
-        and (value[0] < value[1] if strict else value[0] <= value[1])
-    )
-    order = "<" if strict else "<="
-    _require(ok, key, value, f"[lo, hi] with {low:g} < lo {order} hi {'<' if open_high else '<='} {high:g}")
 
 
 @dataclass(frozen=True)
@@ -342,17 +318,17 @@ class TrainConfig:
         see ``load_config``), else ``source``. ``check_names``: also look up the dataset, backbone and loss.
         """
         origins = origins or {}
-        check_keys(values, source)
+        check_keys(values, source, TrainConfig)
         sections = {}
         try:
-            for name, kind in _hints(cls).items():
+            for name, kind in field_types(cls).items():
                 if name in values:
                     value = values[name]
-                    if _is_config(kind):
+                    if is_config(kind):
                         if kind is ModelConfig:
                             _check_model(value)
                         try:
-                            value = kind(**{key: _as_field(kind, key, item) for key, item in value.items()})
+                            value = kind(**{key: as_field(kind, key, item) for key, item in value.items()})
                         except ConfigValueError:
                             raise
                         except TcdmlInputError as exc:  # e.g. ModelConfig's own checks: name the section
@@ -399,59 +375,6 @@ def _record(origins: dict[str, str], values: Mapping[str, Any], source: str, pre
             _record(origins, value, source, f"{prefix}{key}.")
 
 
-def _check_model(values: Mapping[str, Any]) -> None:
-    """``ModelConfig``'s ranges, checked here to name the dotted key (its own checks name the section)."""
-    if "embedding_size" in values:
-        _positive("model.embedding_size", values["embedding_size"])
-    if "drop_path_rate" in values:
-        _in_range("model.drop_path_rate", values["drop_path_rate"], 0.0, 1.0, open_high=True)
-    if values.get("trainable_blocks") is not None:
-        _positive("model.trainable_blocks", values["trainable_blocks"], minimum=0)
-
-
-def _check_tcm(config: TrainConfig) -> None:
-    """``loss.tcm`` against ``TCMLoss`` and, for auto margins, the batch (``check_tcm_params``)."""
-    from tcdml.losses.margins import TCMParamError, check_tcm_params
-
-    if isinstance(config.loss.tcm, Mapping):
-        data = config.data
-        try:
-            check_tcm_params(config.loss.tcm, data.classes_per_batch, data.samples_per_class)
-        except TCMParamError as exc:
-            raise ConfigValueError(exc.key, exc.value, exc.expected) from None
-
-
-def _check_names(config: TrainConfig) -> None:
-    """The dataset, backbone, loss and strategy exist (tcdml's registries, timm's and Lightning's)."""
-    from tcdml.data.registry import DATASETS
-    from tcdml.models.embedding import LOCAL_BACKBONES
-
-    names = ", ".join(DATASETS)
-    _require(config.data.dataset in DATASETS, "data.dataset", config.data.dataset, f"one of {names}")
-    backbone = config.model.backbone
-    if backbone not in LOCAL_BACKBONES:
-        import timm
-
-        expected = f"{', '.join(LOCAL_BACKBONES)} or a timm model name"
-        _require(timm.is_model(backbone), "model.backbone", backbone, expected)
-    strategy = config.trainer.strategy
-    if strategy not in ("auto", "ddp", "ddp_spawn", "single_device"):
-        from pytorch_lightning.strategies import StrategyRegistry
-
-        known = StrategyRegistry.available_strategies()
-        _require(
-            strategy in known, "trainer.strategy", strategy, "auto or one of Lightning's: " + ", ".join(known)
-        )
-    from tcdml.losses.registry import required_params
-
-    try:
-        required_params(config.loss.name)
-    except ValueError:
-        raise ConfigValueError(
-            "loss.name", config.loss.name, "a loss of tcdml.losses.available_losses()"
-        ) from None
-
-
 def _read(path: Path, chain: tuple[Path, ...], origins: dict[str, str] | None = None) -> dict[str, Any]:
     resolved = path.resolve()
     if resolved in chain:
@@ -462,7 +385,7 @@ def _read(path: Path, chain: tuple[Path, ...], origins: dict[str, str] | None = 
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(item, str) for item in includes):
         raise TcdmlInputError(f"{path}: key 'include' must be a list of file paths")
-    check_keys(raw, str(path))
+    check_keys(raw, str(path), TrainConfig)
     merged: dict[str, Any] = {}
     for item in includes:
         merged = _merge(merged, _read(path.parent / item, (*chain, resolved), origins))
@@ -491,7 +414,7 @@ def _apply_override(config: dict[str, Any], text: str, origins: dict[str, str] |
     nested: dict[str, Any] = {leaf: value}
     for part in reversed(parents):
         nested = {part: nested}
-    check_keys(nested, f"override {text!r}")
+    check_keys(nested, f"override {text!r}", TrainConfig)
     node = config
     for part in parents:
         if not isinstance(node.get(part), dict):  # e.g. loss.tcm: true -> a mapping of TCM parameters
@@ -500,59 +423,3 @@ def _apply_override(config: dict[str, Any], text: str, origins: dict[str, str] |
     node[leaf] = value
     if origins is not None:
         _record(origins, {key: value}, f"override {text!r}")
-
-
-def check_keys(values: Mapping[str, Any], source: str, kind: type = TrainConfig, prefix: str = "") -> None:
-    """Raise ``TcdmlInputError`` naming ``source`` and the key for an unknown key or a wrongly typed value."""
-    hints = _hints(kind)
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if key not in hints:
-            known = ", ".join(sorted(hints))
-            raise TcdmlInputError(f"{source}: unknown key '{name}' (expected one of {known})")
-        hint = hints[key]
-        if _is_config(hint):
-            if not isinstance(value, Mapping):
-                raise TcdmlInputError(f"{source}: key '{name}' must be a mapping, got {value!r}")
-            check_keys(value, source, hint, f"{name}.")
-        elif not _matches(value, hint):
-            raise TcdmlInputError(f"{source}: key '{name}' = {value!r}, expected {_type_name(hint)}")
-
-
-def _hints(kind: type) -> dict[str, Any]:
-    return typing.get_type_hints(kind)
-
-
-def _is_config(hint: Any) -> bool:
-    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    """Whether a YAML value fits a field annotation (lists stand for tuples; an int is a valid float)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_matches(value, arg) for arg in typing.get_args(hint))
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if origin in (tuple, list):
-        return isinstance(value, (list, tuple)) and all(
-            _matches(item, typing.get_args(hint)[0]) for item in value
-        )
-    if origin is dict:
-        return isinstance(value, Mapping)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
-
-
-def _as_field(kind: type, key: str, value: Any) -> Any:
-    """YAML lists become tuples for tuple fields (frozen configs stay hashable and compare equal)."""
-    return tuple(value) if typing.get_origin(_hints(kind)[key]) is tuple else value
