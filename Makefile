@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# torch is pinned here (never unpinned: an unpinned torch pulls a multi-GB build).
 	$(PY) -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,vision,demo,offline]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,vision,demo,offline,deploy,tables]"
 	touch $(STAMP)
 
 lint: install
