@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -94,20 +95,31 @@ def _read_header(
 ) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape, dtype, data bytes) from a member's ``.npy`` header, checked against the member's size."""
     with archive.open(info) as stream:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version in ((2, 0), (3, 0)):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            raise TcdmlInputError(f"{path}: array '{key}' has unknown .npy format version {version}")
-        header_bytes = stream.tell()
+        return read_npy_header(path, key, stream, info.file_size)
+
+
+def read_npy_header(
+    path: Path, key: str, stream: BinaryIO, size: int
+) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, data bytes) from the ``.npy`` header at the start of ``stream`` (``size`` bytes in all).
+
+    Refuses (one line naming ``path`` and ``key``) an unknown format version, an object dtype (never
+    unpickled) and a shape whose bytes (prod(shape) x itemsize) exceed what follows the header.
+    """
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version in ((2, 0), (3, 0)):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
+        raise TcdmlInputError(f"{path}: array '{key}' has unknown .npy format version {version}")
+    header_bytes = stream.tell()
     if dtype.hasobject:
         raise TcdmlInputError(
             f"{path}: array '{key}' holds Python objects (dtype {dtype}); refused, tcdml never unpickles"
         )
     nbytes = math.prod(int(n) for n in shape) * dtype.itemsize
-    stored = info.file_size - header_bytes
+    stored = size - header_bytes
     if nbytes > stored:
         raise TcdmlInputError(
             f"{path}: array '{key}' claims shape {tuple(shape)} of {dtype} ({nbytes:,} bytes) but the file "
@@ -116,7 +128,7 @@ def _read_header(
     return tuple(shape), dtype, nbytes
 
 
-def _check_memory(path: Path, nbytes: dict[str, int]) -> None:
+def _check_memory(path: str | os.PathLike, nbytes: dict[str, int]) -> None:
     """Refuse arrays that together need more than the memory available now."""
     import psutil
 
@@ -139,7 +151,7 @@ def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     return array
 
 
-def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def _check_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """Dtypes and shapes of the arrays (values are checked in ``tcdml.metrics``)."""
     for key, (kinds, expected) in _KINDS.items():
         dtype = arrays[key].dtype
