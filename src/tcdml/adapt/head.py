@@ -1,0 +1,109 @@
+"""The adapter heads: small modules on top of a frozen model's embeddings.
+
+Both heads map (N, D_in) float32 embeddings of any model to (N, D_out) L2-normalised embeddings; their input
+is L2-normalised first (``x^ = x / ||x||``), so the scale of the input model's vectors does not matter:
+
+- ``residual`` (default): ``y = normalize(x^ + W2 gelu(W1 x^ + b1) + b2)``, ``W1`` (hidden x D_in) with
+  PyTorch's default init, ``W2`` (D_in x hidden) and ``b2`` zero-initialised, so the untrained head is
+  exactly ``normalize(x)``; D_out = D_in.
+- ``linear``: ``y = normalize(W x^ + b)``, ``b = 0`` at init and ``W`` (D_out x D_in) initialised to the
+  identity when D_out = D_in, to ``[I; 0]`` when D_out > D_in (the input padded with zeros: the same
+  cosines), and, by ``init_projection``, to the top D_out right-singular vectors of the normalised training
+  embeddings when D_out < D_in (the projection that keeps most of their energy: uncentred PCA).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tcdml.errors import TcdmlInputError
+
+KINDS = ("residual", "linear")
+
+
+class ResidualAdapter(nn.Module):
+    """``y = normalize(x^ + W2 gelu(W1 x^ + b1) + b2)``, ``x^ = normalize(x)``; ``W2``, ``b2`` start at 0."""
+
+    def __init__(self, input_size: int, hidden: int) -> None:
+        super().__init__()
+        self.up = nn.Linear(input_size, hidden)
+        self.down = nn.Linear(hidden, input_size)
+        nn.init.zeros_(self.down.weight)
+        nn.init.zeros_(self.down.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.normalize(x, dim=1)
+        return F.normalize(x + self.down(F.gelu(self.up(x))), dim=1)
+
+
+class LinearAdapter(nn.Module):
+    """``y = normalize(W x^ + b)``, ``x^ = normalize(x)``; ``W`` starts as ``eye(D_out, D_in)``, b as 0."""
+
+    def __init__(self, input_size: int, embedding_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(input_size, embedding_size)
+        with torch.no_grad():
+            self.proj.weight.copy_(torch.eye(embedding_size, input_size))
+            self.proj.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.proj(F.normalize(x, dim=1)), dim=1)
+
+
+def build_head(kind: str, input_size: int, embedding_size: int, hidden: int | None) -> nn.Module:
+    """An untrained head of ``kind`` (module docstring); ``hidden`` is the residual head's width."""
+    if kind == "residual":
+        if embedding_size != input_size:
+            raise TcdmlInputError(
+                f"--embedding-size={embedding_size}: a residual adapter keeps the input size {input_size} "
+                "(use --kind linear to change it)"
+            )
+        if hidden is None or hidden < 1:
+            raise TcdmlInputError(f"--hidden={hidden}: expected a positive integer")
+        return ResidualAdapter(input_size, hidden)
+    if kind == "linear":
+        return LinearAdapter(input_size, embedding_size)
+    raise TcdmlInputError(f"--kind={kind!r}: expected one of {', '.join(KINDS)}")
+
+
+def init_projection(head: nn.Module, embeddings: np.ndarray) -> None:
+    """Set a linear head with D_out < D_in to the top D_out right-singular vectors of the normalised
+    ``embeddings`` (the rows of ``W``); any other head is left as built."""
+    proj = getattr(head, "proj", None)
+    if proj is None or proj.out_features >= proj.in_features:
+        return
+    x = embeddings.astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    with torch.no_grad():
+        proj.weight.copy_(torch.from_numpy(vt[: proj.out_features]).float())
+
+
+@torch.no_grad()
+def transform(head: nn.Module, embeddings: np.ndarray | torch.Tensor, rows: int = 65536) -> torch.Tensor:
+    """``head(embeddings)`` in eval mode, float32, in blocks of ``rows`` (bounded memory); training mode of
+    ``head`` is restored afterwards."""
+    x = torch.as_tensor(embeddings).float()
+    was_training = head.training
+    head.eval()
+    try:
+        return torch.cat([head(x[start : start + rows]) for start in range(0, len(x), rows)])
+    finally:
+        head.train(was_training)
+
+
+def head_meta(kind: str, input_size: int, embedding_size: int, hidden: int | None) -> dict[str, Any]:
+    """The head's part of ``adapter.json`` (``tcdml.adapt.folder``)."""
+    return {
+        "kind": kind,
+        "input_size": int(input_size),
+        "hidden": int(hidden) if kind == "residual" and hidden is not None else None,
+        "embedding_size": int(embedding_size),
+        "activation": "gelu" if kind == "residual" else None,
+        "normalize_input": True,
+    }
