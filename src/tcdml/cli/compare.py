@@ -9,9 +9,11 @@ import numpy as np
 import typer
 
 from tcdml.cli.options import (
+    EMBEDDING_INPUTS_HELP,
     BootstrapOption,
     DeviceOption,
     FormatOption,
+    LabelsOption,
     LevelOption,
     OutputFormat,
     ProgressOption,
@@ -26,10 +28,14 @@ COMPARE_STEM = "utility_curves_compare"
 
 
 def compare(
-    file_a: Annotated[Path, typer.Argument(help="Embedding file of model A (the reference).")],
-    file_b: Annotated[
-        Path, typer.Argument(help="Embedding file of model B, same samples in the same order.")
+    file_a: Annotated[
+        Path, typer.Argument(help=f"Embedding file of model A (the reference): {EMBEDDING_INPUTS_HELP}.")
     ],
+    file_b: Annotated[
+        Path,
+        typer.Argument(help="Embedding file of model B (any format of A's), same samples in the same order."),
+    ],
+    labels: LabelsOption = None,
     output_format: FormatOption = OutputFormat.table,
     far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = 1e-2,
     far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = 1e-1,
@@ -46,9 +52,13 @@ def compare(
     device: DeviceOption = None,
     progress: ProgressOption = None,
 ) -> None:
-    """B minus A for R@1, MAP@R, OPIS and eps-OPIS, each with a paired bootstrap interval over classes."""
+    """B minus A for R@1, MAP@R, OPIS and eps-OPIS, each with a paired bootstrap interval over classes.
+
+    One ``--labels`` serves both files: it is the labels of A and/or B when they are ``.npy`` (the two hold
+    the same samples in the same order, so one labels file describes both).
+    """
     from tcdml.figures import figure_names
-    from tcdml.io.embeddings_file import load_embeddings_file
+    from tcdml.io.embedding_inputs import read_embeddings
     from tcdml.io.outputs import OutputSet
     from tcdml.metrics.compare import compare as run_comparison
     from tcdml.metrics.settings import EvaluationSettings
@@ -62,9 +72,15 @@ def compare(
         progress=progress,
         uncertainty=uncertainty_settings(bootstrap, level, seed),
     )
-    outputs = OutputSet(inputs=[file_a, file_b])
+    outputs = OutputSet(inputs=[file_a, file_b, *filter(None, [labels])])
     plot = outputs.check_folder(plot, "--plot", figure_names(COMPARE_STEM))
-    a, b = load_embeddings_file(file_a), load_embeddings_file(file_b)
+    if labels is not None and Path(file_a).suffix.lower() != ".npy" and Path(file_b).suffix.lower() != ".npy":
+        raise TcdmlInputError(
+            f"--labels {labels}: only for .npy embeddings (neither {file_a} nor {file_b} is one)"
+        )
+    a, b = (
+        read_embeddings(path, labels if path.suffix.lower() == ".npy" else None) for path in (file_a, file_b)
+    )
     check_same_samples(file_a, a, file_b, b)
     with about(f"{file_a} vs {file_b}"):
         masks = {"is_query": a.is_query, "is_gallery": a.is_gallery}

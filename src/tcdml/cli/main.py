@@ -15,9 +15,11 @@ from typing import Annotated
 import typer
 
 from tcdml.cli.options import (
+    EMBEDDING_INPUTS_HELP,
     BootstrapOption,
     DeviceOption,
     FormatOption,
+    LabelsOption,
     LevelOption,
     OutputFormat,
     ProgressOption,
@@ -46,7 +48,7 @@ class KnnBackend(str, Enum):
     faiss = "faiss"
 
 
-EmbeddingsPath = Annotated[Path, typer.Argument(help="Embedding file (.npz with 'embeddings' and 'labels').")]
+EmbeddingsPath = Annotated[Path, typer.Argument(help=f"Embedding file: {EMBEDDING_INPUTS_HELP}.")]
 ModeOption = Annotated[Mode, typer.Option(help="histogram: one bounded-memory pass; exact: brute force.")]
 BinsOption = Annotated[int | None, typer.Option("--bins", help="Histogram bins on [-1, 1] (default 16384).")]
 PLOT_HELP = (
@@ -55,10 +57,11 @@ PLOT_HELP = (
 )
 
 
-def _load(path: Path):
-    from tcdml.io.embeddings_file import load_embeddings_file
+def _load(path: Path, labels: Path | None = None):
+    """The embedding input ``path`` in any format of ``tcdml.io.embedding_inputs`` (``labels``: --labels)."""
+    from tcdml.io.embedding_inputs import read_embeddings
 
-    return load_embeddings_file(path)
+    return read_embeddings(path, labels)
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
@@ -73,6 +76,7 @@ def _parse_ks(text: str) -> tuple[int, ...]:
 @app.command()
 def evaluate(
     file: EmbeddingsPath,
+    labels: LabelsOption = None,
     output_format: FormatOption = OutputFormat.table,
     far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = 1e-2,
     far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = 1e-1,
@@ -119,10 +123,10 @@ def evaluate(
         progress=progress,
         uncertainty=uncertainty_settings(bootstrap, level, seed),
     )
-    outputs = OutputSet(inputs=[file])  # every output checked before the work starts
+    outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
     per_class = outputs.check_file(per_class, "--per-class")
     plot = outputs.check_folder(plot, "--plot", figure_names(UTILITY_STEM))
-    data = _load(file)
+    data = _load(file, labels)
     with about(file):
         masks = {"is_query": data.is_query, "is_gallery": data.is_gallery}
         result = run_evaluation(data.embeddings, data.labels, settings=settings, **masks)
@@ -141,6 +145,7 @@ def evaluate(
 @app.command()
 def calibrate(
     file: EmbeddingsPath,
+    labels: LabelsOption = None,
     target_far: Annotated[float | None, typer.Option(help="Meet this overall false-accept rate.")] = None,
     target_frr: Annotated[float | None, typer.Option(help="Meet this overall false-reject rate.")] = None,
     output: Annotated[
@@ -164,10 +169,10 @@ def calibrate(
 
     if worst < 1:
         raise TcdmlInputError(f"--worst={worst}: expected a positive integer")
-    outputs = OutputSet(inputs=[file])  # every output checked before the work starts
+    outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
     output = outputs.check_file(output, "--output")
     plot = outputs.check_folder(plot, "--plot", figure_names(CLASS_RATES_STEM))
-    data = _load(file)
+    data = _load(file, labels)
     with about(file):
         result = run_calibration(
             data.embeddings,

@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,6 +30,18 @@ BootstrapOption = Annotated[
 ]
 LevelOption = Annotated[float, typer.Option("--level", help="Confidence level of the intervals, in (0, 1).")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and the noise-floor draws.")]
+#: The input formats of ``evaluate``/``calibrate``/``compare`` (``tcdml.io.embedding_inputs``, docs/data.md).
+EMBEDDING_INPUTS_HELP = (
+    ".npz with 'embeddings' and 'labels'; .npy embeddings with --labels; or a .parquet/.csv table "
+    "with a 'label' column (docs/data.md)"
+)
+LabelsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--labels",
+        help="Labels of .npy embeddings: a .npy of N integers or strings (other formats hold their labels).",
+    ),
+]
 
 
 def uncertainty_settings(bootstrap: int, level: float, seed: int):

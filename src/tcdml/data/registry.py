@@ -22,6 +22,7 @@ from tcdml.data.hscodes import load_hscodes
 from tcdml.data.inaturalist import load_inaturalist2018
 from tcdml.data.mnist import load_mnist
 from tcdml.data.sop import load_sop
+from tcdml.data.text_files import load_text_csv, load_text_jsonl
 from tcdml.errors import TcdmlInputError
 
 DATASETS: dict[str, Callable[..., LabelledDataset]] = {
@@ -35,6 +36,8 @@ DATASETS: dict[str, Callable[..., LabelledDataset]] = {
     "hscodes": load_hscodes,
     "glyphs": load_glyphs,
     "fashion_mnist": load_fashion_mnist,
+    "text_csv": load_text_csv,
+    "text_jsonl": load_text_jsonl,
 }
 
 
@@ -45,11 +48,19 @@ def build_dataset(
     transform: Callable[[Any], Any] | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> LabelledDataset:
-    """The dataset ``name`` (a key of ``DATASETS``) read from ``root`` (for ``"csv"``: the CSV file).
+    """The dataset ``name`` (a key of ``DATASETS``) read from ``root`` (for ``"csv"``, ``"text_csv"``
+    and ``"text_jsonl"``: the file).
 
     ``options`` are keyword arguments of the loader (e.g. ``{"max_per_class": 100}`` for
     ``"fashion_mnist"``). Raises ``TcdmlInputError`` for an unknown name, split, option or a wrong layout.
     """
+    check_options(name, options)
+    return DATASETS[name](root, split=split, transform=transform, **dict(options or {}))
+
+
+def check_options(name: str, options: Mapping[str, Any] | None) -> None:
+    """Raise ``TcdmlInputError`` unless ``name`` is a dataset and ``options`` fit its loader's keyword-only
+    parameters (names and annotated types): the check a config runs when it is loaded."""
     if name not in DATASETS:
         raise TcdmlInputError(f"unknown dataset {name!r} (expected one of {', '.join(DATASETS)})")
     loader = DATASETS[name]
@@ -63,14 +74,19 @@ def build_dataset(
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             known = ", ".join(accepted) or "none"
-            raise TcdmlInputError(f"dataset {name!r}: unknown option {unknown[0]!r} (its options: {known})")
+            raise OptionError(name, unknown[0], options[unknown[0]], f"one of its options ({known})")
         hints = typing.get_type_hints(loader)
         for key, value in options.items():
             if not _fits(value, hints.get(key, Any)):
-                raise TcdmlInputError(
-                    f"dataset {name!r}: option {key}={value!r}, expected {_type_name(hints[key])}"
-                )
-    return loader(root, split=split, transform=transform, **options)
+                raise OptionError(name, key, value, _type_name(hints[key]))
+
+
+class OptionError(TcdmlInputError):
+    """A loader option that the dataset does not take, or of the wrong type (``option`` names it)."""
+
+    def __init__(self, dataset: str, option: str, value: Any, expected: str) -> None:
+        self.option, self.value, self.expected = option, value, expected
+        super().__init__(f"dataset {dataset!r}: option {option}={value!r}, expected {expected}")
 
 
 def _fits(value: Any, hint: Any) -> bool:
