@@ -312,5 +312,10 @@ app.command()(study)
 app.command("study-report")(study_report)
 app.command()(pareto)
 
+# Adapters on a frozen model's embeddings (tcdml.cli.adapt loads torch and the losses inside the commands).
+from tcdml.cli.adapt import adapt_app  # noqa: E402
+
+app.add_typer(adapt_app, name="adapt")
+
 if __name__ == "__main__":
     sys.exit(main())

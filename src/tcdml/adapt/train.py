@@ -1,0 +1,335 @@
+"""Train an adapter on embeddings, keeping the best validation epoch and never one worse than the input.
+
+The loop: m-per-class batches (``MPerClassBatchSampler``, P = batch_size / m classes x m samples, seeded per
+epoch) of the training embeddings go through the head into the loss (``tcdml.losses.build_loss``: a registry
+loss, plus TCM unless disabled), AdamW steps. Before the first epoch (epoch 0: the untrained head, which is
+the input itself after L2 normalisation) and after every epoch, the head embeds the validation set and
+``tcdml.metrics.evaluate`` measures Recall@1 and OPIS (defaults of docs/spec.md, no intervals).
+
+The validation objective ``J`` (``select``):
+
+- ``recall@1-opis`` (default): ``J = R@1 - OPIS`` (both are fractions in [0, 1]);
+- ``recall@1``: ``J = R@1``;
+- ``opis``: ``J = -OPIS`` among the epochs whose R@1 is at least epoch 0's (others are not eligible).
+
+The kept epoch is ``argmax_e J(e)`` over e = 0 .. epochs, the earliest on ties: a trained epoch is kept only
+when it is strictly better than epoch 0, so the adapter is never worse than the input on validation (when no
+epoch beats it, the identity head is kept and the summary says so).
+
+Validation classes: a validation file, or, without one, ``split_classes``: the classes with >= 2 samples,
+sorted, permuted by ``numpy.random.default_rng(val_seed)``; the first ``max(2, round(val_ratio x C))`` are
+held out (all their samples), the others train.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tcdml.adapt.head import build_head, head_meta, init_projection, transform
+from tcdml.adapt.settings import AdaptSettings
+from tcdml.errors import TcdmlInputError
+from tcdml.metrics.validation import as_embeddings, as_labels, as_mask
+
+#: Validation metrics (Recall@1 and OPIS at docs/spec.md's defaults, no bootstrap).
+VAL_SETTINGS: dict[str, Any] = {"ks": (1,), "uncertainty": None, "progress": False}
+
+
+@dataclass(frozen=True)
+class EpochScore:
+    """Validation metrics after ``epoch`` (0: the untrained head) and the objective ``J`` (module doc)."""
+
+    epoch: int
+    recall_at_1: float
+    opis: float
+    objective: float
+    train_loss: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (``recall@1``, ``opis``, ``objective``, ``train_loss``); an ineligible J is null."""
+        objective = self.objective if math.isfinite(self.objective) else None
+        return {
+            "epoch": self.epoch,
+            "recall@1": self.recall_at_1,
+            "opis": self.opis,
+            "objective": objective,
+            "train_loss": self.train_loss,
+        }
+
+
+@dataclass
+class AdaptResult:
+    """The trained head (the kept epoch's weights, eval mode) and what led to it."""
+
+    head: nn.Module
+    meta: dict[str, Any]
+    input_score: EpochScore
+    epochs: list[EpochScore]
+    chosen_epoch: int
+    settings: AdaptSettings
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> EpochScore:
+        """The kept epoch's scores."""
+        return self.epochs[self.chosen_epoch]
+
+    @property
+    def improved(self) -> bool:
+        """Whether a trained epoch beat epoch 0 (else the head is the untrained one)."""
+        return self.chosen_epoch > 0
+
+    def message(self) -> str:
+        """One line for the user: what was kept and why."""
+        if self.improved:
+            c, i = self.chosen, self.input_score
+            return (
+                f"kept epoch {c.epoch}: validation R@1 {i.recall_at_1:.4f} -> {c.recall_at_1:.4f}, "
+                f"OPIS {i.opis:.4g} -> {c.opis:.4g} ({self.settings.select} objective)"
+            )
+        return (
+            f"no epoch beat the input on validation ({self.settings.select} objective): "
+            "wrote the untrained adapter (the input, L2-normalised)"
+            if self.meta["kind"] == "residual" or self.meta["embedding_size"] >= self.meta["input_size"]
+            else f"no epoch beat epoch 0 on validation ({self.settings.select} objective): wrote the "
+            "untrained projection"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The training summary stored under ``training`` in ``adapter.json``."""
+        return {
+            "chosen_epoch": self.chosen_epoch,
+            "improved": self.improved,
+            "message": self.message(),
+            "select": self.settings.select,
+            "objective": OBJECTIVES_DOC[self.settings.select],
+            "validation_input": self.input_score.to_dict(),
+            "validation_chosen": self.chosen.to_dict(),
+            "validation_epochs": [score.to_dict() for score in self.epochs],
+            "settings": self.settings.to_dict(),
+            **self.data,
+        }
+
+
+OBJECTIVES_DOC = {
+    "recall@1-opis": "J = R@1 - OPIS",
+    "recall@1": "J = R@1",
+    "opis": "J = -OPIS among epochs with R@1 >= epoch 0's",
+}
+
+
+def split_classes(labels: np.ndarray, ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train_mask, val_mask)``: the held-out classes of the module docstring (disjoint, seeded).
+
+    Raises ``TcdmlInputError`` unless at least 4 classes have >= 2 samples (2 to validate, 2 to train).
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    eligible = classes[counts >= 2]
+    if len(eligible) < 4:
+        raise TcdmlInputError(
+            f"labels: {len(eligible)} class(es) with >= 2 samples; holding out validation classes needs "
+            "at least 4 (or give a validation file with --val)"
+        )
+    num_val = min(max(2, round(ratio * len(eligible))), len(eligible) - 2)
+    held_out = eligible[np.random.default_rng(seed).permutation(len(eligible))[:num_val]]
+    val = np.isin(labels, held_out)
+    return ~val, val
+
+
+def _objective(select: str, score: tuple[float, float], reference: tuple[float, float] | None) -> float:
+    recall, opis = score
+    if select == "recall@1":
+        return recall
+    if select == "opis":
+        return -opis if reference is None or recall >= reference[0] else -math.inf
+    return recall - opis
+
+
+def _check_train_classes(labels: np.ndarray) -> int:
+    classes, counts = np.unique(labels, return_counts=True)
+    usable = int((counts >= 2).sum())
+    if usable < 2:
+        raise TcdmlInputError(
+            f"labels: {usable} class(es) with >= 2 samples among {len(classes)}; training needs at least 2 "
+            "(a positive pair and a negative class)"
+        )
+    return usable
+
+
+def _build_loss(settings: AdaptSettings, num_classes: int, embedding_size: int, per_batch: int) -> nn.Module:
+    """The registry loss (+ TCM), its ``num_classes`` / ``embedding_size`` filled in when it needs them."""
+    from tcdml.losses.margins import TCMParamError, check_tcm_params
+    from tcdml.losses.registry import build_loss, required_params
+
+    try:
+        needed = required_params(settings.loss)
+    except ValueError:
+        raise TcdmlInputError(
+            f"--loss={settings.loss!r}: unknown loss; see tcdml.losses.available_losses()"
+        ) from None
+    params = dict(settings.loss_params)
+    known = {"num_classes": num_classes, "embedding_size": embedding_size}
+    params.update({key: known[key] for key in needed if key in known and key not in params})
+    tcm = settings.tcm_params()
+    if tcm is not None:
+        try:
+            check_tcm_params(tcm, per_batch, settings.m_per_class)
+        except TCMParamError as exc:
+            option = "--" + exc.key.rpartition(".")[2].replace("_", "-")
+            message = str(exc).replace("data.classes_per_batch x data.samples_per_class", "P x --m-per-class")
+            raise TcdmlInputError(f"{option}={exc.value!r}: {message.partition(': ')[2]}") from None
+    try:
+        return build_loss(settings.loss, tcm=tcm, **params)
+    except (ValueError, TypeError) as exc:
+        raise TcdmlInputError(f"--loss={settings.loss!r}: {exc}") from None
+
+
+def _score(
+    head: nn.Module, val: dict[str, Any], epoch: int, select: str, ref: tuple[float, float] | None
+) -> EpochScore:
+    from tcdml.metrics.evaluator import evaluate
+
+    result = evaluate(
+        transform(head, val["x"]), val["y"], is_query=val["q"], is_gallery=val["g"], **VAL_SETTINGS
+    )
+    pair = (float(result.recall_at_k[1]), float(result.opis))
+    return EpochScore(epoch, pair[0], pair[1], _objective(select, pair, ref))
+
+
+def train_adapter(
+    embeddings: Any,
+    labels: Any,
+    settings: AdaptSettings | None = None,
+    *,
+    val_embeddings: Any = None,
+    val_labels: Any = None,
+    val_is_query: Any = None,
+    val_is_gallery: Any = None,
+    progress: bool | None = None,
+) -> AdaptResult:
+    """Train an adapter on (N, D) ``embeddings`` with integer ``labels`` (module docstring).
+
+    Validation: ``val_embeddings`` / ``val_labels`` (and optional query / gallery masks), or held-out classes
+    of the training set (``settings.val_ratio``, ``settings.val_seed``). ``progress``: a bar over epochs on
+    stderr showing validation R@1 and OPIS (None: when stderr is a terminal). Bad input raises one
+    ``TcdmlInputError`` line before any training.
+    """
+    settings = settings or AdaptSettings()
+    x = as_embeddings(embeddings).float()
+    y = as_labels(labels, x.shape[0])
+    input_size = x.shape[1]
+    data: dict[str, Any] = {}
+    if val_embeddings is None:
+        if val_labels is not None:
+            raise TcdmlInputError("val_labels given without val_embeddings")
+        _check_train_classes(y)
+        train_mask, val_mask = split_classes(y, settings.val_ratio, settings.val_seed)
+        val = {"x": x[torch.from_numpy(val_mask)], "y": y[val_mask], "q": None, "g": None}
+        x, y = x[torch.from_numpy(train_mask)], y[train_mask]
+        data["validation"] = {
+            "source": "held-out classes of the training file",
+            "rule": "classes with >= 2 samples, sorted, permuted by numpy default_rng(val_seed); the first "
+            "max(2, round(val_ratio x C)) held out",
+            "val_ratio": settings.val_ratio,
+            "val_seed": settings.val_seed,
+            "classes": sorted(int(c) for c in np.unique(val["y"])),
+        }
+    else:
+        vx = as_embeddings(val_embeddings, "val embeddings").float()
+        if vx.shape[1] != input_size:
+            raise TcdmlInputError(
+                f"val embeddings: dimension {vx.shape[1]}, expected {input_size} like the training embeddings"
+            )
+        vy = as_labels(val_labels, vx.shape[0], "val labels")
+        val = {
+            "x": vx,
+            "y": vy,
+            "q": as_mask(val_is_query, len(vy), "val is_query") if val_is_query is not None else None,
+            "g": as_mask(val_is_gallery, len(vy), "val is_gallery") if val_is_gallery is not None else None,
+        }
+        data["validation"] = {"source": "validation file", "num_classes": len(np.unique(vy))}
+    num_classes = _check_train_classes(y)
+    classes, y_index = np.unique(y, return_inverse=True)  # 0 .. C-1 for classification losses
+    embedding_size = settings.embedding_size or input_size
+    per_batch = min(settings.classes_per_batch, len(classes))
+    data.update(
+        num_train_samples=len(y),
+        num_train_classes=len(classes),
+        num_train_classes_with_pairs=num_classes,
+        num_val_samples=len(val["y"]),
+        classes_per_batch=per_batch,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        head = build_head(settings.kind, input_size, embedding_size, settings.hidden)
+    loss_fn = _build_loss(settings, len(classes), embedding_size, per_batch)
+    from tcdml.data.sampler import MPerClassBatchSampler
+
+    sampler = MPerClassBatchSampler(y_index, per_batch, settings.m_per_class, seed=settings.seed)
+    init_projection(head, x.numpy())
+    return _fit(head, loss_fn, sampler, x, torch.from_numpy(y_index), val, settings, progress, data)
+
+
+def _fit(
+    head: nn.Module,
+    loss_fn: nn.Module,
+    sampler: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    val: dict[str, Any],
+    settings: AdaptSettings,
+    progress: bool | None,
+    data: dict[str, Any],
+) -> AdaptResult:
+    """Epoch 0, then ``settings.epochs`` epochs, each scored on validation; the best weights are kept."""
+    from tqdm.auto import tqdm
+
+    first = _score(head, val, 0, settings.select, None)
+    ref = (first.recall_at_1, first.opis)
+    first = EpochScore(0, ref[0], ref[1], _objective(settings.select, ref, ref))
+    identity = not hasattr(head, "proj") or head.proj.out_features >= head.proj.in_features
+    input_score = first if identity else _score(nn.Identity(), val, 0, settings.select, ref)
+    scores, best, best_state = [first], first, copy.deepcopy(head.state_dict())
+    parameters = list(head.parameters()) + list(loss_fn.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+    bar = tqdm(range(1, settings.epochs + 1), desc="adapt", unit="epoch", disable=_disabled(progress))
+    bar.set_postfix({"R@1": f"{first.recall_at_1:.4f}", "OPIS": f"{first.opis:.4g}"})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        for epoch in bar:
+            head.train()
+            loss_fn.train()
+            total, steps = 0.0, 0
+            for batch in sampler.epoch_batches(epoch - 1):
+                index = torch.from_numpy(batch)
+                loss = loss_fn(head(x[index]), y[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total, steps = total + float(loss.detach()), steps + 1
+            if not math.isfinite(total):
+                data["stopped"] = f"the training loss became non-finite in epoch {epoch}"
+                break
+            score = _score(head, val, epoch, settings.select, ref)
+            score = EpochScore(epoch, score.recall_at_1, score.opis, score.objective, total / max(steps, 1))
+            scores.append(score)
+            if score.objective > best.objective:
+                best, best_state = score, copy.deepcopy(head.state_dict())
+            bar.set_postfix({"R@1": f"{score.recall_at_1:.4f}", "OPIS": f"{score.opis:.4g}"})
+    bar.close()
+    head.load_state_dict(best_state)
+    meta = head_meta(settings.kind, x.shape[1], settings.embedding_size or x.shape[1], settings.hidden)
+    result = AdaptResult(head.eval(), meta, input_score, scores, best.epoch, settings, data)
+    result.meta["training"] = result.to_dict()
+    return result
+
+
+def _disabled(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: None shows the bar only on a terminal."""
+    return None if progress is None else not progress
