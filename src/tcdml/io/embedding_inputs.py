@@ -270,7 +270,7 @@ def _list_column(path: Path, column: Any, where: Callable[[int], str]) -> np.nda
         raise TcdmlInputError(
             f"{path}: column '{EMBEDDING}' has a missing value at {where(position // int(lengths[0]))}"
         )
-    return values.to_numpy().reshape(len(column), int(lengths[0]))
+    return values.to_numpy().reshape(len(column), int(lengths[0])).copy()  # writable, like np.load's
 
 
 def _scalars(path: Path, name: str, column: Any, where: Callable[[int], str]) -> np.ndarray:
