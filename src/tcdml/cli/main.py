@@ -317,5 +317,10 @@ from tcdml.cli.adapt import adapt_app  # noqa: E402
 
 app.add_typer(adapt_app, name="adapt")
 
+# Export for serving (tcdml.cli.export loads torch and the exporter inside the command).
+from tcdml.cli.export import export  # noqa: E402
+
+app.command()(export)
+
 if __name__ == "__main__":
     sys.exit(main())

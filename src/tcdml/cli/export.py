@@ -1,0 +1,47 @@
+"""``tcdml export CKPT|ADAPTER_DIR --calibration threshold.json -o DIR [--force] [--format auto]``.
+
+Thin: parse, call ``tcdml.export.export_path``, print a JSON summary. torch loads inside the command.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tcdml.cli.output import print_json
+
+
+class ExportFormat(str, Enum):
+    auto = "auto"
+    onnx = "onnx"
+    torchscript = "torchscript"
+    both = "both"
+
+
+def export(
+    source: Annotated[
+        Path,
+        typer.Argument(help="A checkpoint written by tcdml train, or a folder written by tcdml adapt train."),
+    ],
+    calibration: Annotated[
+        Path, typer.Option("--calibration", help="The threshold JSON written by tcdml calibrate -o.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to write (must not exist; its parent must).")
+    ],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing export folder.")] = False,
+    format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format", help="auto: ONNX, else TorchScript; onnx; torchscript; both (ONNX and TorchScript)."
+        ),
+    ] = ExportFormat.auto,
+) -> None:
+    """Export the model and its calibrated threshold for serving (docs/deploy.md: load_matcher)."""
+    from tcdml.export import export_path
+
+    result = export_path(source, calibration, output, force=force, format=format.value)
+    print_json(result.to_dict())

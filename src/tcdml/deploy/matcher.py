@@ -1,0 +1,141 @@
+"""``load_matcher(DIR)``: a ``tcdml export`` folder as a matcher with one calibrated threshold.
+
+``m.embed(inputs)`` runs the exported model; ``m.match(a, b)`` accepts or rejects aligned pairs,
+``m.search(queries, gallery)`` lists each query's gallery items at or above the threshold
+(``tcdml.deploy.similarity`` has the formula). ``match`` and ``search`` take the model's inputs and embed
+them; with ``embedded=True`` they take embeddings instead (e.g. a gallery embedded once with ``m.embed``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tcdml.deploy.manifest import Manifest, read_manifest
+from tcdml.deploy.runtime import (
+    Runner,
+    TextTokenizer,
+    build_runner,
+    check_images,
+    check_texts,
+    check_vectors,
+)
+from tcdml.deploy.similarity import (
+    MatchResult,
+    SearchResult,
+    check_embeddings,
+    match_embeddings,
+    search_embeddings,
+)
+from tcdml.errors import TcdmlInputError
+
+
+@dataclass
+class Matcher:
+    """An exported model and its threshold (build it with ``load_matcher``).
+
+    Inputs by the manifest's ``input.kind``: ``"image"``: a float32 (N, 3, S, S) array, RGB, resized,
+    centre-cropped and normalised as ``input`` says (``image_size``, ``resize_size``, ``mean``, ``std``);
+    ``"text"``: a list of ``str``; ``"embedding"``: a float32 (N, input_size) array (an adapter head's input).
+    """
+
+    manifest: Manifest
+    backend: str
+    runner: Runner = field(repr=False)
+    tokenizer: TextTokenizer | None = field(default=None, repr=False)
+    batch_size: int = 64
+
+    @property
+    def threshold(self) -> float:
+        """The calibrated threshold: a pair is accepted when its similarity is at or above it."""
+        return self.manifest.threshold
+
+    @property
+    def embedding_size(self) -> int:
+        """D, the width of the embeddings."""
+        return self.manifest.embedding_size
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """The input contract from the manifest (a copy)."""
+        return dict(self.manifest.input)
+
+    def embed(self, inputs: Any) -> np.ndarray:
+        """(N, D) L2-normalised float32 embeddings of a batch of inputs, ``batch_size`` at a time."""
+        kind = self.manifest.kind
+        if kind == "text":
+            texts = check_texts(inputs)
+            chunks = [
+                self.tokenizer(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
+            ]
+        else:
+            array = (
+                check_images(inputs, self.manifest.input)
+                if kind == "image"
+                else check_vectors(inputs, self.manifest.input)
+            )
+            name = "images" if kind == "image" else "inputs"
+            chunks = [{name: array[i : i + self.batch_size]} for i in range(0, len(array), self.batch_size)]
+        parts = [np.asarray(self.runner(chunk), dtype=np.float32) for chunk in chunks]
+        if not parts:
+            return np.zeros((0, self.embedding_size), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(parts))
+
+    def _embedded(self, values: Any, embedded: bool, name: str) -> np.ndarray:
+        if embedded:
+            return check_embeddings(values, self.embedding_size, name)
+        return self.embed(values)
+
+    def match(self, a: Any, b: Any, *, embedded: bool = False) -> MatchResult:
+        """Accept or reject the aligned pairs (a[i], b[i]): ``accept, similarities = m.match(a, b)``.
+
+        ``embedded=True``: ``a`` and ``b`` are (N, D) unit-row embeddings rather than model inputs.
+        """
+        first, second = self._embedded(a, embedded, "a"), self._embedded(b, embedded, "b")
+        return match_embeddings(first, second, self.threshold)
+
+    def search(
+        self, queries: Any, gallery: Any, *, embedded: bool = False, backend: str = "auto"
+    ) -> SearchResult:
+        """For each query, the gallery indices and similarities at or above the threshold, sorted by
+        similarity descending then index ascending (``result[i]`` unpacks as ``indices, similarities``).
+
+        ``embedded=True``: both are (N, D) unit-row embeddings. ``backend``: ``"faiss"``, ``"numpy"`` or
+        ``"auto"`` (faiss when installed); the results are the same either way.
+        """
+        found_queries = self._embedded(queries, embedded, "queries")
+        found_gallery = self._embedded(gallery, embedded, "gallery")
+        return search_embeddings(found_queries, found_gallery, self.threshold, backend=backend)
+
+
+def load_matcher(
+    folder: str | os.PathLike,
+    *,
+    backend: str | None = None,
+    providers: Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> Matcher:
+    """The matcher of a ``tcdml export`` folder; every file's sha256 is checked against the manifest first.
+
+    ``backend``: ``"onnx"`` (onnxruntime) or ``"torchscript"`` (torch); None: ONNX when the folder has it.
+    ``providers``: onnxruntime execution providers (default CPU). Every problem (a missing, changed or
+    extra-damaged file, a malformed manifest, onnxruntime not installed) is one ``TcdmlInputError`` line.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise TcdmlInputError(f"load_matcher: batch_size={batch_size!r}, expected a positive integer")
+    manifest = read_manifest(folder)
+    chosen, runner = build_runner(manifest, backend=backend, providers=providers)
+    tokenizer = None
+    if manifest.kind == "text":
+        contract = manifest.input
+        tokenizer = TextTokenizer(
+            manifest.folder / contract["tokenizer"],
+            contract["max_length"],
+            pad_id=int(contract.get("pad_id", 0)),
+            pad_token=str(contract.get("pad_token", "[PAD]")),
+        )
+    return Matcher(manifest, chosen, runner, tokenizer, batch_size)

@@ -1,0 +1,97 @@
+"""The calibration JSON ``tcdml calibrate -o`` writes, read and checked for export.
+
+Required: ``threshold`` (a number in [-1, 1]), ``target`` (``"far"`` or ``"frr"``) and ``target_rate`` (in
+(0, 1)). Recorded when present: the achieved ``far`` / ``frr`` (null where undefined), the per-class spreads
+``class_far`` / ``class_frr``, ``num_classes``, ``mode``, and ``embedding_size``, which must then equal the
+exported model's (``tcdml calibrate`` does not write it yet: without it the width cannot be checked).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tcdml.deploy.manifest import sha256_file
+from tcdml.errors import TcdmlInputError
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """A checked calibration file: the threshold, its target and what it achieved on the calibration data."""
+
+    path: Path
+    threshold: float
+    target: str
+    target_rate: float
+    summary: dict[str, Any]
+    embedding_size: int | None
+    sha256: str
+
+    def check_embedding_size(self, size: int, model: str) -> None:
+        """Refuse a model whose embeddings are not as wide as the calibration file records (if it does)."""
+        if self.embedding_size is not None and self.embedding_size != size:
+            raise TcdmlInputError(
+                f"{self.path}: embedding_size={self.embedding_size}, but {model} embeds into {size} "
+                "dimensions (calibrated on another model's embeddings?)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``calibration``: target, achieved rates and spreads, the file's name and hash."""
+        return {
+            "target": self.target,
+            f"target_{self.target}": self.target_rate,
+            **self.summary,
+            "embedding_size": self.embedding_size,
+            "file": self.path.name,
+            "sha256": self.sha256,
+        }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
+    """Read and check a calibration JSON; a problem is one ``TcdmlInputError`` line naming file and key."""
+    path = Path(path)
+    if path.is_dir():
+        raise TcdmlInputError(f"{path}: is a folder, expected the JSON file tcdml calibrate -o writes")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TcdmlInputError(f"{path}: no such calibration file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TcdmlInputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TcdmlInputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise TcdmlInputError(
+            f"{path}: expected a JSON object (tcdml calibrate -o), got {type(data).__name__}"
+        )
+    if "threshold" not in data:
+        raise TcdmlInputError(f"{path}: no 'threshold' key (expected the JSON tcdml calibrate -o writes)")
+    threshold = data["threshold"]
+    if not _is_number(threshold) or not -1.0 <= threshold <= 1.0:
+        raise TcdmlInputError(f"{path}: threshold={threshold!r}, expected a number in [-1, 1]")
+    target = data.get("target")
+    if target not in ("far", "frr"):
+        raise TcdmlInputError(f"{path}: target={target!r}, expected 'far' or 'frr'")
+    rate = data.get("target_rate")
+    if not _is_number(rate) or not 0.0 < rate < 1.0:
+        raise TcdmlInputError(f"{path}: target_rate={rate!r}, expected a number in (0, 1)")
+    size = data.get("embedding_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise TcdmlInputError(f"{path}: embedding_size={size!r}, expected a positive integer")
+    for key in ("far", "frr"):
+        value = data.get(key)
+        if value is not None and not (_is_number(value) and 0.0 <= value <= 1.0):
+            raise TcdmlInputError(f"{path}: {key}={value!r}, expected a rate in [0, 1] or null")
+    kept = ("far", "frr", "class_far", "class_frr", "num_classes", "mode")
+    summary = {key: data.get(key) for key in kept}
+    return CalibrationRecord(path, float(threshold), target, float(rate), summary, size, sha256_file(path))

@@ -1,0 +1,157 @@
+"""Write a module as ONNX (torch's TorchScript-based exporter, dynamic batch axis) or TorchScript, and
+check the file against the module.
+
+``torch.onnx.export(..., dynamo=False)``: torch's default (dynamo) exporter needs ``onnxscript``, which
+tcdml does not install; the legacy exporter's deprecation warnings and tracer warnings (image sizes fixed at
+export: the input contract fixes them too) are silenced here. An operator the exporter cannot convert is
+one ``TcdmlInputError`` line naming the operator and the layer that calls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tcdml.deploy.manifest import OUTPUT_NAME
+from tcdml.errors import TcdmlInputError
+
+OPSET = 17
+#: Largest |exported - original| accepted on the check inputs (embeddings are unit rows).
+TOLERANCE = 1e-4
+_OPERATOR = re.compile(r"operator '([\w:.]+)'")
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
+        yield
+
+
+def _dynamic_axes(names: Sequence[str], sequence: bool) -> dict[str, dict[int, str]]:
+    """Batch axis 0 dynamic on every input and the output; token axis 1 too for text inputs."""
+    axes = {name: ({0: "batch", 1: "tokens"} if sequence else {0: "batch"}) for name in names}
+    return {**axes, OUTPUT_NAME: {0: "batch"}}
+
+
+def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequence[str], path: Path) -> None:
+    """Write ``module`` (eval mode) as ONNX at ``path``; ``TcdmlInputError`` naming the operator it cannot
+    export (and the layer calling it, when found)."""
+    sequence = example[0].dtype == torch.int64  # token ids: (batch, tokens)
+    try:
+        with _quiet_export(), torch.no_grad():
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                dynamo=False,
+                input_names=list(names),
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=_dynamic_axes(names, sequence),
+                opset_version=OPSET,
+                do_constant_folding=True,
+            )
+    except (
+        Exception
+    ) as exc:  # the exporter raises many types (UnsupportedOperatorError, SymbolicValueError ...)
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        found = _OPERATOR.search(text)
+        if found:
+            operator = found.group(1)
+            layer = _layer_calling(module, example, operator)
+            where = f" in layer '{layer}'" if layer else ""
+            reason = f"operator {operator}{where} has no ONNX opset {OPSET} conversion"
+        else:
+            reason = text.split(". ")[0][:200]
+        raise TcdmlInputError(
+            f"cannot export the model as ONNX: {reason} (try --format torchscript)"
+        ) from None
+
+
+def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operator: str) -> str | None:
+    """The dotted name of the innermost submodule whose forward calls ``operator`` (``aten::x``), if any."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    stack: list[str] = []
+    found: list[str] = []
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if not found and func._schema.name == operator and stack:
+                found.append(stack[-1])
+            return func(*args, **(kwargs or {}))
+
+    handles = []
+    for name, child in module.named_modules():
+        if name:
+            handles.append(child.register_forward_pre_hook(lambda m, i, n=name: stack.append(n)))
+            handles.append(child.register_forward_hook(lambda m, i, o: stack.pop()))
+    try:
+        with torch.no_grad(), Spy():
+            module(*example)
+    except Exception:
+        return None
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found[0] if found else None
+
+
+def to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
+    """Write ``module`` (eval mode) traced as TorchScript at ``path``; ``TcdmlInputError`` on failure."""
+    try:
+        with _quiet_export(), torch.no_grad():
+            traced = torch.jit.trace(module, example, check_trace=False)
+            torch.jit.save(traced, str(path))
+    except Exception as exc:  # tracing raises many types
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise TcdmlInputError(f"cannot export the model as TorchScript: {text[:200]}") from None
+
+
+def check_files(
+    module: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    names: Sequence[str],
+    onnx: Path | None,
+    script: Path | None,
+) -> float:
+    """The largest |exported - original| embedding entry over the written files on ``inputs``; a difference
+    above ``TOLERANCE`` is a ``TcdmlInputError`` (the export would not reproduce the model)."""
+    with torch.no_grad():
+        expected = module(*inputs).float().numpy()
+    outputs: dict[str, np.ndarray] = {}
+    if onnx is not None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise TcdmlInputError(
+                "tcdml export checks the ONNX file with onnxruntime: pip install 'tcdml[deploy]'"
+            ) from None
+        session = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+        feeds = {name: tensor.numpy() for name, tensor in zip(names, inputs, strict=True)}
+        outputs["ONNX"] = session.run([OUTPUT_NAME], feeds)[0]
+    if script is not None:
+        with _quiet_export(), torch.no_grad():
+            outputs["TorchScript"] = torch.jit.load(str(script)).eval()(*inputs).float().numpy()
+    worst = 0.0
+    for kind, output in outputs.items():
+        difference = (
+            float(np.abs(output - expected).max()) if output.shape == expected.shape else float("inf")
+        )
+        if not difference <= TOLERANCE:
+            raise TcdmlInputError(
+                f"the {kind} export differs from the model by {difference:.3g} (> {TOLERANCE:g}) on the "
+                "check inputs: a layer behaves differently when exported"
+            )
+        worst = max(worst, difference)
+    return worst
