@@ -159,7 +159,9 @@ def _read_csv_table(path: Path) -> EmbeddingsFile:
     with open(path, "rb") as handle:
         sample = handle.read(1 << 16).decode("utf-8", errors="replace")
     try:
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sniff_delimiter(sample)))
+        parse = pacsv.ParseOptions(delimiter=sniff_delimiter(sample))
+        convert = pacsv.ConvertOptions(null_values=[""])  # "nan" is a number (refused as one), not a gap
+        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
     except (OSError, pa.ArrowException) as exc:
         raise TcdmlInputError(
             f"{path}: cannot read as a CSV table with a header row ({_reason(exc)})"
@@ -181,10 +183,10 @@ def _from_table(path: Path, table: Any, where: Callable[[int], str]) -> Embeddin
     if table.num_rows == 0:
         raise TcdmlInputError(f"{path}: no rows")
     arrays = {"labels": _labels(path, table.column(LABEL), where)}
+    dims = [EMBEDDING] if EMBEDDING in names else [name for name in names if name not in RESERVED]
     if EMBEDDING in names:
         arrays["embeddings"] = _list_column(path, table.column(EMBEDDING), where)
     else:
-        dims = [name for name in names if name not in RESERVED]
         if not dims:
             raise TcdmlInputError(
                 f"{path}: no embedding columns (expected an '{EMBEDDING}' list column or numeric columns "
@@ -192,6 +194,7 @@ def _from_table(path: Path, table: Any, where: Callable[[int], str]) -> Embeddin
             )
         columns = [_numeric_column(path, name, table.column(name), where) for name in dims]
         arrays["embeddings"] = np.stack(columns, axis=1)
+    _check_finite(path, arrays["embeddings"], dims, where)
     if "id" in names:
         arrays["ids"] = _scalars(path, "id", table.column("id"), where)
     for key in ("is_query", "is_gallery"):
@@ -199,6 +202,19 @@ def _from_table(path: Path, table: Any, where: Callable[[int], str]) -> Embeddin
             arrays[key] = _mask(path, key, table.column(key), where)
     _check_arrays(path, arrays)
     return EmbeddingsFile(**arrays)
+
+
+def _check_finite(
+    path: Path, embeddings: np.ndarray, columns: list[str], where: Callable[[int], str]
+) -> None:
+    """Refuse a NaN or infinite value, naming its column and row (or line)."""
+    bad = np.argwhere(~np.isfinite(embeddings))
+    if len(bad):
+        row, dim = (int(i) for i in bad[0])
+        column = columns[0] if columns == [EMBEDDING] else columns[dim]
+        raise TcdmlInputError(
+            f"{path}: column {column!r}, {where(row)}: {embeddings[row, dim]}, expected a finite number"
+        )
 
 
 def _first_null(path: Path, name: str, column: Any, where: Callable[[int], str]) -> None:
