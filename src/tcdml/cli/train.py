@@ -25,11 +25,25 @@ def train(
     resume: Annotated[
         Path | None, typer.Option(help="Continue from this checkpoint (e.g. RUN/checkpoints/last.ckpt).")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check the config (and --resume) and print it resolved, as JSON; train nothing."
+        ),
+    ] = False,
 ) -> None:
     """Train an embedding model from a config; checkpoints and logs go to its output_dir."""
     from tcdml.training.config import load_config
 
     settings = load_config(config, overrides or [])  # every bad value: one line, before Lightning loads
+    if check:
+        from tcdml.training.runtime import check_resume, check_runtime
+
+        check_runtime(settings)
+        if resume is not None:
+            check_resume(settings, resume)
+        print_json(settings.to_dict())
+        return
     from tcdml.training.trainer import fit
 
     result = fit(settings, resume=resume)

@@ -85,7 +85,8 @@ def cell_config(study: StudyConfig, cell: Cell) -> Any:
     from tcdml.training.config import load_config
 
     try:
-        return load_config(study.benchmarks[cell.benchmark].config, cell_overrides(study, cell))
+        overrides = cell_overrides(study, cell)
+        return load_config(study.benchmarks[cell.benchmark].config, overrides, filled_later=FILLED_PARAMS)
     except TcdmlInputError as exc:
         raise TcdmlInputError(f"{study.path}: cell {cell.label()}: {exc}") from None
 
@@ -96,7 +97,7 @@ def required_loss_params(name: str) -> list[str]:
 
     try:
         return required_params(name)
-    except ValueError as exc:
+    except TcdmlInputError as exc:
         raise TcdmlInputError(f"loss {name!r}: {exc}") from None
 
 

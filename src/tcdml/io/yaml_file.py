@@ -8,6 +8,7 @@ stand for billions of values once the config is printed or stored. Documents who
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def load_yaml_text(text: str, source: str) -> Any:
     """The value of one YAML document (``yaml.SafeLoader``, bounded aliases); errors name ``source``."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -66,6 +67,28 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise TcdmlInputError(f"{source}: YAML nested too deeply") from None
     finally:
         loader.dispose()
+
+
+def _loader_class() -> type:
+    """``yaml.SafeLoader`` that also reads ``1e-3`` / ``2E5`` as floats (YAML 1.2; YAML 1.1 needs a dot).
+
+    Built once, on first use, so that ``import tcdml.io`` does not import yaml.
+    """
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.add_implicit_resolver(
+            "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+        )
+        _LOADER = Loader
+    return _LOADER
+
+
+_LOADER: type | None = None
 
 
 def _children(node: Any) -> list[Any]:

@@ -16,7 +16,7 @@ value, what is expected and the file or override it came from, before any folder
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,39 +24,21 @@ from typing import Any
 from tcdml.errors import TcdmlInputError
 from tcdml.io.yaml_file import load_yaml_text, read_yaml_mapping
 from tcdml.models.embedding import ModelConfig
+from tcdml.training import config_checks
 from tcdml.training.config_checks import (
     ConfigValueError,
     as_field,
     check_keys,
+    check_model,
+    check_tcm,
     field_types,
+    finite,
+    in_range,
     is_config,
-)
-from tcdml.training.config_checks import (
-    check_model as _check_model,
-)
-from tcdml.training.config_checks import (
-    check_names as _check_names,
-)
-from tcdml.training.config_checks import (
-    check_tcm as _check_tcm,
-)
-from tcdml.training.config_checks import (
-    finite as _finite,
-)
-from tcdml.training.config_checks import (
-    in_range as _in_range,
-)
-from tcdml.training.config_checks import (
-    nonempty as _nonempty,
-)
-from tcdml.training.config_checks import (
-    pair as _pair,
-)
-from tcdml.training.config_checks import (
-    positive as _positive,
-)
-from tcdml.training.config_checks import (
-    require as _require,
+    nonempty,
+    pair,
+    positive,
+    require,
 )
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -103,18 +85,18 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         for name in ("dataset", "root", "train_split", "eval_split"):
-            _nonempty(f"data.{name}", getattr(self, name))
-        _positive("data.image_size", self.image_size)
+            nonempty(f"data.{name}", getattr(self, name))
+        positive("data.image_size", self.image_size)
         if self.resize_size is not None:
-            _positive("data.resize_size", self.resize_size, minimum=max(1, self._int(self.image_size)))
-        _pair("data.crop_scale", self.crop_scale, 0.0, 1.0, strict=False)
-        _require(isinstance(self.hflip, bool), "data.hflip", self.hflip, "true or false")
+            positive("data.resize_size", self.resize_size, minimum=max(1, self._int(self.image_size)))
+        pair("data.crop_scale", self.crop_scale, 0.0, 1.0, strict=False)
+        require(isinstance(self.hflip, bool), "data.hflip", self.hflip, "true or false")
         # A batch needs >= 2 classes (negatives) and >= 2 samples of each (positives).
-        _positive("data.classes_per_batch", self.classes_per_batch, minimum=2)
-        _positive("data.samples_per_class", self.samples_per_class, minimum=2)
-        _positive("data.eval_batch_size", self.eval_batch_size)
-        _positive("data.num_workers", self.num_workers, minimum=0)
-        _require(isinstance(self.options, Mapping), "data.options", self.options, "a mapping")
+        positive("data.classes_per_batch", self.classes_per_batch, minimum=2)
+        positive("data.samples_per_class", self.samples_per_class, minimum=2)
+        positive("data.eval_batch_size", self.eval_batch_size)
+        positive("data.num_workers", self.num_workers, minimum=0)
+        require(isinstance(self.options, Mapping), "data.options", self.options, "a mapping")
 
     @staticmethod
     def _int(value: Any) -> int:
@@ -130,10 +112,10 @@ class LossConfig:
     tcm: bool | dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        _nonempty("loss.name", self.name)
-        _require(isinstance(self.params, Mapping), "loss.params", self.params, "a mapping")
+        nonempty("loss.name", self.name)
+        require(isinstance(self.params, Mapping), "loss.params", self.params, "a mapping")
         ok = self.tcm is None or isinstance(self.tcm, (bool, Mapping))
-        _require(ok, "loss.tcm", self.tcm, "true, false, null or a mapping of TCM parameters")
+        require(ok, "loss.tcm", self.tcm, "true, false, null or a mapping of TCM parameters")
 
     def registry_config(self) -> dict[str, Any]:
         """The mapping ``build_loss_from_config`` takes."""
@@ -158,35 +140,33 @@ class OptimConfig:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.optimizer in OPTIMIZERS, "optim.optimizer", self.optimizer, f"one of {', '.join(OPTIMIZERS)}"
         )
-        _require(
-            self.schedule in SCHEDULES, "optim.schedule", self.schedule, f"one of {', '.join(SCHEDULES)}"
-        )
+        require(self.schedule in SCHEDULES, "optim.schedule", self.schedule, f"one of {', '.join(SCHEDULES)}")
         for name in ("lr", "head_lr", "loss_lr"):
             value = getattr(self, name)
             if value is not None or name == "lr":
-                _require(_finite(value) and value > 0, f"optim.{name}", value, "a number > 0")
-        _require(
-            _finite(self.weight_decay) and self.weight_decay >= 0,
+                require(finite(value) and value > 0, f"optim.{name}", value, "a number > 0")
+        require(
+            finite(self.weight_decay) and self.weight_decay >= 0,
             "optim.weight_decay",
             self.weight_decay,
             "a number >= 0",
         )
-        _in_range("optim.momentum", self.momentum, 0.0, 1.0, open_high=True)
+        in_range("optim.momentum", self.momentum, 0.0, 1.0, open_high=True)
         ok = isinstance(self.betas, (tuple, list)) and len(self.betas) == 2
-        ok = ok and all(_finite(beta) and 0 <= beta < 1 for beta in self.betas)
-        _require(ok, "optim.betas", self.betas, "[beta1, beta2], each in [0, 1)")
-        _require(
-            _finite(self.warmup_epochs) and self.warmup_epochs >= 0,
+        ok = ok and all(finite(beta) and 0 <= beta < 1 for beta in self.betas)
+        require(ok, "optim.betas", self.betas, "[beta1, beta2], each in [0, 1)")
+        require(
+            finite(self.warmup_epochs) and self.warmup_epochs >= 0,
             "optim.warmup_epochs",
             self.warmup_epochs,
             "a number >= 0",
         )
-        _in_range("optim.min_lr_factor", self.min_lr_factor, 0.0, 1.0)
-        _positive("optim.step_epochs", self.step_epochs)
-        _in_range("optim.gamma", self.gamma, 0.0, 1.0, open_low=True)
+        in_range("optim.min_lr_factor", self.min_lr_factor, 0.0, 1.0)
+        positive("optim.step_epochs", self.step_epochs)
+        in_range("optim.gamma", self.gamma, 0.0, 1.0, open_low=True)
 
 
 @dataclass(frozen=True)
@@ -205,8 +185,8 @@ class TrainerConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
-        _positive("trainer.max_epochs", self.max_epochs)
-        _require(
+        positive("trainer.max_epochs", self.max_epochs)
+        require(
             self.accelerator in ACCELERATORS,
             "trainer.accelerator",
             self.accelerator,
@@ -219,21 +199,21 @@ class TrainerConfig:
             isinstance(devices, str)
             and re.fullmatch(r"auto|-1|[1-9]\d*|\d+(,\d+)*,?", devices.strip()) is not None
         )
-        _require(ok, "trainer.devices", devices, "a count >= 1, -1 (all), 'auto' or a list of ids like '0,1'")
-        _positive("trainer.num_nodes", self.num_nodes)
-        _nonempty("trainer.strategy", self.strategy)
-        _require(
+        require(ok, "trainer.devices", devices, "a count >= 1, -1 (all), 'auto' or a list of ids like '0,1'")
+        positive("trainer.num_nodes", self.num_nodes)
+        nonempty("trainer.strategy", self.strategy)
+        require(
             self.precision in PRECISIONS,
             "trainer.precision",
             self.precision,
             f"one of {', '.join(PRECISIONS)}",
         )
         if self.gradient_clip_val is not None:
-            ok = _finite(self.gradient_clip_val) and self.gradient_clip_val >= 0
-            _require(ok, "trainer.gradient_clip_val", self.gradient_clip_val, "a number >= 0 or null")
-        _positive("trainer.log_every_n_steps", self.log_every_n_steps)
+            ok = finite(self.gradient_clip_val) and self.gradient_clip_val >= 0
+            require(ok, "trainer.gradient_clip_val", self.gradient_clip_val, "a number >= 0 or null")
+        positive("trainer.log_every_n_steps", self.log_every_n_steps)
         for name in ("progress_bar", "deterministic"):
-            _require(
+            require(
                 isinstance(getattr(self, name), bool), f"trainer.{name}", getattr(self, name), "true or false"
             )
 
@@ -251,19 +231,19 @@ class EvalConfig:
     mode: str = "max"
 
     def __post_init__(self) -> None:
-        _positive("eval.every_n_epochs", self.every_n_epochs)
+        positive("eval.every_n_epochs", self.every_n_epochs)
         ok = isinstance(self.ks, (tuple, list)) and len(self.ks) > 0
         ok = ok and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in self.ks)
-        _require(ok, "eval.ks", self.ks, "a non-empty list of integers >= 1")
-        _pair("eval.far_range", self.far_range, 0.0, 1.0, strict=True, open_high=True)
-        _require(_finite(self.beta) and self.beta > 0, "eval.beta", self.beta, "a number > 0")
-        _in_range("eval.eps", self.eps, 0.0, 1.0, open_low=True, open_high=True)
-        _require(self.mode in ("max", "min"), "eval.mode", self.mode, "max or min")
+        require(ok, "eval.ks", self.ks, "a non-empty list of integers >= 1")
+        pair("eval.far_range", self.far_range, 0.0, 1.0, strict=True, open_high=True)
+        require(finite(self.beta) and self.beta > 0, "eval.beta", self.beta, "a number > 0")
+        in_range("eval.eps", self.eps, 0.0, 1.0, open_low=True, open_high=True)
+        require(self.mode in ("max", "min"), "eval.mode", self.mode, "max or min")
         names = [f"recall@{k}" for k in self.ks] + list(MONITORED)
-        _require(self.monitor in names, "eval.monitor", self.monitor, f"one of {', '.join(names)}")
+        require(self.monitor in names, "eval.monitor", self.monitor, f"one of {', '.join(names)}")
         lower_is_better = self.monitor in ("opis", "eps_opis")
         expected = "min" if lower_is_better else "max"
-        _require(self.mode == expected, "eval.mode", self.mode, f"{expected} for eval.monitor={self.monitor}")
+        require(self.mode == expected, "eval.mode", self.mode, f"{expected} for eval.monitor={self.monitor}")
 
 
 @dataclass(frozen=True)
@@ -282,22 +262,22 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Checks across sections (each section checks its own keys)."""
         ok = isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED
-        _require(ok, "seed", self.seed, f"an integer in [0, {MAX_SEED}]")
-        _nonempty("output_dir", self.output_dir)
+        require(ok, "seed", self.seed, f"an integer in [0, {MAX_SEED}]")
+        nonempty("output_dir", self.output_dir)
         max_epochs = self.trainer.max_epochs
-        _require(
+        require(
             self.optim.warmup_epochs <= max_epochs,
             "optim.warmup_epochs",
             self.optim.warmup_epochs,
             f"at most trainer.max_epochs ({max_epochs})",
         )
-        _check_tcm(self)
+        check_tcm(self)
         model = self.model
-        _nonempty("model.backbone", model.backbone)
+        nonempty("model.backbone", model.backbone)
         if model.img_size is not None:
-            _positive("model.img_size", model.img_size)
+            positive("model.img_size", model.img_size)
         if model.pooling is not None:
-            _nonempty("model.pooling", model.pooling)
+            nonempty("model.pooling", model.pooling)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-ready; stored in checkpoints)."""
@@ -311,11 +291,14 @@ class TrainConfig:
         origins: Mapping[str, str] | None = None,
         *,
         check_names: bool = True,
+        filled_later: Collection[str] = (),
     ) -> TrainConfig:
         """A config from a nested mapping; unknown keys, wrong types and bad values raise ``TcdmlInputError``.
 
         The message starts with where the bad key came from: ``origins[dotted key]`` (a file or an override,
-        see ``load_config``), else ``source``. ``check_names``: also look up the dataset, backbone and loss.
+        see ``load_config``), else ``source``. ``check_names``: also look up the dataset, backbone and loss,
+        check the dataset options and build the loss (``filled_later``: loss parameters the caller fills
+        in before training, e.g. a study's ``num_classes``).
         """
         origins = origins or {}
         check_keys(values, source, TrainConfig)
@@ -326,7 +309,7 @@ class TrainConfig:
                     value = values[name]
                     if is_config(kind):
                         if kind is ModelConfig:
-                            _check_model(value)
+                            check_model(value)
                         try:
                             value = kind(**{key: as_field(kind, key, item) for key, item in value.items()})
                         except ConfigValueError:
@@ -336,13 +319,15 @@ class TrainConfig:
                     sections[name] = value
             config = cls(**sections)
             if check_names:
-                _check_names(config)
+                config_checks.check_names(config, filled_later)
         except ConfigValueError as exc:
             raise TcdmlInputError(f"{_origin(origins, exc.key, source)}: {exc}") from None
         return config
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), *, filled_later: Collection[str] = ()
+) -> TrainConfig:
     """Read ``path`` (with its includes), apply ``overrides`` (``"a.b=value"``), return the typed config.
 
     ``output_dir`` defaults to ``runs/<file stem>``. Raises ``TcdmlInputError`` naming the file (or the
@@ -354,7 +339,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     merged.setdefault("output_dir", f"runs/{path.stem}")
     for text in overrides:
         _apply_override(merged, text, origins)
-    return TrainConfig.from_dict(merged, source=str(path), origins=origins)
+    return TrainConfig.from_dict(merged, source=str(path), origins=origins, filled_later=filled_later)
 
 
 def _origin(origins: Mapping[str, str], key: str, default: str) -> str:

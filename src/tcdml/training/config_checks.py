@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tcdml.errors import TcdmlInputError
@@ -97,8 +98,9 @@ def check_tcm(config: TrainConfig) -> None:
             raise ConfigValueError(exc.key, exc.value, exc.expected) from None
 
 
-def check_names(config: TrainConfig) -> None:
-    """The dataset, backbone, loss and strategy exist (tcdml's registries, timm's and Lightning's)."""
+def check_names(config: TrainConfig, filled_later: Collection[str] = ()) -> None:
+    """The dataset, backbone, loss and strategy exist (tcdml's registries, timm's and Lightning's), the
+    dataset options fit its loader and the loss builds (``filled_later``: see ``check_loss``)."""
     from tcdml.data.registry import DATASETS
     from tcdml.models.embedding import LOCAL_BACKBONES
 
@@ -118,14 +120,51 @@ def check_names(config: TrainConfig) -> None:
         require(
             strategy in known, "trainer.strategy", strategy, "auto or one of Lightning's: " + ", ".join(known)
         )
-    from tcdml.losses.registry import required_params
+    check_dataset_options(config)
+    check_loss(config, filled_later)
+
+
+def check_dataset_options(config: TrainConfig) -> None:
+    """``data.options`` are keyword options of the dataset's loader, of the annotated types."""
+    from tcdml.data.registry import OptionError, check_options
 
     try:
-        required_params(config.loss.name)
-    except ValueError:
+        check_options(config.data.dataset, config.data.options)
+    except OptionError as exc:
+        key, expected = f"data.options.{exc.option}", f"{exc.expected} of dataset {config.data.dataset!r}"
+        raise ConfigValueError(key, exc.value, expected) from None
+
+
+def check_loss(config: TrainConfig, filled_later: Collection[str] = ()) -> None:
+    """The loss section builds: a known name, its required ``params``, no unknown parameter (a typo).
+
+    ``filled_later``: required parameters a caller fills in before training (a study fills ``num_classes``
+    and ``embedding_size``); stand-in values take their place for the check.
+    """
+    from tcdml.losses.registry import build_loss_from_config, required_params
+
+    try:
+        required = required_params(config.loss.name)
+    except TcdmlInputError:
         raise ConfigValueError(
             "loss.name", config.loss.name, "a loss of tcdml.losses.available_losses()"
         ) from None
+    stand_ins = {"embedding_size": config.model.embedding_size}
+    registry_config = config.loss.registry_config()
+    for name in required:
+        if name in filled_later and name not in registry_config["params"]:
+            registry_config["params"][name] = stand_ins.get(name, 2)
+    try:
+        build_loss_from_config(registry_config)
+    except TcdmlInputError as exc:
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unexpected and unexpected.group(1) in config.loss.params:
+            key = unexpected.group(1)
+            expected = f"no such parameter of loss {config.loss.name!r} (a typo?)"
+            raise ConfigValueError(f"loss.params.{key}", config.loss.params[key], expected) from None
+        key = "loss.tcm" if str(exc).startswith("bad tcm") else "loss.params"
+        value = config.loss.tcm if key == "loss.tcm" else config.loss.params
+        raise ConfigValueError(key, value, f"parameters that build the loss ({exc})") from None
 
 
 def check_keys(values: Mapping[str, Any], source: str, kind: type, prefix: str = "") -> None:
