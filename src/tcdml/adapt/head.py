@@ -10,6 +10,9 @@ is L2-normalised first (``x^ = x / ||x||``), so the scale of the input model's v
   identity when D_out = D_in, to ``[I; 0]`` when D_out > D_in (the input padded with zeros: the same
   cosines), and, by ``init_projection``, to the top D_out right-singular vectors of the normalised training
   embeddings when D_out < D_in (the projection that keeps most of their energy: uncentred PCA).
+
+Both are computed with one normalisation (``normalize(x^ + r) = normalize(x + ||x|| r)``, the same function),
+so the untrained heads give ``torch.nn.functional.normalize(x)`` bit for bit.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ from tcdml.errors import TcdmlInputError
 KINDS = ("residual", "linear")
 
 
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1) row norms, at least ``F.normalize``'s eps."""
+    return x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 class ResidualAdapter(nn.Module):
     """``y = normalize(x^ + W2 gelu(W1 x^ + b1) + b2)``, ``x^ = normalize(x)``; ``W2``, ``b2`` start at 0."""
 
@@ -37,8 +45,9 @@ class ResidualAdapter(nn.Module):
         nn.init.zeros_(self.down.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(x, dim=1)
-        return F.normalize(x + self.down(F.gelu(self.up(x))), dim=1)
+        norm = _norm(x)
+        # normalize(x^ + r) = normalize(x + ||x|| r): one normalisation, so r = 0 gives normalize(x) exactly.
+        return F.normalize(x + norm * self.down(F.gelu(self.up(x / norm))), dim=1)
 
 
 class LinearAdapter(nn.Module):
@@ -52,7 +61,8 @@ class LinearAdapter(nn.Module):
             self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.proj(F.normalize(x, dim=1)), dim=1)
+        # normalize(W x^ + b) = normalize(W x + ||x|| b): W = I, b = 0 gives normalize(x) exactly.
+        return F.normalize(F.linear(x, self.proj.weight) + _norm(x) * self.proj.bias, dim=1)
 
 
 def build_head(kind: str, input_size: int, embedding_size: int, hidden: int | None) -> nn.Module:

@@ -162,17 +162,22 @@ def _check_train_classes(labels: np.ndarray) -> int:
     return usable
 
 
+def check_loss_name(name: str) -> list[str]:
+    """The required constructor parameters of the registry loss ``name``; ``TcdmlInputError`` if unknown."""
+    from tcdml.losses.registry import required_params
+
+    try:
+        return required_params(name)
+    except ValueError:
+        raise TcdmlInputError(f"--loss={name!r}: unknown loss; see tcdml.losses.available_losses()") from None
+
+
 def _build_loss(settings: AdaptSettings, num_classes: int, embedding_size: int, per_batch: int) -> nn.Module:
     """The registry loss (+ TCM), its ``num_classes`` / ``embedding_size`` filled in when it needs them."""
     from tcdml.losses.margins import TCMParamError, check_tcm_params
-    from tcdml.losses.registry import build_loss, required_params
+    from tcdml.losses.registry import build_loss
 
-    try:
-        needed = required_params(settings.loss)
-    except ValueError:
-        raise TcdmlInputError(
-            f"--loss={settings.loss!r}: unknown loss; see tcdml.losses.available_losses()"
-        ) from None
+    needed = check_loss_name(settings.loss)
     params = dict(settings.loss_params)
     known = {"num_classes": num_classes, "embedding_size": embedding_size}
     params.update({key: known[key] for key in needed if key in known and key not in params})

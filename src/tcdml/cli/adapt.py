@@ -153,6 +153,9 @@ def train(
     )
     if val_labels is not None and val is None:
         raise TcdmlInputError(f"--val-labels {val_labels}: only with --val")
+    from tcdml.adapt.train import check_loss_name
+
+    check_loss_name(settings.loss)
     check_output_dir(output, force)
     from tcdml.io.embedding_inputs import read_embeddings
 
