@@ -9,6 +9,7 @@ onnxruntime, torch and tokenizers are imported only when a runner or tokenizer i
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,7 +64,9 @@ class TorchScriptRunner:
                 f"{path}: running a TorchScript export needs torch: pip install torch"
             ) from None
         try:
-            self.module = torch.jit.load(str(path), map_location="cpu").eval()
+            with warnings.catch_warnings():  # torch.jit.load's deprecation notice: TorchScript is what ran
+                warnings.simplefilter("ignore", FutureWarning)
+                self.module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:  # torch raises several types for a damaged or foreign file
             raise TcdmlInputError(
                 f"{path}: torch cannot load it as TorchScript ({_first_line(exc)})"

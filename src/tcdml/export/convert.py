@@ -10,7 +10,10 @@ one ``TcdmlInputError`` line naming the operator and the layer that calls it.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,6 +41,33 @@ def _quiet_export() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _quiet_descriptors() -> Iterator[None]:
+    """Send what is written to file descriptors 1 and 2 to a discarded file while the block runs.
+
+    The legacy exporter's C++ side logs the whole graph to stderr when a conversion fails (its log switch is
+    left on): the CLI's error must stay one line.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no descriptors to redirect (closed): nothing would be shown either
+        yield
+        return
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+
+
 def _dynamic_axes(names: Sequence[str], sequence: bool) -> dict[str, dict[int, str]]:
     """Batch axis 0 dynamic on every input and the output; token axis 1 too for text inputs."""
     axes = {name: ({0: "batch", 1: "tokens"} if sequence else {0: "batch"}) for name in names}
@@ -49,7 +79,7 @@ def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequenc
     export (and the layer calling it, when found)."""
     sequence = example[0].dtype == torch.int64  # token ids: (batch, tokens)
     try:
-        with _quiet_export(), torch.no_grad():
+        with _quiet_export(), _quiet_descriptors(), torch.no_grad():
             torch.onnx.export(
                 module,
                 example,
