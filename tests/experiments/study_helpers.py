@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The demo's ArcFace + TCM config: a benchmark whose own loss section (with TCM) cells must replace.
-MNIST_CONFIG = ROOT / "configs" / "demo" / "mnist-arcface-tcm.yaml"
+MNIST_CONFIG = ROOT / "src" / "tcdml" / "experiments" / "configs" / "mnist-arcface-tcm.yaml"
 TRAIN_BATCHES = 2
 
 

@@ -10,13 +10,14 @@ import pytest
 
 from tcdml.cli.main import main
 from tcdml.errors import TcdmlInputError
+from tcdml.experiments.mnist_demo import default_config_dir
 from tcdml.experiments.study import plan_study
 from tcdml.experiments.study_config import load_study
 from tcdml.training.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-DEMO = CONFIGS / "demo" / "mnist-arcface.yaml"
-TRAINABLE = sorted([*(CONFIGS / "benchmarks").glob("*.yaml"), *(CONFIGS / "demo").glob("*.yaml")])
+DEMO = default_config_dir() / "mnist-arcface.yaml"
+TRAINABLE = sorted([*(CONFIGS / "benchmarks").glob("*.yaml"), *default_config_dir().glob("*.yaml")])
 STUDIES = sorted((CONFIGS / "study").glob("*.yaml"))
 
 

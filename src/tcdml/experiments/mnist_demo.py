@@ -1,6 +1,6 @@
 """The MNIST demo (the seed article's toy study): one small CNN trained with ArcFace, with and without TCM.
 
-``run_demo(output, seeds=(0, 1, 2, 3, 4))`` trains both runs from ``configs/demo/`` through
+``run_demo(output, seeds=(0, 1, 2, 3, 4))`` trains both runs from the packaged configs (``tcdml/experiments/configs/``) through
 ``tcdml.training.fit`` for every seed (both runs of a seed share the seed, data order, schedule and start),
 embeds the test digits, measures them with ``tcdml.metrics.evaluate``, calibrates one global threshold with
 ``tcdml.calibration.calibrate_counts`` and compares the two runs with the paired bootstrap of
@@ -54,8 +54,8 @@ TABLE_ROWS = (
 
 
 def default_config_dir() -> Path:
-    """``configs/demo`` of the source checkout this package runs from."""
-    return Path(__file__).resolve().parents[3] / "configs" / "demo"
+    """The demo's configs, shipped inside the package (``tcdml/experiments/configs``)."""
+    return Path(__file__).resolve().parent / "configs"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -309,8 +309,8 @@ def run_demo(
     """Train both runs for every seed, then write the per-seed and summary files into ``output``.
 
     ``epochs`` defaults to the config's; ``embedding_size`` is 2 or 3; ``threads``: torch intra-op threads
-    while the demo runs (``None`` leaves torch's setting); ``config_dir`` defaults to the checkout's
-    ``configs/demo``. Every config is loaded and checked before the first run trains.
+    while the demo runs (``None`` leaves torch's setting); ``config_dir`` defaults to the packaged
+    configs (``default_config_dir()``). Every config is loaded and checked before the first run trains.
     """
     import torch
 
