@@ -43,10 +43,10 @@ demo: install
 
 # The offline benchmarks' table, the margins ablation and the Pareto study (several hours of one CPU core; resumable).
 study: install
-	$(VENV)/bin/tcdml study configs/study/offline.yaml --quiet
-	$(VENV)/bin/tcdml study configs/study/margins.yaml --quiet --only benchmark=hscodes-minilm-frozen \
+	$(VENV)/bin/tcdml study configs/study/offline.yaml --no-progress
+	$(VENV)/bin/tcdml study configs/study/margins.yaml --no-progress --only benchmark=hscodes-minilm-frozen \
 		--only benchmark=glyphs-small_cnn --only benchmark=fashion_mnist-small_cnn
-	$(VENV)/bin/tcdml study configs/study/margins.yaml --quiet --only benchmark=hscodes-minilm-finetune --only seed=0
-	$(VENV)/bin/tcdml study configs/study/offline-pretrained.yaml --quiet
-	$(VENV)/bin/tcdml study configs/study/pareto.yaml --quiet
+	$(VENV)/bin/tcdml study configs/study/margins.yaml --no-progress --only benchmark=hscodes-minilm-finetune --only seed=0
+	$(VENV)/bin/tcdml study configs/study/offline-pretrained.yaml --no-progress
+	$(VENV)/bin/tcdml study configs/study/pareto.yaml --no-progress
 	$(VENV)/bin/tcdml pareto runs/study/pareto

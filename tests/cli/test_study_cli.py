@@ -40,7 +40,7 @@ def test_study_runs_then_reports(tmp_path, capsys, monkeypatch) -> None:
     pytest.importorskip("mlxtend")
     short_epochs(monkeypatch)
     path = write_study(tmp_path, losses={"smooth_ap": {"name": "smooth_ap"}})
-    assert main(["study", str(path), "--quiet"]) == 0
+    assert main(["study", str(path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "[2/2] mnist / smooth_ap / default / +tcm / seed 0 … " in out
     assert "2 cells trained, 0 skipped" in out and "table.md" in out
@@ -52,7 +52,7 @@ def test_study_runs_then_reports(tmp_path, capsys, monkeypatch) -> None:
 
 def test_a_failing_cell_is_one_line_naming_it(tmp_path, capsys) -> None:
     path = write_study(tmp_path, losses={"broken": {"name": "smooth_ap", "params": {"bogus": 1}}})
-    assert main(["study", str(path), "--quiet"]) == 2
+    assert main(["study", str(path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tcdml: error: cell mnist / broken / default / base / seed 0 failed: ")
 

@@ -319,6 +319,11 @@ from tcdml.cli.compare import compare  # noqa: E402
 
 app.command()(compare)
 
+# A config to start from (tcdml.cli.init loads the config layer inside the command).
+from tcdml.cli.init import init  # noqa: E402
+
+app.command()(init)
+
 # Training commands (tcdml.cli.train imports Lightning/timm only inside the commands).
 from tcdml.cli.train import embed, train  # noqa: E402
 

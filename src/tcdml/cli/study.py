@@ -23,9 +23,12 @@ def study(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the cells and their state; train nothing.")
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", help="No Lightning progress bars (one line per cell).")
-    ] = False,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress", help="Lightning's progress bars (--no-progress: a line a cell)."
+        ),
+    ] = True,
     only: Annotated[
         list[str] | None,
         typer.Option(
@@ -48,7 +51,7 @@ def study(
         typer.echo(f"{len(plan)} cells ({done} done, {len(plan) - done} to run) in {spec.output_dir}")
         return
     try:
-        run = run_study(spec, only=only or [], quiet=quiet, echo=typer.echo)
+        run = run_study(spec, only=only or [], quiet=not progress, echo=typer.echo)
     except CellFailed as exc:  # keep the finished cells' table, then one line (exit status 2)
         _write_tables_if_any(spec.output_dir)
         raise TcdmlInputError(str(exc)) from None

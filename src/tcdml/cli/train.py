@@ -25,6 +25,12 @@ def train(
     resume: Annotated[
         Path | None, typer.Option(help="Continue from this checkpoint (e.g. RUN/checkpoints/last.ckpt).")
     ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress", help="Progress bars (default: the config's trainer.progress_bar)."
+        ),
+    ] = None,
     check: Annotated[
         bool,
         typer.Option(
@@ -35,7 +41,11 @@ def train(
     """Train an embedding model from a config; checkpoints and logs go to its output_dir."""
     from tcdml.training.config import load_config
 
-    settings = load_config(config, overrides or [])  # every bad value: one line, before Lightning loads
+    overrides = [
+        *(overrides or []),
+        *([] if progress is None else [f"trainer.progress_bar={str(progress).lower()}"]),
+    ]
+    settings = load_config(config, overrides)  # every bad value: one line, before Lightning loads
     if check:
         from tcdml.training.runtime import check_resume, check_runtime
 

@@ -1,0 +1,68 @@
+"""``tcdml init``: a commented template for the user's own images or texts that loads as a config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tcdml.cli.main import main
+from tcdml.training.config import load_config
+from tests.badinput.harness import expect_clean_failure
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    for name in ("cat", "dog"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+    return tmp_path / "images"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "dataset", "backbone"),
+    [
+        ("images", "images", "folder", "efficientnet_lite0"),
+        ("images", "labels.csv", "csv", "efficientnet_lite0"),
+        ("texts", "texts.csv", "text_csv", "minilm_l6"),
+        ("texts", "texts.jsonl", "text_jsonl", "minilm_l6"),
+    ],
+)
+def test_init_writes_a_config_that_loads(
+    tmp_path: Path, images: Path, capsys, kind: str, name: str, dataset: str, backbone: str
+) -> None:
+    data = tmp_path / name
+    if not data.exists():
+        data.write_text("text,label\n")
+    out = tmp_path / "run.yaml"
+    assert main(["init", kind, "--data", str(data), "-o", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    config = load_config(out)
+    assert (config.data.dataset, config.data.root, config.model.backbone) == (dataset, str(data), backbone)
+    assert config.loss.tcm["margins"] == "auto" and config.output_dir == "runs/run"
+    assert main(["train", str(out), "--check"]) == 0
+
+
+def test_init_keeps_an_existing_config_unless_forced(tmp_path: Path, images: Path, capsys) -> None:
+    out = tmp_path / "run.yaml"
+    out.write_text("# mine\n")
+    argv = ["init", "images", "--data", str(images), "-o", str(out)]
+    expect_clean_failure(argv, capsys, watched=[out], contains="exists (pass --force")
+    assert main([*argv, "--force", "--run-dir", "runs/x"]) == 0
+    assert load_config(out).output_dir == "runs/x"
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "message"),
+    [
+        ("images", "missing", "expected a folder of class folders or a .csv"),
+        ("texts", "texts.parquet", "expected a .csv (text,label) or a .jsonl"),
+        ("texts", "missing.csv", "no such file or folder"),
+    ],
+)
+def test_init_refuses_data_it_cannot_use(tmp_path: Path, capsys, kind: str, name: str, message: str) -> None:
+    if name == "texts.parquet":
+        (tmp_path / name).write_bytes(b"")
+    out = tmp_path / "run.yaml"
+    argv = ["init", kind, "--data", str(tmp_path / name), "-o", str(out)]
+    expect_clean_failure(argv, capsys, watched=[tmp_path], contains=message)
+    assert not out.exists()
