@@ -1,4 +1,4 @@
-"""Shared pieces of the export/deploy tests: calibration files, real prepared inputs, hand-made checkpoints."""
+"""Shared pieces of the export/deploy tests: calibration files, real prepared inputs, handmade checkpoints."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def _run(code: str) -> str:
 
 
 def test_serving_imports_no_training_dependencies(digits_export) -> None:
-    folder, _, pixels = digits_export
+    folder = digits_export[0]
     code = (
         "import sys, numpy as np\n"
         "from tcdml.deploy import load_matcher\n"

@@ -37,6 +37,7 @@ def _quiet_export() -> Iterator[None]:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", UserWarning)  # symbolic notes; the written file is checked instead
         warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
         yield
 
@@ -109,15 +110,19 @@ def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequenc
 
 
 def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operator: str) -> str | None:
-    """The dotted name of the innermost submodule whose forward calls ``operator`` (``aten::x``), if any."""
-    from torch.utils._python_dispatch import TorchDispatchMode
+    """The dotted name of the innermost submodule whose forward calls ``operator`` (``aten::x``), if any.
 
+    Found by running the module once under a ``TorchFunctionMode`` that watches for the function ``x``.
+    """
+    from torch.overrides import TorchFunctionMode
+
+    short = operator.split("::")[-1]
     stack: list[str] = []
     found: list[str] = []
 
-    class Spy(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if not found and func._schema.name == operator and stack:
+    class Spy(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if not found and stack and getattr(func, "__name__", "") == short:
                 found.append(stack[-1])
             return func(*args, **(kwargs or {}))
 
@@ -125,7 +130,7 @@ def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operato
     for name, child in module.named_modules():
         if name:
             handles.append(child.register_forward_pre_hook(lambda m, i, n=name: stack.append(n)))
-            handles.append(child.register_forward_hook(lambda m, i, o: stack.pop()))
+            handles.append(child.register_forward_hook(lambda m, i, o: stack.pop() and None))  # keeps o
     try:
         with torch.no_grad(), Spy():
             module(*example)

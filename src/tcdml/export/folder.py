@@ -33,6 +33,11 @@ def check_export_folder(
     if not text:
         raise TcdmlInputError(f"{OPTION} '': expected a folder name")
     path = Path(text)
+    real = Path(os.path.realpath(path))
+    for source in map(Path, inputs):
+        resolved = Path(os.path.realpath(source))
+        if resolved == real or real in resolved.parents:
+            raise TcdmlInputError(f"{OPTION} {path}: holds the input {source} (choose another folder)")
     if os.path.lexists(path):
         if not force:
             raise TcdmlInputError(f"{OPTION} {path}: already exists (use --force to replace it)")
@@ -47,11 +52,6 @@ def check_export_folder(
             )
     parent = Path(os.path.realpath(path)).parent
     check_writable_folder(OPTION, path, parent)
-    real = Path(os.path.realpath(path))
-    for source in map(Path, inputs):
-        resolved = Path(os.path.realpath(source))
-        if resolved == real or real in resolved.parents:
-            raise TcdmlInputError(f"{OPTION} {path}: holds the input {source} (choose another folder)")
     return path
 
 
