@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,9 @@ class AdaptResult:
     chosen_epoch: int
     settings: AdaptSettings
     data: dict[str, Any] = field(default_factory=dict)
+    #: wall seconds per epoch of the training steps (``train``) and of the validation (``validation``); not
+    #: part of ``to_dict`` (the adapter folder stays the same for the same seed)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def chosen(self) -> EpochScore:
@@ -301,6 +305,7 @@ def _fit(
     identity = not hasattr(head, "proj") or head.proj.out_features >= head.proj.in_features
     input_score = first if identity else _score(nn.Identity(), val, 0, settings.select, ref)
     scores, best, best_state = [first], first, copy.deepcopy(head.state_dict())
+    seconds: dict[str, list[float]] = {"train": [], "validation": []}
     parameters = list(head.parameters()) + list(loss_fn.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
     bar = tqdm(range(1, settings.epochs + 1), desc="adapt", unit="epoch", disable=_disabled(progress))
@@ -308,21 +313,16 @@ def _fit(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         for epoch in bar:
-            head.train()
-            loss_fn.train()
-            total, steps = 0.0, 0
-            for batch in sampler.epoch_batches(epoch - 1):
-                index = torch.from_numpy(batch)
-                loss = loss_fn(head(x[index]), y[index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total, steps = total + float(loss.detach()), steps + 1
-            if not math.isfinite(total):
+            start = time.perf_counter()
+            train_loss = train_epoch(head, loss_fn, optimizer, sampler.epoch_batches(epoch - 1), x, y)
+            seconds["train"].append(time.perf_counter() - start)
+            if not math.isfinite(train_loss):
                 data["stopped"] = f"the training loss became non-finite in epoch {epoch}"
                 break
+            start = time.perf_counter()
             score = _score(head, val, epoch, settings.select, ref)
-            score = EpochScore(epoch, score.recall_at_1, score.opis, score.objective, total / max(steps, 1))
+            seconds["validation"].append(time.perf_counter() - start)
+            score = EpochScore(epoch, score.recall_at_1, score.opis, score.objective, train_loss)
             scores.append(score)
             if score.objective > best.objective:
                 best, best_state = score, copy.deepcopy(head.state_dict())
@@ -330,9 +330,32 @@ def _fit(
     bar.close()
     head.load_state_dict(best_state)
     meta = head_meta(settings.kind, x.shape[1], settings.embedding_size or x.shape[1], settings.hidden)
-    result = AdaptResult(head.eval(), meta, input_score, scores, best.epoch, settings, data)
+    result = AdaptResult(head.eval(), meta, input_score, scores, best.epoch, settings, data, seconds)
     result.meta["training"] = result.to_dict()
     return result
+
+
+def train_epoch(
+    head: nn.Module,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: list[np.ndarray],
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> float:
+    """One pass over ``batches`` (index arrays): ``loss_fn(head(x[b]), y[b])``, backward, step; returns the
+    mean batch loss (non-finite when a step diverged)."""
+    head.train()
+    loss_fn.train()
+    total = 0.0
+    for batch in batches:
+        index = torch.from_numpy(batch)
+        loss = loss_fn(head(x[index]), y[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+    return total / max(len(batches), 1)
 
 
 def _disabled(progress: bool | None) -> bool | None:

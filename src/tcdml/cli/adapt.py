@@ -176,7 +176,7 @@ def train(
     with about(train_file if val is None else f"{train_file} (--val {val})"):
         result = train_adapter(data.embeddings, data.labels, settings, progress=progress, **extra)
     write_adapter_dir(output, result.head, result.meta)
-    summary = {"adapter": str(output), **result.to_dict()}
+    summary = {"adapter": str(output), **result.to_dict(), "seconds": result.seconds}
     if output_format is OutputFormat.json:
         print_json(summary)
         return

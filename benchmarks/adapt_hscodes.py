@@ -1,0 +1,120 @@
+"""Raw all-MiniLM-L6-v2 embeddings of the HS product codes, before and after ``tcdml adapt``, run by hand:
+``HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2 .venv/bin/python benchmarks/adapt_hscodes.py [--seeds 0,1,2]``.
+
+1. Embed the descriptions of the train headings and of the held-out test headings (``tcdml.data.hscodes``:
+   479 / 478 headings, no heading in both) with the pretrained encoder as it is (``SentenceEncoder``: masked
+   mean pooling, no training, nothing downloads): ``runs/adapt_hscodes/{train,test}.npz`` (kept and reused).
+2. For each seed: ``tcdml adapt train train.npz`` (validation: 20 % of the train headings, held out by
+   ``--val-seed 0``, the same for every seed), ``tcdml adapt apply`` on test.npz, then
+   ``tcdml compare test.npz test-adapted.npz --format json``: R@1 and OPIS before / after on the held-out
+   headings with paired bootstrap intervals over classes (``delta_*_ci95``).
+
+Prints one row per seed and writes ``runs/adapt_hscodes/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path("runs/adapt_hscodes")
+#: ``adapt train`` options: m = 2 (half the headings have <= 4 subheadings), 64 headings per batch.
+TRAIN_OPTIONS = ["--epochs", "20", "--batch-size", "128", "--m-per-class", "2", "--no-progress"]
+
+
+def embed_split(split: str, path: Path) -> None:
+    """The raw (unnormalised, mean-pooled) MiniLM features of one split, as an embedding file."""
+    import torch
+
+    from tcdml.data.hscodes import load_hscodes
+    from tcdml.io.embeddings_file import save_embeddings_file
+    from tcdml.models.text_encoder import SentenceEncoder
+
+    data = load_hscodes(split=split)
+    encoder = SentenceEncoder().eval()
+    with torch.inference_mode():
+        features = encoder.encode(data.texts).numpy()
+    ids = np.array([str(p) for p in data.paths])
+    save_embeddings_file(path, features, np.asarray(data.labels), ids=ids)
+
+
+def tcdml(*args: str) -> dict:
+    """Run the tcdml CLI (this Python's) and return its JSON output."""
+    command = [str(Path(sys.executable).parent / "tcdml"), *args, "--format", "json"]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {run.stderr.strip()}")
+    return json.loads(run.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("extra", nargs="*", help="more adapt train options (after --)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    OUT.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        if not (OUT / f"{split}.npz").exists():
+            start = time.perf_counter()
+            embed_split(split, OUT / f"{split}.npz")
+            print(f"embedded {split} in {time.perf_counter() - start:.0f} s")
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        folder, adapted = OUT / f"adapter-seed{seed}", OUT / f"test-seed{seed}.npz"
+        start = time.perf_counter()
+        trained = tcdml(
+            "adapt",
+            "train",
+            str(OUT / "train.npz"),
+            "-o",
+            str(folder),
+            "--force",
+            "--seed",
+            str(seed),
+            *TRAIN_OPTIONS,
+            *args.extra,
+        )
+        seconds = time.perf_counter() - start
+        tcdml("adapt", "apply", str(folder), str(OUT / "test.npz"), "-o", str(adapted))
+        change = tcdml("compare", str(OUT / "test.npz"), str(adapted))
+        rows.append(
+            {
+                "seed": seed,
+                "chosen_epoch": trained["chosen_epoch"],
+                "train_seconds": seconds,
+                "val_input": trained["validation_input"],
+                "val_chosen": trained["validation_chosen"],
+                "test_before": change["a"],
+                "test_after": change["b"],
+                **{key: change[key] for key in change if key.startswith(("delta_", "verdict_"))},
+            }
+        )
+        r = rows[-1]
+        print(
+            f"seed {seed}: epoch {r['chosen_epoch']} ({seconds:.0f} s); validation R@1 "
+            f"{r['val_input']['recall@1']:.4f} -> {r['val_chosen']['recall@1']:.4f}, OPIS "
+            f"{r['val_input']['opis']:.5f} -> {r['val_chosen']['opis']:.5f}; held-out test R@1 "
+            f"{r['test_before']['recall@1']:.4f} -> {r['test_after']['recall@1']:.4f} "
+            f"({r['delta_recall@1']:+.4f} {_ci(r['delta_recall@1_ci95'])}), OPIS "
+            f"{r['test_before']['opis']:.5f} -> {r['test_after']['opis']:.5f} "
+            f"({r['delta_opis']:+.5f} {_ci(r['delta_opis_ci95'])})"
+        )
+    (OUT / "results.json").write_text(
+        json.dumps({"options": TRAIN_OPTIONS + args.extra, "seeds": rows}, indent=2)
+    )
+
+
+def _ci(interval: list[float]) -> str:
+    return f"[{interval[0]:+.5f}, {interval[1]:+.5f}]"
+
+
+if __name__ == "__main__":
+    main()
