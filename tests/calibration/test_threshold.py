@@ -75,3 +75,15 @@ def test_bad_targets(digits) -> None:
         calibrate(x, y, target_far=0.1, target_frr=0.1)
     with pytest.raises(TcdmlInputError, match=r"target_far=1.5 must lie in \(0, 1\)"):
         calibrate(x, y, target_far=1.5)
+
+
+@pytest.mark.parametrize(
+    ("labels", "text"),
+    [("single", "a single class (0): no negative pairs"), ("singletons", "no positive pairs")],
+)
+def test_sets_without_negatives_or_positives_are_one_line(digits, labels: str, text: str) -> None:
+    x, y = digits
+    y = np.zeros(len(y), int) if labels == "single" else np.arange(len(y))
+    with pytest.raises(TcdmlInputError) as info:
+        calibrate(x, y, target_far=1e-2)
+    assert text in str(info.value) and "no threshold to calibrate" in str(info.value)

@@ -28,7 +28,6 @@ CASES = {
     "float_labels": (lambda: evaluate(X, Y.astype(float)), "expected integer class labels"),
     "string_labels": (lambda: evaluate(X, Y.astype(str)), "expected integer class labels"),
     "labels_2d": (lambda: evaluate(X, Y[:, None]), "expected a 1-D array"),
-    "single_class": (lambda: evaluate(X, np.zeros(len(Y), dtype=int)), "a single class"),
     "all_singletons": (lambda: evaluate(X[:5], np.arange(5)), "all 5 classes are singletons"),
     "far_order": (
         lambda: evaluate(X, Y, far_range=(0.2, 0.1)),
@@ -65,11 +64,15 @@ def test_bad_input_is_one_clear_line(name: str) -> None:
 
 @pytest.mark.parametrize("mode", ["histogram", "exact"])
 def test_collapsing_calibration_range(mode: str) -> None:
-    """The top negatives all at one similarity: t_lo == t_hi is an error, not a silent NaN."""
+    """The top negatives all at one similarity: t_lo == t_hi makes OPIS undefined (None and the reason), not
+    a silent NaN; the retrieval metrics are still given."""
     x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, -1.0], [0.0, -1.0]])
     y = np.array([0, 0, 1, 1, 2, 2])  # negatives: 8 pairs at s = 0, 4 pairs at s = -1
-    with pytest.raises(TcdmlInputError, match="calibration range collapses"):
-        evaluate(x, y, far_range=(0.01, 0.1), ks=(1,), mode=mode)
+    result = evaluate(x, y, far_range=(0.01, 0.1), ks=(1,), mode=mode)
+    assert result.opis is None and result.opis_undefined.startswith("calibration range collapses")
+    assert result.recall_at_k[1] == 1.0 and result.map_at_r == 1.0
+    with pytest.raises(TcdmlInputError, match=r"--plot needs OPIS .*calibration range collapses"):
+        evaluate(x, y, far_range=(0.01, 0.1), ks=(1,), mode=mode, needs_opis="--plot")
 
 
 def test_singletons_are_left_out_and_counted() -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch.multiprocessing as mp
 
 from tcdml.metrics import EvaluationSettings, evaluate
-from tcdml.metrics.evaluator import finish, prepare_inputs, run_prepared
+from tcdml.metrics.engine import finish, prepare_inputs, run_prepared
 from tests.conftest import clustered_embeddings
 
 COMPARED = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r", "opis", "eps_opis", "t_lo", "t_hi")
@@ -22,7 +22,9 @@ def test_merged_partial_states_equal_one_pass() -> None:
     settings = EvaluationSettings()
     prepared = prepare_inputs(x, y, None, None, settings)
     n = len(y)
-    parts = [run_prepared(prepared, settings, range(a, b)) for a, b in ((0, 17), (17, 30), (30, n))]
+    parts = [
+        run_prepared(prepared, settings, range(a, b), ks=settings.ks) for a, b in ((0, 17), (17, 30), (30, n))
+    ]
     merged = parts[0].merge(parts[1]).merge(parts[2])
     split = finish(prepared, merged, settings).to_dict()
     whole = evaluate(x, y).to_dict()

@@ -12,9 +12,15 @@ from typing import Any
 import numpy as np
 
 from tcdml.errors import TcdmlInputError
-from tcdml.metrics.evaluator import exact_counts, prepare_inputs, run_prepared
+from tcdml.metrics.engine import (
+    PassSettings,
+    missing_pairs,
+    pair_counts,
+    prepare_inputs,
+    resolve_settings,
+    run_prepared,
+)
 from tcdml.metrics.pair_counts import PairCounts
-from tcdml.metrics.settings import EvaluationSettings
 from tcdml.metrics.validation import check_integer, check_open_unit
 
 
@@ -146,22 +152,23 @@ def calibrate(
     is_query: Any = None,
     is_gallery: Any = None,
     num_worst: int = 5,
-    **settings: Any,
+    settings: PassSettings | None = None,
+    **overrides: Any,
 ) -> CalibrationResult:
     """Calibrate on an embedding set: one histogram pass (no neighbour search), then ``calibrate_counts``.
 
-    ``settings`` are ``EvaluationSettings`` fields that matter here: ``mode``, ``num_bins``, ``device``,
-    ``max_block_bytes``, ``progress``.
+    ``settings`` / keyword ``overrides`` are ``PassSettings``' (``mode``, ``num_bins``, ``device``,
+    ``max_block_bytes``, ``progress``). A set without negative or without positive pairs is a one-line
+    ``TcdmlInputError``, before the pass.
     """
     _check_target(target_far, target_frr)  # before the pass
     check_integer(num_worst, "num_worst", 1)
-    config = EvaluationSettings(ks=(1,), **settings)
+    config = resolve_settings(PassSettings, settings, overrides)
     prepared = prepare_inputs(embeddings, labels, is_query, is_gallery, config)
-    if config.mode == "exact":
-        counts: PairCounts = exact_counts(prepared)
-    else:
-        state = run_prepared(prepared, config, range(len(prepared.query_classes)), retrieval=False)
-        counts = state.histogram  # type: ignore[assignment]
+    problem = missing_pairs(prepared)
+    if problem is not None:
+        raise TcdmlInputError(f"{problem}: no threshold to calibrate")
+    counts = pair_counts(prepared, run_prepared(prepared, config))
     return calibrate_counts(
         counts, target_far=target_far, target_frr=target_frr, mode=config.mode, num_worst=num_worst
     )

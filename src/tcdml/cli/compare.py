@@ -84,7 +84,10 @@ def compare(
     check_same_samples(file_a, a, file_b, b)
     with about(f"{file_a} vs {file_b}"):
         masks = {"is_query": a.is_query, "is_gallery": a.is_gallery}
-        result = run_comparison(a.embeddings, b.embeddings, a.labels, settings=settings, **masks)
+        needs = "--plot" if plot is not None else None  # both models' curves: refused where OPIS is undefined
+        result = run_comparison(
+            a.embeddings, b.embeddings, a.labels, settings=settings, needs_opis=needs, **masks
+        )
     with outputs.staging() as staging:
         if plot is not None:
             from tcdml.metrics.plots import plot_utility_comparison

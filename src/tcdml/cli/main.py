@@ -129,7 +129,11 @@ def evaluate(
     data = _load(file, labels)
     with about(file):
         masks = {"is_query": data.is_query, "is_gallery": data.is_gallery}
-        result = run_evaluation(data.embeddings, data.labels, settings=settings, **masks)
+        # What needs OPIS: where it is undefined (tcdml.metrics.engine), one line instead of an empty output.
+        needs = " and ".join(name for name, path in (("--per-class", per_class), ("--plot", plot)) if path)
+        result = run_evaluation(
+            data.embeddings, data.labels, settings=settings, needs_opis=needs or None, **masks
+        )
     with outputs.staging() as staging:  # all outputs, or none of them
         if per_class is not None:
             result.per_class.write_csv(staging.file(per_class))

@@ -9,7 +9,9 @@ percentile interval of the resampled deltas, so what both models get right or wr
 classes cancels out: paired intervals are much narrower than two separate ones.
 
 A verdict per metric: ``better`` / ``worse`` when the interval excludes 0 (lower is better for OPIS), else
-``no detectable change``.
+``no detectable change``. Where OPIS is undefined for either model (``EvaluationResult.opis_undefined``)
+the OPIS and eps-OPIS changes are None (value, interval and verdict) and ``opis_undefined`` says why; R@1
+and MAP@R are compared all the same.
 
 Example (a model compared with itself: every delta is 0 and every interval is [0, 0])::
 
@@ -30,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from tcdml.errors import TcdmlInputError
-from tcdml.metrics.evaluator import evaluate, resolve_settings
+from tcdml.metrics.evaluator import evaluate
 from tcdml.metrics.result import EvaluationResult, ci_key
+from tcdml.metrics.settings import EvaluationSettings, resolve_settings
 from tcdml.metrics.uncertainty import (
     RESAMPLE_CHUNK,
     UncertaintySettings,
@@ -44,15 +47,21 @@ from tcdml.metrics.validation import as_embeddings, as_labels
 
 #: The compared metrics: name -> whether a higher value is better.
 HIGHER_IS_BETTER = {"recall@1": True, "map@r": True, "opis": False, "eps_opis": False}
+#: The compared metrics read off the calibration range (undefined where OPIS is).
+CONSISTENCY_METRICS = ("opis", "eps_opis")
 
 
 @dataclass(frozen=True)
 class Delta:
-    """``value`` = metric of B minus metric of A; ``ci``: its paired bootstrap interval; ``verdict``."""
+    """``value`` = metric of B minus metric of A; ``ci``: its paired bootstrap interval; ``verdict``.
 
-    value: float
-    ci: tuple[float, float]
-    verdict: str
+    All three are None where the metric is undefined for either model; ``undefined`` then says why.
+    """
+
+    value: float | None
+    ci: tuple[float, float] | None
+    verdict: str | None
+    undefined: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,20 +75,20 @@ class Comparison:
     resamples: int
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``delta_<metric>``, ``delta_<metric>_ci95``, ``verdict_<metric>``, then each model's
-        metrics under ``a`` and ``b``."""
+        """JSON-ready: ``delta_<metric>``, ``delta_<metric>_ci95``, ``verdict_<metric>``, ``opis_undefined``
+        (None, or why the OPIS changes are None), then each model's metrics under ``a`` and ``b``."""
         out: dict[str, Any] = {}
         for name, delta in self.deltas.items():
             out[f"delta_{name}"] = delta.value
-            out[ci_key(f"delta_{name}", self.level)] = list(delta.ci)
+            out[ci_key(f"delta_{name}", self.level)] = None if delta.ci is None else list(delta.ci)
             out[f"verdict_{name}"] = delta.verdict
+        out["opis_undefined"] = self.deltas["opis"].undefined
         out["resamples"] = self.resamples
         for side, result in (("a", self.a), ("b", self.b)):
             summary = result.to_dict()
             keys = ["recall@1", "map@r", "opis", "eps_opis", ci_key("opis", self.level), "opis_noise_floor"]
-            out[side] = {
-                key: summary[key] for key in [*keys, "opis_excess", "eps_opis_excess", "t_lo", "t_hi"]
-            }
+            keys += ["opis_excess", "eps_opis_excess", "t_lo", "t_hi", "opis_undefined"]
+            out[side] = {key: summary[key] for key in keys}
         return out
 
 
@@ -90,15 +99,17 @@ def compare(
     *,
     is_query: Any = None,
     is_gallery: Any = None,
-    settings: Any = None,
+    settings: EvaluationSettings | None = None,
+    needs_opis: str | None = None,
     **overrides: Any,
 ) -> Comparison:
     """Evaluate A and B on the same ``labels`` (and masks) and compare them (see the module docstring).
 
     ``settings`` / keyword overrides are ``EvaluationSettings``'; its ``uncertainty`` gives the resamples,
-    interval level and seed of the paired bootstrap (and of each model's own intervals).
+    interval level and seed of the paired bootstrap (and of each model's own intervals). ``needs_opis``: as
+    in ``evaluate`` (what needs OPIS defined for both models, e.g. "--plot").
     """
-    settings = resolve_settings(settings, overrides)
+    settings = resolve_settings(EvaluationSettings, settings, overrides)
     if 1 not in settings.ks:
         settings = replace(settings, ks=(1, *settings.ks))
     for name, embeddings in (("A", embeddings_a), ("B", embeddings_b)):  # both checked before either pass
@@ -108,8 +119,9 @@ def compare(
             raise TcdmlInputError(f"model {name}: {exc}") from None
     uncertainty = settings.uncertainty or UncertaintySettings()
     settings = replace(settings, uncertainty=uncertainty)  # both models' own intervals and floors too
+    masks = {"is_query": is_query, "is_gallery": is_gallery}
     results = [
-        evaluate(emb, labels, is_query=is_query, is_gallery=is_gallery, settings=settings)
+        evaluate(emb, labels, settings=settings, needs_opis=needs_opis, **masks)
         for emb in (embeddings_a, embeddings_b)
     ]
     return Comparison(
@@ -135,34 +147,50 @@ def pooled_deltas(
     first = pairs[0][0]
     for a, b in pairs:
         for result in (a, b):
-            same = np.array_equal(result.per_class.labels, first.per_class.labels)
+            same = np.array_equal(result.class_labels, first.class_labels)
             if not same or result.queries is None:
                 raise TcdmlInputError("compare: the evaluations are not of the same samples")
+    undefined = _undefined_reason(pairs)
+    names = [name for name in HIGHER_IS_BETTER if undefined is None or name not in CONSISTENCY_METRICS]
     # The T classes with positive pairs are drawn (as evaluate's own intervals draw them); the others have
     # no query that counts and no utility curve, so they would only make the resample size vary.
-    has_pos = np.isin(first.per_class.labels, first.utility_labels)
+    has_pos = np.isin(first.class_labels, first.utility_labels)
     rng = np.random.default_rng([settings.seed, 2])
-    draws: dict[str, list[np.ndarray]] = {name: [] for name in HIGHER_IS_BETTER}
+    draws: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, settings.resamples, RESAMPLE_CHUNK):
         drawn = resample_weights(int(has_pos.sum()), min(RESAMPLE_CHUNK, settings.resamples - start), rng)
         weights = np.zeros((len(drawn), len(has_pos)), dtype=drawn.dtype)
         weights[:, has_pos] = drawn
         changes = {name: np.zeros(len(weights)) for name in draws}
         for a, b in pairs:
-            values = [_resampled_metrics(result, weights, has_pos) for result in (a, b)]
+            values = [_resampled_metrics(result, weights, has_pos, names) for result in (a, b)]
             for name in draws:
                 changes[name] += (values[1][name] - values[0][name]) / len(pairs)
         for name in draws:
             draws[name].append(changes[name])
     deltas = {}
     for name, higher in HIGHER_IS_BETTER.items():
+        if name not in draws:
+            deltas[name] = Delta(None, None, None, undefined)
+            continue
         point = float(np.mean([_point(b, name) - _point(a, name) for a, b in pairs]))
         ci = percentile_interval(np.concatenate(draws[name]), settings.level)
         deltas[name] = Delta(point, ci, verdict(ci, higher))
     return deltas
 
 
-def _point(result: EvaluationResult, name: str) -> float:
+def _undefined_reason(pairs: Sequence[tuple[EvaluationResult, EvaluationResult]]) -> str | None:
+    """Why OPIS is undefined for a model of ``pairs`` (the first pair with one: "model A: ..."), or None."""
+    for a, b in pairs:
+        reasons = {side: r.opis_undefined for side, r in (("A", a), ("B", b)) if r.opis_undefined is not None}
+        if len(reasons) == 2 and reasons["A"] == reasons["B"]:
+            return f"models A and B: {reasons['A']}"
+        if reasons:
+            return "; ".join(f"model {side}: {reason}" for side, reason in reasons.items())
+    return None
+
+
+def _point(result: EvaluationResult, name: str) -> float | None:
     return {
         "recall@1": result.recall_at_k[1],
         "map@r": result.map_at_r,
@@ -180,9 +208,9 @@ def verdict(ci: tuple[float, float], higher_is_better: bool) -> str:
 
 
 def _resampled_metrics(
-    result: EvaluationResult, weights: np.ndarray, has_pos: np.ndarray
+    result: EvaluationResult, weights: np.ndarray, has_pos: np.ndarray, names: list[str]
 ) -> dict[str, np.ndarray]:
-    """(B,) R@1, MAP@R, OPIS, eps-OPIS of ``result`` under class weights (B x C)."""
+    """(B,) metrics ``names`` (of R@1, MAP@R, OPIS, eps-OPIS) of ``result`` under class weights (B x C)."""
     queries = result.queries
     valid = queries.valid
     classes = queries.classes[valid]
@@ -193,10 +221,9 @@ def _resampled_metrics(
     weights = weights.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = 1.0 / (weights @ count)
-    class_weights = weights[:, has_pos]
-    return {
-        "recall@1": (weights @ hits) * scale,
-        "map@r": (weights @ ap) * scale,
-        "opis": weighted_opis(result.utilities, class_weights),
-        "eps_opis": weighted_eps_opis(result.utilities, class_weights, result.eps),
-    }
+    out = {"recall@1": (weights @ hits) * scale, "map@r": (weights @ ap) * scale}
+    if result.utilities is not None and "opis" in names:
+        class_weights = weights[:, has_pos]
+        out["opis"] = weighted_opis(result.utilities, class_weights)
+        out["eps_opis"] = weighted_eps_opis(result.utilities, class_weights, result.eps)
+    return out

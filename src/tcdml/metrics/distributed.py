@@ -1,8 +1,9 @@
 """The evaluation split across ``torch.distributed`` processes (GPUs or CPU workers).
 
 Every rank passes its own shard of the embedding set; the shards are gathered (in rank order), each rank
-runs the pass over its share of query rows, and the partial states are summed with ``all_reduce``. Every
-rank returns the same result, equal to a single-process ``evaluate`` of the concatenated shards.
+runs the pass over its share of query rows (``tcdml.metrics.engine``), and the partial states are combined
+by ``PassState.reduce`` over an ``all_reduce`` sum. Every rank returns the same result, equal to a
+single-process ``evaluate`` of the concatenated shards.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from tcdml.metrics.evaluator import finish, prepare_inputs, resolve_settings, run_prepared
-from tcdml.metrics.histogram import PairHistogram
+from tcdml.metrics.engine import (
+    EvaluationSettings,
+    check_evaluation,
+    finish,
+    prepare_inputs,
+    resolve_settings,
+    run_prepared,
+)
 from tcdml.metrics.result import EvaluationResult
-from tcdml.metrics.settings import EvaluationSettings
-from tcdml.metrics.similarity_pass import PassState
 
 
 def evaluate_distributed(
@@ -31,7 +36,7 @@ def evaluate_distributed(
     **overrides: Any,
 ) -> EvaluationResult:
     """``evaluate`` over the union of every rank's shard; call it on all ranks of ``group`` (collective)."""
-    settings = resolve_settings(settings, overrides)
+    settings = resolve_settings(EvaluationSettings, settings, overrides)
     device = _comm_device(group)
     embeddings = _gather(torch.as_tensor(embeddings), group, device)
     labels = _gather(torch.as_tensor(labels), group, device).numpy()
@@ -40,11 +45,11 @@ def evaluate_distributed(
         for m in (is_query, is_gallery)
     ]
     prepared = prepare_inputs(embeddings, labels, masks[0], masks[1], settings)
+    check_evaluation(prepared, settings)
     rank, world = dist.get_rank(group), dist.get_world_size(group)
-    num_queries = len(prepared.query_classes)
-    rows = range(num_queries * rank // world, num_queries * (rank + 1) // world)
-    state = _all_reduce_state(run_prepared(prepared, settings, rows), group, device)
-    return finish(prepared, state, settings)
+    rows = range(prepared.num_queries * rank // world, prepared.num_queries * (rank + 1) // world)
+    state = run_prepared(prepared, settings, rows, ks=settings.ks)
+    return finish(prepared, state.reduce(lambda array: _all_reduce_sum(array, group, device)), settings)
 
 
 def _comm_device(group: Any) -> torch.device:
@@ -69,24 +74,8 @@ def _gather(local: torch.Tensor, group: Any, device: torch.device) -> torch.Tens
     return torch.cat([part[: int(n)] for part, n in zip(parts, lengths, strict=True)]).cpu()
 
 
-def _all_reduce_state(state: PassState, group: Any, device: torch.device) -> PassState:
-    """Sum the partial states of all ranks (histograms, per-query hits and AP, processed rows)."""
-
-    def summed(array: np.ndarray) -> np.ndarray:
-        tensor = torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=device)
-        dist.all_reduce(tensor, group=group)
-        return tensor.cpu().numpy()
-
-    histogram = state.histogram
-    if histogram is not None:
-        histogram = PairHistogram(
-            histogram.class_labels,
-            histogram.class_sizes,
-            summed(histogram.pos),
-            summed(histogram.neg),
-            histogram.pos_multiplicity,
-        )
-    processed = summed(state.processed.astype(np.float64))
-    if not np.all(processed == 1):
-        raise RuntimeError("distributed evaluation: query rows were not covered exactly once")
-    return PassState(histogram, summed(state.hits), summed(state.ap), processed.astype(bool))
+def _all_reduce_sum(array: np.ndarray, group: Any, device: torch.device) -> np.ndarray:
+    """The element-wise sum of ``array`` (float64) over every rank of ``group``; on the CPU."""
+    tensor = torch.as_tensor(array, device=device)
+    dist.all_reduce(tensor, group=group)
+    return tensor.cpu().numpy()

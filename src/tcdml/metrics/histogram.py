@@ -1,4 +1,4 @@
-"""``PairHistogram``: per-class similarity histograms, the mergeable state of the one-pass evaluation.
+"""``PairHistogram``: per-class similarity histograms, the pair counts of the one-pass evaluation.
 
 Bins are ``B`` equal intervals of width ``w = 2 / B`` on [-1, 1]. A count at a threshold inside a bin assumes
 the bin's pairs are spread uniformly across it (linear interpolation of the empirical CDF); at a bin edge the
@@ -43,20 +43,6 @@ class PairHistogram(PairCounts):
         # Global histograms in true pair counts (see the multiplicities above).
         self._pos_global = self.pos.sum(axis=0) / pos_multiplicity
         self._neg_global = self.neg.sum(axis=0) / 2.0
-
-    def merge(self, other: PairHistogram) -> PairHistogram:
-        """The state of the union of two disjoint sets of pairs (same classes and bins): sums of counts."""
-        if self.pos.shape != other.pos.shape or not np.array_equal(self.class_labels, other.class_labels):
-            raise ValueError("cannot merge histograms over different classes or bins")
-        if self.pos_multiplicity != other.pos_multiplicity:
-            raise ValueError("cannot merge an all-pairs histogram with a query/gallery one")
-        return PairHistogram(
-            self.class_labels,
-            self.class_sizes,
-            self.pos + other.pos,
-            self.neg + other.neg,
-            self.pos_multiplicity,
-        )
 
     def num_pos(self) -> np.ndarray:
         return self.pos.sum(axis=1) / self.pos_multiplicity

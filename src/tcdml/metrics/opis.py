@@ -28,16 +28,21 @@ def worst_count(eps: float, num_classes: int) -> int:
     return math.ceil(round(eps * num_classes, 9))
 
 
-def worst_rest_gap(utilities: np.ndarray, eps: float) -> np.ndarray:
-    """(K,) ``W(t_k) - R(t_k)``: mean of the lowest ``ceil(eps T)`` utilities minus the mean of the others."""
-    utilities = _check(utilities)
-    num_classes = utilities.shape[0]
+def check_worst_group(eps: float, num_classes: int) -> int:
+    """``worst_count(eps, num_classes)``, refused when it leaves no class in the rest (one line)."""
     worst = worst_count(eps, num_classes)
     if worst >= num_classes:
         raise TcdmlInputError(
             f"eps={eps} puts all {num_classes} classes with positive pairs in the worst group; "
             "eps-OPIS needs at least one class in the rest"
         )
+    return worst
+
+
+def worst_rest_gap(utilities: np.ndarray, eps: float) -> np.ndarray:
+    """(K,) ``W(t_k) - R(t_k)``: mean of the lowest ``ceil(eps T)`` utilities minus the mean of the others."""
+    utilities = _check(utilities)
+    worst = check_worst_group(eps, utilities.shape[0])
     ordered = np.sort(utilities, axis=0)
     return ordered[:worst].mean(axis=0) - ordered[worst:].mean(axis=0)
 

@@ -35,8 +35,10 @@ def plot_utility_curves(
 ) -> list[Path]:
     """Draw per-class ``U_c(t)`` over thresholds, coloured by mean utility in the calibration range.
 
-    Writes ``stem.png`` and ``stem.svg`` in ``directory``; returns their paths.
+    Writes ``stem.png`` and ``stem.svg`` in ``directory``; returns their paths. Refused (one-line
+    ``TcdmlInputError``) where OPIS is undefined: there is no calibration range to draw.
     """
+    result.require_opis("the utility-curve figure")
     fig, ax = new_figure()
     norm = _mean_utility_norm([result])
     _draw_utility_curves(ax, result, norm, title)
@@ -52,7 +54,9 @@ def plot_utility_comparison(
     titles: tuple[str, str] = ("A", "B"),
 ) -> list[Path]:
     """Two models' utility curves side by side (the seed article's second figure), on one y-scale and one
-    colour scale, so the tighter bundle is the more threshold-consistent model."""
+    colour scale, so the tighter bundle is the more threshold-consistent model (both with OPIS defined)."""
+    for result, title in zip((a, b), titles, strict=True):
+        result.require_opis(f"the utility-curve figure of {title}")
     fig, axes = new_figure(ncols=2, width=6.5, height=5.0)
     norm = _mean_utility_norm([a, b])
     for ax, result, title in zip(axes, (a, b), titles, strict=True):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tcdml.errors import TcdmlInputError
 from tcdml.io.atomic import atomic_write
 from tcdml.metrics.pair_counts import PairCounts
 
@@ -74,21 +75,28 @@ class QueryOutcomes:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Retrieval metrics, threshold-consistency metrics and their ingredients for one embedding set."""
+    """Retrieval metrics, threshold-consistency metrics and their ingredients for one embedding set.
+
+    Where OPIS is undefined (no negative pairs, fewer than two classes with positive pairs, a collapsed
+    calibration range) ``opis_undefined`` says why in one line, and everything read off the calibration range
+    is None: ``opis``, ``eps_opis``, their intervals, noise floors and excess, ``t_lo``, ``t_hi``,
+    ``thresholds``, ``utilities`` and the ``per_class`` table. Recall@k and MAP@R are still given.
+    """
 
     recall_at_k: dict[int, float]
     map_at_r: float
-    opis: float
-    eps_opis: float
+    opis: float | None
+    eps_opis: float | None
     eps: float
     beta: float
     far_range: tuple[float, float]
-    t_lo: float
-    t_hi: float
-    thresholds: np.ndarray
-    utilities: np.ndarray
+    t_lo: float | None
+    t_hi: float | None
+    thresholds: np.ndarray | None
+    utilities: np.ndarray | None
+    #: Labels of the T classes with positive pairs (the rows of ``utilities``).
     utility_labels: np.ndarray
-    per_class: ClassTable
+    per_class: ClassTable | None
     num_samples: int
     num_queries: int
     num_left_out_queries: int
@@ -96,28 +104,39 @@ class EvaluationResult:
     num_bins: int | None
     counts: PairCounts = field(repr=False)
     #: Bootstrap intervals over classes at ``ci_level`` and the noise floor (``tcdml.metrics.uncertainty``);
-    #: None when the evaluation was asked not to compute them.
+    #: ``ci_level`` is None when the evaluation was asked not to compute them.
     opis_ci: tuple[float, float] | None = None
     eps_opis_ci: tuple[float, float] | None = None
     opis_noise_floor: float | None = None
     eps_opis_noise_floor: float | None = None
-    ci_level: float = 0.95
+    ci_level: float | None = None
     queries: QueryOutcomes | None = field(default=None, repr=False)
+    #: Why OPIS is undefined for this set (one line), or None where it is defined.
+    opis_undefined: str | None = None
 
     @property
     def opis_excess(self) -> float | None:
         """OPIS above what sampling noise alone gives: ``opis - opis_noise_floor``."""
-        return None if self.opis_noise_floor is None else self.opis - self.opis_noise_floor
+        if self.opis is None or self.opis_noise_floor is None:
+            return None
+        return self.opis - self.opis_noise_floor
 
     @property
     def eps_opis_excess(self) -> float | None:
         """``eps_opis - eps_opis_noise_floor``."""
-        return None if self.eps_opis_noise_floor is None else self.eps_opis - self.eps_opis_noise_floor
+        if self.eps_opis is None or self.eps_opis_noise_floor is None:
+            return None
+        return self.eps_opis - self.eps_opis_noise_floor
+
+    @property
+    def class_labels(self) -> np.ndarray:
+        """Every class's label, sorted (``QueryOutcomes.classes`` indexes it)."""
+        return self.counts.class_labels
 
     @property
     def num_classes(self) -> int:
         """Distinct labels in the set."""
-        return len(self.per_class.labels)
+        return len(self.class_labels)
 
     @property
     def num_opis_classes(self) -> int:
@@ -129,22 +148,32 @@ class EvaluationResult:
         """Classes without positive pairs (singletons), left out of OPIS."""
         return self.num_classes - self.num_opis_classes
 
+    def require_opis(self, purpose: str) -> None:
+        """Raise ``TcdmlInputError`` naming ``purpose`` (e.g. "--plot") where OPIS is undefined."""
+        if self.opis_undefined is not None:
+            raise opis_needed(purpose, self.opis_undefined)
+
     def worst_classes(self, count: int = 10) -> list[dict]:
-        """The ``count`` classes with the lowest mean utility over the calibration range."""
-        order = np.argsort(self.utilities.mean(axis=1), kind="stable")[:count]
-        return [
-            {"label": int(self.utility_labels[i]), "mean_utility": float(self.utilities[i].mean())}
-            for i in order
-        ]
+        """The ``count`` classes with the lowest mean utility over the calibration range (OPIS defined)."""
+        self.require_opis("worst_classes")
+        means = np.asarray(self.utilities).mean(axis=1)
+        order = np.argsort(means, kind="stable")[:count]
+        return [{"label": int(self.utility_labels[i]), "mean_utility": float(means[i])} for i in order]
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (docs/spec.md's keys ``recall@k``, ``map@r``, ``opis``, ``eps_opis``, ...)."""
+        """JSON-ready summary (docs/spec.md's keys ``recall@k``, ``map@r``, ``opis``, ``eps_opis``, ...).
+
+        The keys do not depend on the set: where OPIS is undefined its values are None (JSON null) and
+        ``opis_undefined`` holds the reason (None when defined).
+        """
+        defined = self.opis_undefined is None
         out: dict = {f"recall@{k}": value for k, value in sorted(self.recall_at_k.items())}
         out.update(
             {
                 "map@r": self.map_at_r,
                 "opis": self.opis,
                 "eps_opis": self.eps_opis,
+                "opis_undefined": self.opis_undefined,
                 **self._uncertainty_dict(),
                 "eps": self.eps,
                 "beta": self.beta,
@@ -152,7 +181,7 @@ class EvaluationResult:
                 "far_max": self.far_range[1],
                 "t_lo": self.t_lo,
                 "t_hi": self.t_hi,
-                "num_thresholds": len(self.thresholds),
+                "num_thresholds": len(self.thresholds) if self.thresholds is not None else None,
                 "num_samples": self.num_samples,
                 "num_queries": self.num_queries,
                 "num_left_out_queries": self.num_left_out_queries,
@@ -161,23 +190,32 @@ class EvaluationResult:
                 "num_left_out_classes": self.num_left_out_classes,
                 "mode": self.mode,
                 "num_bins": self.num_bins,
-                "threshold": self.per_class.threshold,
-                "worst_classes": self.worst_classes(),
+                "threshold": self.per_class.threshold if self.per_class is not None else None,
+                "worst_classes": self.worst_classes() if defined else None,
             }
         )
         return out
 
     def _uncertainty_dict(self) -> dict:
-        if self.opis_ci is None:
+        if self.ci_level is None:
             return {}
         return {
-            ci_key("opis", self.ci_level): list(self.opis_ci),
-            ci_key("eps_opis", self.ci_level): list(self.eps_opis_ci),
+            ci_key("opis", self.ci_level): _listed(self.opis_ci),
+            ci_key("eps_opis", self.ci_level): _listed(self.eps_opis_ci),
             "opis_noise_floor": self.opis_noise_floor,
             "eps_opis_noise_floor": self.eps_opis_noise_floor,
             "opis_excess": self.opis_excess,
             "eps_opis_excess": self.eps_opis_excess,
         }
+
+
+def opis_needed(purpose: str, reason: str) -> TcdmlInputError:
+    """The one-line error for ``purpose`` (e.g. "--plot") needing OPIS where it is undefined (``reason``)."""
+    return TcdmlInputError(f"{purpose} needs OPIS and the utility curves, undefined for this set: {reason}")
+
+
+def _listed(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else list(interval)
 
 
 def ci_key(metric: str, level: float) -> str:

@@ -1,8 +1,17 @@
-"""``EvaluationSettings``: every parameter of an evaluation, checked once when built."""
+"""The evaluator's two groups of parameters, each checked once when built.
+
+- ``MetricSettings``: what is measured (Recall@k's k, the calibration range, beta, eps, the grid, the table's
+  threshold, the intervals). Changing one changes the numbers.
+- ``PassSettings``: how the one pass runs (exact or binned, bins, neighbour backend, device, block memory,
+  progress bar). Up to the histogram resolution the numbers do not depend on them.
+- ``EvaluationSettings``: both, the user-facing combination (``evaluate(x, y, ks=(1, 5), mode="exact")``); it
+  is a ``MetricSettings`` and a ``PassSettings``, so it goes wherever either is expected.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from tcdml.errors import TcdmlInputError
 from tcdml.metrics.uncertainty import UncertaintySettings
@@ -30,19 +39,23 @@ MAX_NUM_BINS = 1 << 22
 GRID_BYTES_PER_CELL = 8 * 8
 
 
+def _available(available: int | None) -> int:
+    """``available`` bytes, or what ``psutil`` reports as available now."""
+    if available is not None:
+        return available
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
 @dataclass(frozen=True)
-class EvaluationSettings:
-    """Parameters of ``tcdml.metrics.evaluate`` (docs/spec.md's defaults).
+class MetricSettings:
+    """What an evaluation measures (docs/spec.md's defaults).
 
     ``ks``: the k of Recall@k. ``far_range``: (far_min, far_max) of the calibration range.
     ``beta``: the F-beta weight of the utility. ``eps``: the worst fraction in eps-OPIS.
     ``num_thresholds``: K grid thresholds.
     ``threshold``: where the per-class FAR/FRR table is read (default: middle of the calibration range).
-    ``mode``: "histogram" (one pass, bounded memory) or "exact" (brute force, small sets). ``num_bins``:
-    histogram bins on [-1, 1] (default: 16384, fewer if the classes would need over 1 GiB).
-    ``knn_backend``: "torch" (top-k inside the pass) or "faiss". ``device``: e.g. "cuda" (default: the
-    embeddings' device). ``max_block_bytes``: memory budget of one similarity block (default: adaptive).
-    ``progress``: show a progress bar on stderr (default: for sets over 20,000 samples).
     ``uncertainty``: bootstrap resamples, interval level, noise-floor draws and seed of the OPIS intervals
     and noise floor (``tcdml.metrics.uncertainty``); None skips them.
     """
@@ -53,12 +66,6 @@ class EvaluationSettings:
     eps: float = 0.1
     num_thresholds: int = 100
     threshold: float | None = None
-    mode: str = "histogram"
-    num_bins: int | None = None
-    knn_backend: str = "torch"
-    device: str | None = None
-    max_block_bytes: int | None = None
-    progress: bool | None = None
     uncertainty: UncertaintySettings | None = field(default_factory=UncertaintySettings)
 
     def __post_init__(self) -> None:
@@ -67,6 +74,46 @@ class EvaluationSettings:
         object.__setattr__(self, "beta", check_positive(self.beta, "beta"))
         object.__setattr__(self, "eps", check_open_unit(self.eps, "eps"))
         object.__setattr__(self, "num_thresholds", check_num_thresholds(self.num_thresholds))
+        if self.threshold is not None:
+            if not (is_real(self.threshold) and -1.0 <= self.threshold <= 1.0):
+                raise TcdmlInputError(
+                    f"threshold={show(self.threshold)}: a cosine threshold must lie in [-1, 1]"
+                )
+            object.__setattr__(self, "threshold", float(self.threshold))
+        if self.uncertainty is not None and not isinstance(self.uncertainty, UncertaintySettings):
+            raise TcdmlInputError(f"uncertainty={self.uncertainty!r}: expected UncertaintySettings or None")
+
+    def check_grid_memory(self, num_classes: int, available: int | None = None) -> None:
+        """Refuse a grid whose per-class curves for ``num_classes`` classes would not fit ``available`` bytes
+        (default: what ``psutil`` reports as available now)."""
+        available = _available(available)
+        grid = num_classes * self.num_thresholds * GRID_BYTES_PER_CELL
+        if grid > available:
+            raise TcdmlInputError(
+                f"thresholds={self.num_thresholds}: the per-class curves of {num_classes:,} classes would "
+                f"need {grid:,} bytes, more than the {available:,} available; ask for fewer thresholds"
+            )
+
+
+@dataclass(frozen=True)
+class PassSettings:
+    """How the one pass over the similarities runs.
+
+    ``mode``: "histogram" (one pass, bounded memory) or "exact" (brute force, small sets). ``num_bins``:
+    histogram bins on [-1, 1] (default: 16384, fewer if the classes would need over 1 GiB).
+    ``knn_backend``: "torch" (top-k inside the pass) or "faiss". ``device``: e.g. "cuda" (default: the
+    embeddings' device). ``max_block_bytes``: memory budget of one similarity block (default: adaptive).
+    ``progress``: show a progress bar on stderr (default: for sets over 20,000 samples).
+    """
+
+    mode: str = "histogram"
+    num_bins: int | None = None
+    knn_backend: str = "torch"
+    device: str | None = None
+    max_block_bytes: int | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise TcdmlInputError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}")
         if self.knn_backend not in KNN_BACKENDS:
@@ -75,43 +122,25 @@ class EvaluationSettings:
             )
         if self.num_bins is not None:
             object.__setattr__(self, "num_bins", check_integer(self.num_bins, "num_bins", 16, MAX_NUM_BINS))
-        if self.threshold is not None:
-            if not (is_real(self.threshold) and -1.0 <= self.threshold <= 1.0):
-                raise TcdmlInputError(
-                    f"threshold={show(self.threshold)}: a cosine threshold must lie in [-1, 1]"
-                )
-            object.__setattr__(self, "threshold", float(self.threshold))
         if self.max_block_bytes is not None:
             check_integer(self.max_block_bytes, "max_block_bytes", 1)
         if self.progress is not None and not isinstance(self.progress, bool):
             raise TcdmlInputError(f"progress={self.progress!r}: expected True, False or None")
         if self.device is not None:
             check_device(self.device)
-        if self.uncertainty is not None and not isinstance(self.uncertainty, UncertaintySettings):
-            raise TcdmlInputError(f"uncertainty={self.uncertainty!r}: expected UncertaintySettings or None")
 
-    def check_memory(self, num_classes: int, available: int | None = None) -> None:
-        """Refuse a grid or histogram for ``num_classes`` classes that would not fit the available memory.
-
-        ``available``: bytes (default: what ``psutil`` reports as available now).
-        """
-        if available is None:
-            import psutil
-
-            available = psutil.virtual_memory().available
-        grid = num_classes * self.num_thresholds * GRID_BYTES_PER_CELL
-        if grid > available:
+    def check_histogram_memory(self, num_classes: int, available: int | None = None) -> None:
+        """Refuse histograms for ``num_classes`` classes that would not fit ``available`` bytes (default:
+        what ``psutil`` reports as available now); nothing to check in exact mode."""
+        if self.mode != "histogram":
+            return
+        available = _available(available)
+        histogram = num_classes * self.bins_for(num_classes) * 32
+        if histogram > available:
             raise TcdmlInputError(
-                f"thresholds={self.num_thresholds}: the per-class curves of {num_classes:,} classes would "
-                f"need {grid:,} bytes, more than the {available:,} available; ask for fewer thresholds"
+                f"num_bins={self.bins_for(num_classes)}: the histograms of {num_classes:,} classes "
+                f"would need {histogram:,} bytes, more than the {available:,} available; ask for fewer"
             )
-        if self.mode == "histogram":
-            histogram = num_classes * self.bins_for(num_classes) * 32
-            if histogram > available:
-                raise TcdmlInputError(
-                    f"num_bins={self.bins_for(num_classes)}: the histograms of {num_classes:,} classes "
-                    f"would need {histogram:,} bytes, more than the {available:,} available; ask for fewer"
-                )
 
     def bins_for(self, num_classes: int) -> int:
         """Histogram bins for ``num_classes`` classes: the setting, or the default within the budget."""
@@ -123,3 +152,34 @@ class EvaluationSettings:
         while bins > 1024 and bins > affordable:
             bins //= 2
         return bins
+
+
+@dataclass(frozen=True)
+class EvaluationSettings(PassSettings, MetricSettings):
+    """Every parameter of ``tcdml.metrics.evaluate``: the fields of ``MetricSettings`` (``ks``, ``far_range``,
+    ``beta``, ``eps``, ``num_thresholds``, ``threshold``, ``uncertainty``) then those of ``PassSettings``
+    (``mode``, ``num_bins``, ``knn_backend``, ``device``, ``max_block_bytes``, ``progress``), each checked
+    by its own group."""
+
+    def __post_init__(self) -> None:
+        MetricSettings.__post_init__(self)
+        PassSettings.__post_init__(self)
+
+    def check_memory(self, num_classes: int, available: int | None = None) -> None:
+        """Refuse a grid or histogram for ``num_classes`` classes that would not fit the available memory."""
+        self.check_grid_memory(num_classes, available)
+        self.check_histogram_memory(num_classes, available)
+
+
+Settings = TypeVar("Settings", MetricSettings, PassSettings, EvaluationSettings)
+
+
+def resolve_settings(kind: type[Settings], settings: Settings | None, overrides: dict[str, Any]) -> Settings:
+    """``settings`` as given (a ``kind``), or a ``kind`` built from keyword overrides (never both)."""
+    if settings is not None and overrides:
+        raise TypeError("pass either settings= or keyword overrides, not both")
+    if settings is None:
+        return kind(**overrides)
+    if not isinstance(settings, kind):
+        raise TcdmlInputError(f"settings={settings!r}: expected {kind.__name__}")
+    return settings

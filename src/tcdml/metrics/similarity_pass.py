@@ -6,8 +6,9 @@ positive columns are one contiguous slice. From each block the pass accumulates
 * per-class histograms of positive and negative pair similarities (``torch.histc`` per class segment), and
 * per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block).
 
-A pass over a subset of rows gives a ``PassState``; states over disjoint rows merge by summation, which is
-how several processes or GPUs share the work (see ``tcdml.metrics.distributed``).
+A pass over a subset of rows gives a ``PassState`` (``tcdml.metrics.state``); states over disjoint rows merge,
+which is how several processes or GPUs share the work (see ``tcdml.metrics.engine`` and
+``tcdml.metrics.distributed``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 import psutil
 import torch
 
-from tcdml.metrics.histogram import PairHistogram
 from tcdml.metrics.retrieval import retrieval_per_query, topk_by_similarity
+from tcdml.metrics.state import PassState
 
 #: torch.histc counts in float32: each call sees at most 2**24 values so every count stays exact.
 _HISTC_MAX_VALUES = 1 << 24
@@ -43,11 +44,29 @@ class PreparedSet:
     all_pairs: bool
     num_samples: int
 
+    @property
+    def num_queries(self) -> int:
+        """Nq, the query rows (all samples without a query / gallery split)."""
+        return len(self.query_classes)
+
     @cached_property
     def num_relevant(self) -> np.ndarray:
         """(Nq,) R of each query: gallery members of its class other than itself."""
         per_class = np.bincount(self.gallery_classes, minlength=len(self.class_labels))
         return per_class[self.query_classes] - (self.self_column >= 0)
+
+    @cached_property
+    def positive_classes(self) -> np.ndarray:
+        """Class ids with positive pairs (a query with another member of its class in the gallery)."""
+        return np.unique(self.query_classes[self.num_relevant > 0])
+
+    @cached_property
+    def num_negative_pairs(self) -> int:
+        """(query, gallery) pairs of different classes: ``sum_c q_c (G - g_c)``."""
+        num_classes = len(self.class_labels)
+        queries = np.bincount(self.query_classes, minlength=num_classes)
+        gallery = np.bincount(self.gallery_classes, minlength=num_classes)
+        return int(queries @ (len(self.gallery_classes) - gallery))
 
     def neighbours_needed(self, ks: tuple[int, ...], rows: slice = slice(None)) -> int:
         """How many neighbours ``rows`` need: the largest k of Recall@k, or the largest R (MAP@R)."""
@@ -94,27 +113,6 @@ def prepare(
     )
 
 
-@dataclass
-class PassState:
-    """What a pass over some query rows accumulated; rows not processed hold zeros."""
-
-    histogram: PairHistogram | None
-    hits: np.ndarray
-    ap: np.ndarray
-    processed: np.ndarray
-
-    def merge(self, other: PassState) -> PassState:
-        """Combine the states of two passes over disjoint rows of the same prepared set."""
-        if np.any(self.processed & other.processed):
-            raise ValueError("cannot merge pass states that processed the same query rows twice")
-        histogram = None
-        if self.histogram is not None and other.histogram is not None:
-            histogram = self.histogram.merge(other.histogram)
-        return PassState(
-            histogram, self.hits + other.hits, self.ap + other.ap, self.processed | other.processed
-        )
-
-
 def block_rows(
     num_columns: int, device: torch.device, max_block_bytes: int | None = None, k_max: int = 0
 ) -> int:
@@ -137,32 +135,36 @@ def run_pass(
     prepared: PreparedSet,
     rows: range,
     *,
-    ks: tuple[int, ...],
+    ks: tuple[int, ...] | None,
     num_bins: int | None,
-    retrieval: bool = True,
     neighbours: torch.Tensor | None = None,
     max_block_bytes: int | None = None,
     progress: bool = False,
 ) -> PassState:
     """Process query rows ``rows`` (positions in the class-sorted order) against the whole gallery.
 
-    ``num_bins=None`` skips the histograms; ``retrieval=False`` skips the neighbour search; ``neighbours``
-    (Nq x k) supplies precomputed neighbour columns (e.g. from faiss) instead of the block's top-k.
+    ``num_bins=None`` skips the histograms; ``ks=None`` skips the neighbour search (Recall@k at ``ks`` and
+    MAP@R otherwise); ``neighbours`` (Nq x k) supplies precomputed neighbour columns (e.g. from faiss) instead
+    of the block's top-k. With neither, no block is computed.
     """
     from tqdm.auto import tqdm
 
     device = prepared.queries.device
-    num_queries, num_classes = len(prepared.query_classes), len(prepared.class_labels)
+    num_queries, num_classes = prepared.num_queries, len(prepared.class_labels)
+    processed = np.zeros(num_queries, dtype=bool)
+    processed[rows.start : rows.stop] = True
+    if num_bins is None and ks is None:
+        return PassState(None, None, None, None, processed)
     pos = torch.zeros((num_classes, num_bins or 1), dtype=torch.float64, device=device)
     neg = torch.zeros_like(pos)
-    hits = torch.zeros((num_queries, len(ks)), dtype=torch.float64, device=device)
+    hits = torch.zeros((num_queries, len(ks or ())), dtype=torch.float64, device=device)
     ap = torch.zeros(num_queries, dtype=torch.float64, device=device)
     query_classes = torch.as_tensor(prepared.query_classes, device=device)
     gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
     gallery_index = torch.as_tensor(prepared.gallery_index, device=device)
     num_relevant = torch.as_tensor(prepared.num_relevant, device=device, dtype=torch.float64)
-    k_max = prepared.neighbours_needed(ks)
-    step = block_rows(len(prepared.gallery_classes), device, max_block_bytes, k_max if retrieval else 0)
+    k_max = prepared.neighbours_needed(ks) if ks is not None else 0
+    step = block_rows(len(prepared.gallery_classes), device, max_block_bytes, k_max)
     bar = tqdm(total=len(rows), unit="query", desc="tcdml pass", disable=not progress, file=sys.stderr)
     for start in range(rows.start, rows.stop, step):
         stop = min(start + step, rows.stop)
@@ -175,7 +177,7 @@ def run_pass(
         ] = -torch.inf
         if num_bins is not None:
             _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg)
-        if retrieval:
+        if ks is not None:
             if neighbours is None:
                 # Rows are class-sorted, so a block needs only its own classes' largest R.
                 k_block = prepared.neighbours_needed(ks, slice(start, stop))
@@ -186,18 +188,9 @@ def run_pass(
             hits[start:stop], ap[start:stop] = retrieval_per_query(relevant, ks, num_relevant[start:stop])
         bar.update(stop - start)
     bar.close()
-    processed = np.zeros(num_queries, dtype=bool)
-    processed[rows.start : rows.stop] = True
-    histogram = None
-    if num_bins is not None:
-        histogram = PairHistogram(
-            prepared.class_labels,
-            prepared.class_sizes,
-            pos.cpu().numpy(),
-            neg.cpu().numpy(),
-            pos_multiplicity=2 if prepared.all_pairs else 1,
-        )
-    return PassState(histogram, hits.cpu().numpy(), ap.cpu().numpy(), processed)
+    histograms = (pos.cpu().numpy(), neg.cpu().numpy()) if num_bins is not None else (None, None)
+    found = (hits.cpu().numpy(), ap.cpu().numpy()) if ks is not None else (None, None)
+    return PassState(*histograms, *found, processed)
 
 
 def _histc(values: torch.Tensor, num_bins: int) -> torch.Tensor:

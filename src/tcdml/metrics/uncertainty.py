@@ -31,7 +31,7 @@ Example (a consistent model: every class the same distribution, so the OPIS is n
     >>> labels = np.repeat(np.arange(40), 5)
     >>> x = centres[labels] + rng.normal(size=(200, 64)) / 8
     >>> r = evaluate(x, labels)
-    >>> bool(r.opis_ci95[0] <= r.opis_noise_floor <= r.opis_ci95[1])
+    >>> bool(r.opis_ci[0] <= r.opis_noise_floor <= r.opis_ci[1])
     True
 """
 
