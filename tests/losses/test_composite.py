@@ -62,7 +62,7 @@ def test_cosine_base_reuses_the_similarity_matrix(monkeypatch) -> None:
     )
     emb, labels = batch(seed=2)
     composite = with_tcm(MultiSimilarityLoss())
-    assert isinstance(composite.base.distance, SharedCosineSimilarity)
+    assert composite.shares_similarity
     composite(emb, labels)
     assert calls == []  # PML computed no similarity matrix of its own
     ref, ref_labels = batch(10, seed=3)
@@ -141,3 +141,23 @@ def test_autocast_with_shared_pml_base(dtype) -> None:
         loss = with_tcm(MultiSimilarityLoss())(x, labels)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
+
+
+def test_with_tcm_leaves_the_callers_distance_alone(monkeypatch) -> None:
+    """The caller's loss keeps its own distance object, before, between and after calls (also failed ones)."""
+    base = MultiSimilarityLoss()
+    distance = base.distance
+    composite = with_tcm(base)
+    assert composite.base is base and base.distance is distance and composite.shares_similarity
+    seen = []
+    original = MultiSimilarityLoss.compute_loss
+    monkeypatch.setattr(
+        MultiSimilarityLoss, "compute_loss", lambda self, *a: seen.append(self.distance) or original(self, *a)
+    )
+    emb, labels = batch(seed=6)
+    composite(emb, labels)
+    assert isinstance(seen[0], SharedCosineSimilarity) and base.distance is distance
+    monkeypatch.setattr(MultiSimilarityLoss, "compute_loss", lambda self, *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        composite(emb, labels)
+    assert base.distance is distance and type(base.distance) is CosineSimilarity

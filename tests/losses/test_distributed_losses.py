@@ -13,12 +13,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from pytorch_metric_learning.losses import MultiSimilarityLoss
 
+from tcdml.distributed import gather_with_grad
 from tcdml.losses import (
     DistributedLoss,
     RecallAtKSurrogateLoss,
     SmoothAPLoss,
     TCMLoss,
-    gather_with_grad,
     with_memory,
     with_tcm,
 )

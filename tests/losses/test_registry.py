@@ -9,6 +9,7 @@ import pytest
 import torch
 from pytorch_metric_learning import losses as pml
 
+from tcdml.errors import TcdmlInputError
 from tcdml.losses import (
     RecallAtKSurrogateLoss,
     SmoothAPLoss,
@@ -113,3 +114,32 @@ def test_tcdml_losses_imports_lightly() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_new_loss_is_one_register_call(monkeypatch) -> None:
+    """Registered once, a loss builds by name from config, with TCM, and is listed with its parameters."""
+    from tcdml.losses import TermLoss, register_loss, registry
+    from tcdml.losses.base import LossTerm
+
+    class MeanPositiveDistance(TermLoss):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self.scale = scale
+
+        def terms_from_pairs(self, pairs):
+            pos, _ = pairs.masks.dense()
+            return [LossTerm(self.scale * (1 - pairs.sim[pos]).sum(), pos.sum())]
+
+    monkeypatch.setattr(registry, "NATIVE", dict(registry.NATIVE))  # the test's registration stays here
+    register_loss(MeanPositiveDistance, "mean_positive_distance")
+    assert "meanpositivedistance" in available_losses()
+    assert registry.required_params("MeanPositiveDistance") == ["scale"]
+    config = {"name": "mean-positive-distance", "params": {"scale": 2.0}, "tcm": True}
+    loss_fn = build_loss_from_config(config)
+    assert isinstance(loss_fn, TCMComposite) and isinstance(loss_fn.base, MeanPositiveDistance)
+    emb, labels = batch()
+    assert torch.isfinite(loss_fn(emb, labels))
+    with pytest.raises(TcdmlInputError, match="taken by SmoothAPLoss"):
+        register_loss(MeanPositiveDistance, "smooth_ap")
+    with pytest.raises(TcdmlInputError, match="needs parameter"):
+        build_loss("mean_positive_distance")

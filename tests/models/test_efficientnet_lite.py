@@ -34,7 +34,7 @@ def test_features_and_normalisation(backbone: EfficientNetLite0) -> None:
         assert backbone(torch.rand(1, 3, 37, 45)).shape == (1, 1280)  # any input size ("same" padding)
     assert features.shape == (2, backbone.num_features) == (2, 1280)
     assert torch.isfinite(features).all() and (features >= 0).all() and (features <= 6).all()  # ReLU6
-    assert backbone.pretrained_cfg["mean"] == LITE_MEAN and backbone.pretrained_cfg["std"] == LITE_STD
+    assert backbone.mean == LITE_MEAN and backbone.std == LITE_STD
 
 
 def test_blocks_are_the_stages_then_the_head(backbone: EfficientNetLite0) -> None:

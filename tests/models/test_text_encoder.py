@@ -1,5 +1,5 @@
-"""The MiniLM sentence-encoder backbone: pooled features, unit-norm embeddings, the frozen-encoder cache and
-partial fine-tuning (``trainable_blocks``)."""
+"""The MiniLM sentence-encoder backbone: pooled features, unit-norm embeddings and partial fine-tuning
+(``trainable_blocks``); its frozen-encoder cache is tested in test_feature_cache.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from tcdml.errors import TcdmlInputError
 from tcdml.models import EmbeddingModel, ModelConfig, build_model
@@ -49,30 +48,6 @@ def test_build_model_gives_unit_norm_embeddings() -> None:
     torch.testing.assert_close(out.norm(dim=1), torch.ones(4))
 
 
-def test_cache_equals_no_cache_and_is_never_stale(encoder: SentenceEncoder) -> None:
-    encoder.eval().requires_grad_(False)
-    with torch.inference_mode():  # filled under inference mode (evaluation) ...
-        first = encoder(TEXTS[:2])
-    assert encoder._frozen_state() is not None  # frozen + eval: features come from a cache
-    cached = encoder(TEXTS)  # ... read outside it, into a graph: a head on top can still train
-    head = nn.Linear(384, 2)
-    head(cached).sum().backward()
-    torch.testing.assert_close(cached[:2], first)
-    torch.testing.assert_close(cached, encoder.encode(TEXTS))
-    # New weights (load_state_dict copies in place): the cached features are not used.
-    state = {key: value.clone() for key, value in encoder.state_dict().items()}
-    state["encoder.encoder.layer.5.output.LayerNorm.weight"] *= 2
-    encoder.load_state_dict(state)
-    torch.testing.assert_close(encoder(TEXTS), encoder.encode(TEXTS))
-    assert not torch.allclose(encoder(TEXTS), cached)
-    # Trainable or in training mode: no cache.
-    encoder.requires_grad_(True)
-    assert encoder(TEXTS).requires_grad and not encoder._cache
-    encoder.requires_grad_(False).train()
-    encoder(TEXTS)
-    assert not encoder._cache
-
-
 def test_frozen_encoder_trains_only_the_head(encoder: SentenceEncoder) -> None:
     model = EmbeddingModel(encoder, 8, features=384, trainable_blocks=0).eval().train()
     assert model.training and model.head.training
@@ -98,27 +73,3 @@ def test_last_blocks_fine_tune(encoder: SentenceEncoder) -> None:
 def test_more_blocks_than_the_backbone_has(encoder: SentenceEncoder) -> None:
     with pytest.raises(TcdmlInputError, match="trainable_blocks=7, but the backbone has 6 blocks"):
         EmbeddingModel(encoder, 8, features=384, trainable_blocks=7)
-
-
-def test_unmodified_encoders_share_their_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two encoders freshly loaded from the same folder: the second one encodes nothing (a study's runs)."""
-    first, second = (SentenceEncoder().eval().requires_grad_(False) for _ in range(2))
-    expected = first(TEXTS)
-    monkeypatch.setattr(second, "encode", lambda texts: pytest.fail(f"re-encoded {texts}"))
-    torch.testing.assert_close(second(TEXTS), expected)
-    # Once its weights change in place, an encoder no longer reads (or fills) the shared features.
-    with torch.no_grad():
-        second.encoder.encoder.layer[5].output.LayerNorm.weight.mul_(2)
-    monkeypatch.undo()
-    assert not torch.allclose(second(TEXTS), expected)
-    torch.testing.assert_close(first(TEXTS), expected)
-    # A copy of the changed encoder (its version counters restart at 0) must not look unmodified either.
-    assert not torch.allclose(copy.deepcopy(second)(TEXTS), expected)
-    # Nor an encoder whose weights were replaced by new tensors (version 0 again), nor another max_length.
-    third = SentenceEncoder().eval().requires_grad_(False)
-    halved = {key: value * 0.5 for key, value in third.state_dict().items()}
-    third.load_state_dict(halved, assign=True)
-    third.requires_grad_(False)
-    assert not torch.allclose(third(TEXTS), expected)
-    short = SentenceEncoder(max_length=4).eval().requires_grad_(False)
-    torch.testing.assert_close(short(TEXTS), short.encode(TEXTS))

@@ -33,8 +33,18 @@ def test_none_trains_everything_and_zero_freezes_the_backbone() -> None:
 def test_bad_trainable_blocks() -> None:
     with pytest.raises(TcdmlInputError, match="trainable_blocks=-1"):
         ModelConfig(backbone="small_cnn", trainable_blocks=-1)
-    with pytest.raises(TcdmlInputError, match="backbone 'SmallCNN' has no blocks"):
-        build_model(ModelConfig(backbone="small_cnn", embedding_size=4, trainable_blocks=1))
+    with pytest.raises(TcdmlInputError, match="backbone 'resnet18' has no blocks"):
+        build_model(ModelConfig(backbone="resnet18", embedding_size=4, trainable_blocks=1))
+    with pytest.raises(TcdmlInputError, match="trainable_blocks=5, but the backbone has 4 blocks"):
+        build_model(ModelConfig(backbone="small_cnn", embedding_size=4, trainable_blocks=5))
+
+
+def test_small_cnn_trains_its_last_block_and_the_head() -> None:
+    model = build_model(ModelConfig(backbone="small_cnn", embedding_size=4, trainable_blocks=1)).train()
+    model(torch.randn(4, 3, 28, 28)).sum().backward()
+    trained = {id(p) for p in [*model.backbone.project.parameters(), *model.head.parameters()]}
+    assert all((p.grad is not None) == (id(p) in trained) for p in model.parameters())
+    assert model.backbone.project.training and not model.backbone.features.training
 
 
 @pytest.mark.parametrize("option", [{"pooling": "max"}, {"img_size": 64}, {"drop_path_rate": 0.1}])

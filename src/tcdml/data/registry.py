@@ -43,7 +43,7 @@ DATASETS: dict[str, Callable[..., LabelledDataset]] = {
 
 def build_dataset(
     name: str,
-    root: str | os.PathLike,
+    root: str | os.PathLike | None = None,
     split: str = "train",
     transform: Callable[[Any], Any] | None = None,
     options: Mapping[str, Any] | None = None,
@@ -51,11 +51,20 @@ def build_dataset(
     """The dataset ``name`` (a key of ``DATASETS``) read from ``root`` (for ``"csv"``, ``"text_csv"``
     and ``"text_jsonl"``: the file).
 
-    ``options`` are keyword arguments of the loader (e.g. ``{"max_per_class": 100}`` for
+    A loader whose first parameter is ``split`` (``mnist``, ``hscodes``, ``glyphs``: their data ship with
+    a package) takes no root, and ``root`` is ignored for it (``DataConfig.root`` has a default, so configs
+    of these datasets may leave it out); ``root=None`` for any other loader means its default root, an error
+    when it has none. ``options`` are keyword arguments of the loader (e.g. ``{"max_per_class": 100}`` for
     ``"fashion_mnist"``). Raises ``TcdmlInputError`` for an unknown name, split, option or a wrong layout.
     """
     check_options(name, options)
-    return DATASETS[name](root, split=split, transform=transform, **dict(options or {}))
+    loader, kwargs = DATASETS[name], dict(options or {})
+    first = next(iter(inspect.signature(loader).parameters.values()))
+    if first.name != "split" and root is not None:
+        return loader(root, split=split, transform=transform, **kwargs)
+    if first.name != "split" and first.default is inspect.Parameter.empty:
+        raise TcdmlInputError(f"dataset {name!r}: needs a root (the folder or file it reads)")
+    return loader(split=split, transform=transform, **kwargs)
 
 
 def check_options(name: str, options: Mapping[str, Any] | None) -> None:

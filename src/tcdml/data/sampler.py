@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from tcdml.distributed import rank_and_world
 from tcdml.errors import TcdmlInputError
 
 
@@ -56,12 +56,9 @@ class MPerClassBatchSampler(Sampler[list[int]]):
             raise TcdmlInputError(
                 f"sampler: labels must be a 1-D integer array, got {labels.dtype} {labels.shape}"
             )
-        if num_replicas is None or rank is None:
-            running = dist.is_available() and dist.is_initialized()
-            num_replicas = (
-                num_replicas if num_replicas is not None else dist.get_world_size() if running else 1
-            )
-            rank = rank if rank is not None else dist.get_rank() if running else 0
+        group_rank, group_size = rank_and_world()
+        num_replicas = group_size if num_replicas is None else num_replicas
+        rank = group_rank if rank is None else rank
         _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         # Sample indices grouped by class: class c holds order[starts[c]:starts[c] + counts[c]].
         order = np.argsort(inverse, kind="stable")

@@ -2,8 +2,8 @@
 
 It has the same interface (``labels``, ``class_names``, ``name``, ``split``, ``paths``, ``num_classes``,
 ``transform``), so the sampler, the training pipeline and ``embed_dataset`` treat both alike; ``modality``
-(``"text"`` here, ``"image"`` for ``ImageListDataset``) is what tells the pipeline not to apply image
-transforms. ``paths`` are pseudo-paths (e.g. ``hscodes/010121``) used as sample ids.
+(``Modality.TEXT`` here, ``Modality.IMAGE`` for ``ImageListDataset``) is what tells the pipeline not to apply
+image transforms. ``paths`` are pseudo-paths (e.g. ``hscodes/010121``) used as sample ids.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from tcdml.data.base import LabelledDataset
+from tcdml.data.base import LabelledDataset, Modality
+from tcdml.errors import TcdmlInputError
 
 
 class TextListDataset(LabelledDataset):
@@ -25,7 +26,7 @@ class TextListDataset(LabelledDataset):
     ``LabelledDataset``'s (``ids`` become its ``paths``).
     """
 
-    modality = "text"
+    modality = Modality.TEXT
 
     def __init__(
         self,
@@ -41,7 +42,7 @@ class TextListDataset(LabelledDataset):
         super().__init__(ids, labels, class_names=class_names, name=name, split=split, transform=transform)
         self.texts = [str(text) for text in texts]
         if len(self.texts) != len(self.labels):
-            raise ValueError(f"{name}: {len(self.texts)} texts but {len(self.labels)} labels")
+            raise TcdmlInputError(f"{name}: {len(self.texts)} texts but {len(self.labels)} labels")
 
     def load_sample(self, index: int) -> str:
         """The text ``index``."""

@@ -3,9 +3,9 @@
 - ``TCMLoss`` / ``tcm_loss_from_similarity``: the Threshold-Consistent Margin regulariser (docs/spec.md).
 - ``with_tcm(base_loss, ...)``: any loss + TCM on one similarity matrix.
 - ``build_loss`` / ``build_loss_from_config``: a loss by name (tcdml's own and every pytorch-metric-learning
-  loss), with or without TCM.
+  loss), with or without TCM; ``register_loss`` adds a loss to that registry (docs/extend.md).
 - ``SmoothAPLoss``, ``RecallAtKSurrogateLoss``: batched ranking losses that accept reference sets.
-- ``with_memory`` (cross-batch memory), ``DistributedLoss`` / ``gather_with_grad`` (torch.distributed).
+- ``with_memory`` (cross-batch memory), ``DistributedLoss`` (torch.distributed; see ``tcdml.distributed``).
 - ``propose_margins``: TCM margins from validation embeddings and a FAR / FRR target.
 
 Names load on first use, so ``import tcdml.losses`` stays cheap (pytorch-metric-learning loads when needed).
@@ -24,8 +24,6 @@ _EXPORTS = {
     "TCMComposite": "composite",
     "with_tcm": "composite",
     "DistributedLoss": "distributed",
-    "gather_labels": "distributed",
-    "gather_with_grad": "distributed",
     "MarginProposal": "margins",
     "propose_margins": "margins",
     "CrossBatchMemoryLoss": "memory",
@@ -37,6 +35,7 @@ _EXPORTS = {
     "available_losses": "registry",
     "build_loss": "registry",
     "build_loss_from_config": "registry",
+    "register_loss": "registry",
     "PairMasks": "similarity",
     "similarity_matrix": "similarity",
     "SmoothAPLoss": "smooth_ap",
@@ -63,11 +62,10 @@ __all__ = [
     "available_losses",
     "build_loss",
     "build_loss_from_config",
-    "gather_labels",
-    "gather_with_grad",
     "propose_margins",
     "recall_at_k_loss_from_similarity",
     "reduce_terms",
+    "register_loss",
     "similarity_matrix",
     "similarity_mixup",
     "smooth_ap_loss_from_similarity",
@@ -79,11 +77,11 @@ __all__ = [
 if TYPE_CHECKING:
     from .base import LossModule, LossTerm, TermLoss, reduce_terms
     from .composite import TCMComposite, with_tcm
-    from .distributed import DistributedLoss, gather_labels, gather_with_grad
+    from .distributed import DistributedLoss
     from .margins import MarginProposal, propose_margins
     from .memory import CrossBatchMemoryLoss, EmbeddingMemory, with_memory
     from .recall_at_k import RecallAtKSurrogateLoss, recall_at_k_loss_from_similarity, similarity_mixup
-    from .registry import available_losses, build_loss, build_loss_from_config
+    from .registry import available_losses, build_loss, build_loss_from_config, register_loss
     from .similarity import PairMasks, similarity_matrix
     from .smooth_ap import SmoothAPLoss, smooth_ap_loss_from_similarity
     from .tcm import TCMLoss, TCMResult, tcm_loss_from_similarity

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from tcdml.errors import TcdmlInputError
+
 from .similarity import IndicesTuple, PairBatch, SelfIndex, prepare_pairs
 
 
@@ -36,7 +38,7 @@ def reduce_terms(
     float32 (or float64) 0-d tensor on the graph of the numerators.
     """
     if not terms:
-        raise ValueError("a loss produced no terms")
+        raise TcdmlInputError("a loss produced no terms")
     total: Tensor | None = None
     for numerator, count, weight in terms:
         # Scalar arithmetic only where needed: each op is also an autograd node on every step.
@@ -109,7 +111,9 @@ class TermLoss(LossModule):
     ) -> list[LossTerm]:
         """Validate, build the similarity matrix once, and return the loss terms."""
         if indices_tuple is not None and not self.accepts_indices_tuple:
-            raise ValueError(f"{type(self).__name__} does not take an indices_tuple (it ranks all pairs)")
+            raise TcdmlInputError(
+                f"{type(self).__name__} does not take an indices_tuple (it ranks all pairs)"
+            )
         return self.terms_from_pairs(
             prepare_pairs(embeddings, labels, indices_tuple, ref_emb, ref_labels, self_index)
         )

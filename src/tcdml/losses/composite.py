@@ -16,8 +16,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from tcdml.errors import TcdmlInputError
+
 from .base import LossModule, LossTerm, TermLoss
-from .pml import call_loss_terms, install_shared_similarity, uses_reference
+from .pml import call_loss_terms, shared_similarity, uses_reference
 from .similarity import IndicesTuple, PairBatch, SelfIndex, masks_from_indices_tuple, prepare_pairs
 from .tcm import TCMLoss
 
@@ -28,10 +30,10 @@ class TCMComposite(LossModule):
     def __init__(self, base_loss: nn.Module, tcm: TCMLoss) -> None:
         super().__init__()
         if not isinstance(base_loss, nn.Module):
-            raise ValueError(f"base_loss must be a torch.nn.Module, got {type(base_loss).__name__}")
+            raise TcdmlInputError(f"base_loss must be a torch.nn.Module, got {type(base_loss).__name__}")
         self.base = base_loss
         self.tcm = tcm
-        self._shared = None if isinstance(base_loss, TermLoss) else install_shared_similarity(base_loss)
+        self._shared = None if isinstance(base_loss, TermLoss) else shared_similarity(base_loss)
 
     @property
     def shares_similarity(self) -> bool:
@@ -69,7 +71,9 @@ class TCMComposite(LossModule):
             if indices_tuple is None:
                 return base.terms_from_pairs(pairs)
             if not base.accepts_indices_tuple:
-                raise ValueError(f"{type(base).__name__} does not take an indices_tuple (it ranks all pairs)")
+                raise TcdmlInputError(
+                    f"{type(base).__name__} does not take an indices_tuple (it ranks all pairs)"
+                )
             masks = masks_from_indices_tuple(
                 indices_tuple, tuple(pairs.sim.shape), pairs.masks.self_index, pairs.sim.device
             )
@@ -77,7 +81,9 @@ class TCMComposite(LossModule):
         ref = embeddings if ref_emb is None else ref_emb
         same_pairs = ref is embeddings or uses_reference(base)
         sharing = (
-            self._shared.sharing(embeddings, ref, pairs.sim) if self._shared and same_pairs else nullcontext()
+            self._shared.sharing(base, embeddings, ref, pairs.sim)
+            if self._shared and same_pairs
+            else nullcontext()
         )
         with sharing:
             return call_loss_terms(base, embeddings, labels, indices_tuple, ref_emb, ref_labels, self_index)
@@ -92,7 +98,9 @@ def with_tcm(base_loss: nn.Module, **tcm_params: Any) -> TCMComposite:
     see ``TCMLoss``).
 
     ``base_loss``: a tcdml loss, any pytorch-metric-learning loss, or any module with PML's calling contract.
-    Note: a PML base loss whose distance is plain cosine similarity gets it replaced by an equivalent
-    ``SharedCosineSimilarity`` (same values) so the matrix can be shared.
+    It becomes the composite's ``base`` (the same object, so its parameters are the composite's) and is never
+    changed: a PML base loss whose distance is plain cosine similarity shares TCM's matrix through an
+    equivalent ``SharedCosineSimilarity`` that stands in for its ``distance`` during the composite's call
+    only; the caller's ``base_loss.distance`` stays what it was.
     """
     return TCMComposite(base_loss, TCMLoss(**tcm_params))

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tcdml.errors import TcdmlInputError
+
 from .similarity import check_inputs, normalize
 
 MAX_PAIRS = 200_000_000  # 800 MB of float32 similarities; beyond that, subsample the validation set
@@ -69,18 +71,18 @@ def _real(value: object) -> bool:
 
 
 def check_targets(target_far: float, target_frr: float, min_gap: float, momentum: float) -> None:
-    """``ValueError`` naming the parameter unless both targets lie in (0, 1), ``0 <= min_gap < 2`` and
+    """``TcdmlInputError`` naming the parameter unless both targets lie in (0, 1), ``0 <= min_gap < 2`` and
     ``0 < momentum <= 1``."""
     for name, value in (("target_far", target_far), ("target_frr", target_frr)):
         if not (_real(value) and 0.0 < value < 1.0):
-            raise ValueError(f"{name}={value!r}: expected a rate in (0, 1)")
+            raise TcdmlInputError(f"{name}={value!r}: expected a rate in (0, 1)")
     if not (_real(min_gap) and 0.0 <= min_gap < 2.0):
-        raise ValueError(f"min_gap={min_gap!r}: expected a similarity gap in [0, 2)")
+        raise TcdmlInputError(f"min_gap={min_gap!r}: expected a similarity gap in [0, 2)")
     if not (_real(momentum) and 0.0 < momentum <= 1.0):
-        raise ValueError(f"momentum={momentum!r}: expected a weight in (0, 1]")
+        raise TcdmlInputError(f"momentum={momentum!r}: expected a weight in (0, 1]")
 
 
-class TCMParamError(ValueError):
+class TCMParamError(TcdmlInputError):
     """A bad TCM setting: the dotted config ``key`` (``loss.tcm.*`` or ``data.*``), its value, what is
     expected."""
 
@@ -117,7 +119,7 @@ def check_tcm_params(tcm: Mapping[str, Any], classes_per_batch: int, samples_per
     values = {name: tcm.get(name, parameters[name].default) for name in names}
     try:
         check_targets(**values)
-    except ValueError as exc:
+    except TcdmlInputError as exc:
         name = str(exc).partition("=")[0]
         raise TCMParamError(f"loss.tcm.{name}", values[name], str(exc).partition(": expected ")[2]) from None
     per_class, classes = samples_per_class, classes_per_batch
@@ -219,18 +221,18 @@ def propose_margins(
     check_inputs(embeddings, labels)
     for name, value in (("far", far), ("frr", frr)):
         if not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must lie in (0, 1), got {value}")
+            raise TcdmlInputError(f"{name} must lie in (0, 1), got {value}")
     labels = labels.to(embeddings.device)
     n = len(labels)
     _, counts = torch.unique(labels, return_counts=True)
     num_pos = int((counts * (counts - 1) // 2).sum())
     num_neg = n * (n - 1) // 2 - num_pos
     if num_pos == 0:
-        raise ValueError("no positive pairs: every class has a single sample")
+        raise TcdmlInputError("no positive pairs: every class has a single sample")
     if num_neg == 0:
-        raise ValueError("no negative pairs: all samples have one label")
+        raise TcdmlInputError("no negative pairs: all samples have one label")
     if num_pos + num_neg > MAX_PAIRS:
-        raise ValueError(f"{num_pos + num_neg} pairs exceed {MAX_PAIRS}: subsample the validation set")
+        raise TcdmlInputError(f"{num_pos + num_neg} pairs exceed {MAX_PAIRS}: subsample the validation set")
     pos, neg = _pair_similarities(embeddings, labels)
     margin_pos, margin_neg = ordered_margins(float(np.quantile(pos, frr)), float(np.quantile(neg, 1.0 - far)))
     return MarginProposal(

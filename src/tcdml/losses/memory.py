@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from tcdml.errors import TcdmlInputError
+
 from .base import LossModule, LossTerm
 from .pml import call_loss_terms, uses_reference
 from .similarity import IndicesTuple, SelfIndex, resolve_self_index
@@ -22,7 +24,7 @@ class EmbeddingMemory(nn.Module):
     def __init__(self, memory_size: int) -> None:
         super().__init__()
         if memory_size < 1:
-            raise ValueError(f"memory_size must be >= 1, got {memory_size}")
+            raise TcdmlInputError(f"memory_size must be >= 1, got {memory_size}")
         self.memory_size = int(memory_size)
         self.register_buffer("embeddings", None, persistent=False)
         self.register_buffer("labels", None, persistent=False)
@@ -41,7 +43,7 @@ class EmbeddingMemory(nn.Module):
         """Write a batch over the oldest entries; returns the slots it went to, shape ``(B,)``."""
         batch = len(embeddings)
         if batch > self.memory_size:
-            raise ValueError(f"memory_size {self.memory_size} is smaller than the batch of {batch}")
+            raise TcdmlInputError(f"memory_size {self.memory_size} is smaller than the batch of {batch}")
         if self.embeddings is None or self.embeddings.shape[1] != embeddings.shape[1]:
             self.reset()
             self.embeddings = embeddings.new_zeros(self.memory_size, embeddings.shape[1])
@@ -57,7 +59,7 @@ class EmbeddingMemory(nn.Module):
     def contents(self) -> tuple[Tensor, Tensor]:
         """The filled part: ``(embeddings, labels)`` (slots ``0 .. len(self) - 1``)."""
         if self.embeddings is None or self.labels is None:
-            raise ValueError("the memory is empty")
+            raise TcdmlInputError("the memory is empty")
         return self.embeddings[: self.filled], self.labels[: self.filled]
 
 
@@ -72,7 +74,9 @@ class CrossBatchMemoryLoss(LossModule):
     def __init__(self, loss: nn.Module, memory_size: int) -> None:
         super().__init__()
         if not uses_reference(loss):
-            raise ValueError(f"{type(loss).__name__} cannot use a reference set, so not a cross-batch memory")
+            raise TcdmlInputError(
+                f"{type(loss).__name__} cannot use a reference set, so not a cross-batch memory"
+            )
         self.loss = loss
         self.memory = EmbeddingMemory(memory_size)
 
@@ -87,12 +91,12 @@ class CrossBatchMemoryLoss(LossModule):
     ) -> list[LossTerm]:
         """Enqueue, then the wrapped loss's terms with the memory as references."""
         if labels is None:
-            raise ValueError("labels are required")
+            raise TcdmlInputError("labels are required")
         if ref_emb is None:
             slots = self.memory.enqueue(embeddings, labels)
         else:
             if ref_labels is None:
-                raise ValueError("ref_emb given without ref_labels")
+                raise TcdmlInputError("ref_emb given without ref_labels")
             ref_slots = self.memory.enqueue(ref_emb, ref_labels)
             index = resolve_self_index(self_index, len(embeddings), len(ref_emb), ref_slots.device)
             slots = torch.full((len(embeddings),), -1, dtype=torch.long, device=ref_slots.device)

@@ -16,6 +16,8 @@ from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.losses import CrossBatchMemory
 from torch import Tensor, nn
 
+from tcdml.errors import TcdmlInputError
+
 from .base import LossTerm
 from .similarity import IndicesTuple, PairMasks, SelfIndex, resolve_self_index
 
@@ -39,17 +41,22 @@ class SharedCosineSimilarity(CosineSimilarity):
         return super().forward(query_emb, ref_emb)
 
     @contextmanager
-    def sharing(self, query_emb: Tensor, ref_emb: Tensor, sim: Tensor) -> Iterator[None]:
-        """Within the block, ``self(query_emb, ref_emb)`` returns ``sim``."""
+    def sharing(self, loss: nn.Module, query_emb: Tensor, ref_emb: Tensor, sim: Tensor) -> Iterator[None]:
+        """Within the block ``loss.distance`` is this module, and ``self(query_emb, ref_emb)`` returns
+        ``sim``; ``loss.distance`` is restored afterwards (also on an error)."""
+        original = loss.distance
+        loss.distance = self
         self._shared = (query_emb, ref_emb, sim)
         try:
             yield
         finally:
             self._shared = None
+            loss.distance = original
 
 
-def install_shared_similarity(loss: nn.Module) -> SharedCosineSimilarity | None:
-    """Give a PML loss whose distance is plain cosine similarity a ``SharedCosineSimilarity``; else None."""
+def shared_similarity(loss: nn.Module) -> SharedCosineSimilarity | None:
+    """A ``SharedCosineSimilarity`` equivalent to the distance of a PML loss whose distance is plain cosine
+    similarity (else None). ``loss`` is not changed: ``sharing`` puts it in place for one call only."""
     distance = getattr(loss, "distance", None)
     if isinstance(distance, SharedCosineSimilarity):
         return distance
@@ -61,9 +68,7 @@ def install_shared_similarity(loss: nn.Module) -> SharedCosineSimilarity | None:
     )
     if not plain:
         return None
-    shared = SharedCosineSimilarity(collect_stats=distance.collect_stats)
-    loss.distance = shared
-    return shared
+    return SharedCosineSimilarity(collect_stats=distance.collect_stats)
 
 
 def uses_reference(loss: nn.Module) -> bool:
@@ -110,7 +115,7 @@ def call_loss_terms(
         value = loss(embeddings, labels, indices_tuple)
     else:
         if ref_labels is None:
-            raise ValueError("ref_emb given without ref_labels")
+            raise TcdmlInputError("ref_emb given without ref_labels")
         index = resolve_self_index(self_index, len(embeddings), len(ref_emb), embeddings.device)
         if index is not None:
             labels, ref_labels = labels.to(embeddings.device), ref_labels.to(embeddings.device)

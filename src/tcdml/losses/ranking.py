@@ -18,6 +18,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from tcdml.errors import TcdmlInputError
+
 
 class PositiveRanks(NamedTuple):
     """Soft ranks of every (query, positive) pair, and the number of positives of each query."""
@@ -31,7 +33,7 @@ class PositiveRanks(NamedTuple):
 def soft_positive_ranks(sim: Tensor, pos_mask: Tensor, neg_mask: Tensor, temperature: float) -> PositiveRanks:
     """``rank_pos`` and ``rank_all`` (module docstring) of all positive pairs of ``sim`` (``B x M``)."""
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise TcdmlInputError(f"temperature must be > 0, got {temperature}")
     if sim.dtype in (torch.float16, torch.bfloat16):
         sim = sim.float()  # ranks are sums of up to M sigmoids: keep them exact past 2048
     query, column = torch.nonzero(pos_mask, as_tuple=True)

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from tcdml.errors import TcdmlInputError
+
 from .base import LossTerm, TermLoss, reduce_terms
 from .ranking import soft_positive_ranks
 from .similarity import PairBatch
@@ -29,9 +31,9 @@ DEFAULT_KS = (1, 2, 4, 8, 16)
 
 def _check_params(ks: Sequence[int], rank_temperature: float, recall_temperature: float) -> None:
     if not ks or min(ks) < 1:
-        raise ValueError(f"ks must be a non-empty list of integers >= 1, got {list(ks)}")
+        raise TcdmlInputError(f"ks must be a non-empty list of integers >= 1, got {list(ks)}")
     if rank_temperature <= 0 or recall_temperature <= 0:
-        raise ValueError("rank_temperature and recall_temperature must be > 0")
+        raise TcdmlInputError("rank_temperature and recall_temperature must be > 0")
 
 
 def recall_at_k_terms(
@@ -121,7 +123,7 @@ class RecallAtKSurrogateLoss(TermLoss):
         if self.mixup:
             ref_labels = pairs.masks.ref_labels
             if ref_labels is None:
-                raise ValueError(
+                raise TcdmlInputError(
                     "similarity mixup needs labels for the references, not a miner's indices_tuple"
                 )
             sim, pos, neg = similarity_mixup(sim, pos, neg, ref_labels, self.generator)

@@ -10,6 +10,8 @@ Names are matched ignoring case, ``_``, ``-`` and a trailing ``loss``: ``"proxy_
 ``"ProxyAnchorLoss"`` and ``"proxyanchor"`` are one loss. tcdml's own losses take precedence (``smooth_ap``,
 ``recall_at_k``, ``tcm``); ``"pml:<name>"`` forces the pytorch-metric-learning class (e.g.
 ``"pml:SmoothAP"``). A ``distance`` parameter may be the string ``"cosine"``, ``"dot"`` or ``"lp"``.
+
+A new loss is one ``register_loss(MyLoss, "my_loss")`` call (tcdml's own are the calls below it).
 """
 
 from __future__ import annotations
@@ -20,18 +22,15 @@ from typing import Any
 
 from torch import nn
 
+from tcdml.errors import TcdmlInputError
+
 from .composite import with_tcm
 from .recall_at_k import RecallAtKSurrogateLoss
 from .smooth_ap import SmoothAPLoss
 from .tcm import TCMLoss
 
-NATIVE: dict[str, type[nn.Module]] = {
-    "smoothap": SmoothAPLoss,
-    "recallatk": RecallAtKSurrogateLoss,
-    "recallatksurrogate": RecallAtKSurrogateLoss,
-    "tcm": TCMLoss,
-    "thresholdconsistentmargin": TCMLoss,
-}
+#: tcdml's own losses and those added with ``register_loss``, by normalised name (they win over PML's).
+NATIVE: dict[str, type[nn.Module]] = {}
 # Short names people use for PML classes whose names say more.
 ALIASES = {"triplet": "tripletmargin", "lifted": "liftedstructure"}
 CONFIG_KEYS = {"name", "params", "tcm"}
@@ -41,6 +40,28 @@ def _key(name: str) -> str:
     key = name.lower().replace("_", "").replace("-", "").replace(" ", "")
     key = key.removesuffix("loss") if key != "loss" else key
     return ALIASES.get(key, key)
+
+
+def register_loss(loss_class: type[nn.Module], *names: str) -> None:
+    """Make ``loss_class`` buildable by each of ``names`` (matched as the module docstring says).
+
+    This one call is all a new loss needs: ``build_loss`` / ``build_loss_from_config`` (hence configs,
+    ``tcdml train`` and studies), ``required_params`` and ``available_losses`` all read the registry. The
+    class takes its parameters as keyword arguments and follows the calling contract of docs/extend.md.
+    Raises ``TcdmlInputError`` when a name is already taken by another class (a PML name is shadowed).
+    """
+    if not (isinstance(loss_class, type) and issubclass(loss_class, nn.Module)) or not names:
+        raise TcdmlInputError(f"register_loss: expected an nn.Module class and a name, got {loss_class!r}")
+    for name in names:
+        taken = NATIVE.get(_key(name))
+        if taken is not None and taken is not loss_class:
+            raise TcdmlInputError(f"register_loss: loss name {name!r} is taken by {taken.__name__}")
+    NATIVE.update((_key(name), loss_class) for name in names)
+
+
+register_loss(SmoothAPLoss, "smooth_ap")
+register_loss(RecallAtKSurrogateLoss, "recall_at_k", "recall_at_k_surrogate")
+register_loss(TCMLoss, "tcm", "threshold_consistent_margin")
 
 
 def _pml_losses() -> dict[str, type[nn.Module]]:
@@ -71,7 +92,7 @@ def _distance(value: Any) -> Any:
         "lp": distances.LpDistance,
     }
     if value not in choices:
-        raise ValueError(f"unknown distance {value!r}; choose one of {sorted(choices)}")
+        raise TcdmlInputError(f"unknown distance {value!r}; choose one of {sorted(choices)}")
     return choices[value]()
 
 
@@ -83,13 +104,13 @@ def _resolve(name: str) -> type[nn.Module]:
     pml = _pml_losses()
     if key in pml:
         return pml[key]
-    raise ValueError(f"unknown loss {name!r}; see tcdml.losses.available_losses()")
+    raise TcdmlInputError(f"unknown loss {name!r}; see tcdml.losses.available_losses()")
 
 
 def required_params(name: str) -> list[str]:
     """The constructor parameters of loss ``name`` that have no default (e.g. ArcFace's ``num_classes``).
 
-    Raises ``ValueError`` for an unknown name.
+    Raises ``TcdmlInputError`` for an unknown name.
     """
     signature = inspect.signature(_resolve(name).__init__)
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -102,37 +123,39 @@ def build_loss(name: str, *, tcm: bool | Mapping[str, float] | None = None, **pa
     """Build the loss ``name`` with keyword ``params``; ``tcm`` (true or a mapping) wraps it in ``with_tcm``.
 
     A loss that owns parameters (ArcFace's class weights, ProxyAnchor's proxies) keeps them: pass the returned
-    module's ``parameters()`` to the optimiser. Missing or unknown parameters raise a ``ValueError``.
+    module's ``parameters()`` to the optimiser. Missing or unknown parameters raise a ``TcdmlInputError``.
     """
     cls = _resolve(name)
     if "distance" in params:
         params["distance"] = _distance(params["distance"])
     missing = [p for p in required_params(name) if p not in params]
     if missing:
-        raise ValueError(f"loss {name!r} needs parameter(s): {', '.join(missing)}")
+        raise TcdmlInputError(f"loss {name!r} needs parameter(s): {', '.join(missing)}")
     try:
         loss = cls(**params)
     except TypeError as error:
-        raise ValueError(f"bad parameters for loss {name!r}: {error}") from None
+        raise TcdmlInputError(f"bad parameters for loss {name!r}: {error}") from None
     if tcm is None or tcm is False:
         return loss
     if isinstance(loss, TCMLoss):
-        raise ValueError("tcm cannot be added to the TCM loss itself")
+        raise TcdmlInputError("tcm cannot be added to the TCM loss itself")
     tcm_params = {} if tcm is True else dict(tcm)
     try:
         return with_tcm(loss, **tcm_params)
     except TypeError as error:
-        raise ValueError(f"bad tcm parameters: {error}") from None
+        raise TcdmlInputError(f"bad tcm parameters: {error}") from None
 
 
 def build_loss_from_config(config: Mapping[str, Any]) -> nn.Module:
     """Build a loss from a config mapping ``{name, params?, tcm?}`` (module docstring); unknown keys raise."""
     unknown = sorted(set(config) - CONFIG_KEYS)
     if unknown:
-        raise ValueError(f"unknown loss config key(s): {', '.join(unknown)} (allowed: name, params, tcm)")
+        raise TcdmlInputError(
+            f"unknown loss config key(s): {', '.join(unknown)} (allowed: name, params, tcm)"
+        )
     if "name" not in config:
-        raise ValueError("loss config needs a 'name'")
+        raise TcdmlInputError("loss config needs a 'name'")
     params = config.get("params") or {}
     if not isinstance(params, Mapping):
-        raise ValueError(f"loss config 'params' must be a mapping, got {type(params).__name__}")
+        raise TcdmlInputError(f"loss config 'params' must be a mapping, got {type(params).__name__}")
     return build_loss(str(config["name"]), tcm=config.get("tcm"), **dict(params))

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from tcdml.errors import TcdmlInputError
+
 SelfIndex = Tensor | int | None
 IndicesTuple = Sequence[Tensor] | None
 
@@ -49,37 +51,39 @@ def similarity_matrix(embeddings: Tensor, ref_emb: Tensor | None = None) -> Tens
 def check_inputs(
     embeddings: Tensor, labels: Tensor | None, ref_emb: Tensor | None = None, ref_labels: Tensor | None = None
 ) -> None:
-    """Raise a one-line ``ValueError`` naming the problem with a loss's inputs."""
+    """Raise a one-line ``TcdmlInputError`` naming the problem with a loss's inputs."""
     if not isinstance(embeddings, Tensor) or embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-D tensor (batch x dim), got shape {_shape(embeddings)}")
+        raise TcdmlInputError(
+            f"embeddings must be a 2-D tensor (batch x dim), got shape {_shape(embeddings)}"
+        )
     if labels is None:
-        raise ValueError("labels are required")
+        raise TcdmlInputError("labels are required")
     if labels.ndim != 1 or len(labels) != len(embeddings):
-        raise ValueError(
+        raise TcdmlInputError(
             f"labels must be 1-D with one label per embedding: got {tuple(labels.shape)} labels "
             f"for {len(embeddings)} embeddings"
         )
     if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        raise TcdmlInputError(f"labels must be integers, got dtype {labels.dtype}")
     if not _all_finite(embeddings):
-        raise ValueError("embeddings contain NaN or infinite values")
+        raise TcdmlInputError("embeddings contain NaN or infinite values")
     if ref_emb is None:
         if ref_labels is not None:
-            raise ValueError("ref_labels given without ref_emb")
+            raise TcdmlInputError("ref_labels given without ref_emb")
         return
     if ref_labels is None:
-        raise ValueError("ref_emb given without ref_labels")
+        raise TcdmlInputError("ref_emb given without ref_labels")
     if ref_emb.ndim != 2 or ref_emb.shape[1] != embeddings.shape[1]:
-        raise ValueError(
+        raise TcdmlInputError(
             f"ref_emb must be 2-D with dim {embeddings.shape[1]} like embeddings, got {tuple(ref_emb.shape)}"
         )
     if ref_labels.ndim != 1 or len(ref_labels) != len(ref_emb):
-        raise ValueError(
+        raise TcdmlInputError(
             f"ref_labels must be 1-D with one label per ref_emb row: got {tuple(ref_labels.shape)} "
             f"for {len(ref_emb)} rows"
         )
     if ref_emb is not embeddings and not _all_finite(ref_emb):
-        raise ValueError("ref_emb contains NaN or infinite values")
+        raise TcdmlInputError("ref_emb contains NaN or infinite values")
 
 
 def _all_finite(x: Tensor) -> bool:
@@ -99,16 +103,18 @@ def resolve_self_index(
         return None
     if isinstance(self_index, int):
         if self_index < 0 or self_index + batch_size > ref_size:
-            raise ValueError(
+            raise TcdmlInputError(
                 f"self_index offset {self_index} puts the batch of {batch_size} "
                 f"outside the {ref_size} references"
             )
         return torch.arange(self_index, self_index + batch_size, device=device)
     index = self_index.to(device=device, dtype=torch.long)
     if index.shape != (batch_size,):
-        raise ValueError(f"self_index must have shape ({batch_size},), got {tuple(index.shape)}")
+        raise TcdmlInputError(f"self_index must have shape ({batch_size},), got {tuple(index.shape)}")
     if len(index) and (index.min() < -1 or index.max() >= ref_size):
-        raise ValueError(f"self_index values must lie in [-1, {ref_size}), got {index.min()}..{index.max()}")
+        raise TcdmlInputError(
+            f"self_index values must lie in [-1, {ref_size}), got {index.min()}..{index.max()}"
+        )
     return index
 
 
@@ -153,7 +159,7 @@ class PairMasks:
     def from_dense(cls, pos: Tensor, neg: Tensor) -> PairMasks:
         """Masks given explicitly as two disjoint boolean ``B x M`` tensors."""
         if pos.shape != neg.shape or pos.ndim != 2:
-            raise ValueError(
+            raise TcdmlInputError(
                 f"pos_mask and neg_mask must be 2-D of one shape, got {pos.shape} and {neg.shape}"
             )
         return cls(tuple(pos.shape), pos=pos.bool(), neg=neg.bool())
@@ -211,7 +217,7 @@ def masks_from_indices_tuple(
         a, p, n = indices_tuple
         indices_tuple = (a, p, a, n)
     if len(indices_tuple) != 4:
-        raise ValueError(
+        raise TcdmlInputError(
             f"indices_tuple must hold 3 (triplets) or 4 (pairs) tensors, got {len(indices_tuple)}"
         )
     a1, p, a2, n = (t.to(device=device, dtype=torch.long) for t in indices_tuple)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from tcdml.errors import TcdmlInputError
+
 from .base import LossTerm, TermLoss, reduce_terms
 from .ranking import soft_positive_ranks
 from .similarity import PairBatch
@@ -42,7 +44,7 @@ class SmoothAPLoss(TermLoss):
     def __init__(self, temperature: float = 0.01) -> None:
         super().__init__()
         if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise TcdmlInputError(f"temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
 
     def terms_from_pairs(self, pairs: PairBatch) -> list[LossTerm]:

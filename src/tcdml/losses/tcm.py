@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from tcdml.errors import TcdmlInputError
+
 from .base import LossTerm, TermLoss, reduce_terms
 from .margins import DEFAULT_MIN_GAP, MARGIN_STRATEGIES, MarginTracker
 from .similarity import PairBatch, PairMasks
@@ -117,9 +119,9 @@ def tcm_loss_from_similarity(
     ``H- = {neg : s >= m-}``; an empty hard set contributes a 0 that is still on the graph of ``sim``.
     """
     if pos_mask.shape != sim.shape or neg_mask.shape != sim.shape:
-        raise ValueError(f"masks must have the similarity matrix's shape {tuple(sim.shape)}")
+        raise TcdmlInputError(f"masks must have the similarity matrix's shape {tuple(sim.shape)}")
     if (pos_mask.bool() & neg_mask.bool()).any():
-        raise ValueError("pos_mask and neg_mask overlap: a pair cannot be both positive and negative")
+        raise TcdmlInputError("pos_mask and neg_mask overlap: a pair cannot be both positive and negative")
     _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)
     terms = tcm_terms(
         sim,
@@ -136,10 +138,10 @@ def tcm_loss_from_similarity(
 def _check_params(lambda_pos: float, lambda_neg: float, margin_pos: float, margin_neg: float) -> None:
     for name, value in (("lambda_pos", lambda_pos), ("lambda_neg", lambda_neg)):
         if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+            raise TcdmlInputError(f"{name} must be a finite number >= 0, got {value}")
     for name, value in (("margin_pos", margin_pos), ("margin_neg", margin_neg)):
         if not -1.0 <= value <= 1.0:
-            raise ValueError(f"{name} is a cosine similarity and must lie in [-1, 1], got {value}")
+            raise TcdmlInputError(f"{name} is a cosine similarity and must lie in [-1, 1], got {value}")
 
 
 class TCMLoss(TermLoss):
@@ -177,7 +179,7 @@ class TCMLoss(TermLoss):
         super().__init__()
         _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)
         if margins not in MARGIN_STRATEGIES:
-            raise ValueError(f"margins={margins!r}: expected one of {', '.join(MARGIN_STRATEGIES)}")
+            raise TcdmlInputError(f"margins={margins!r}: expected one of {', '.join(MARGIN_STRATEGIES)}")
         if margins == "fixed" and margin_neg >= margin_pos:
             warnings.warn(
                 f"TCM margin_neg={margin_neg} >= margin_pos={margin_pos}: no similarity gap is enforced",

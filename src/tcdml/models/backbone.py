@@ -1,8 +1,10 @@
-"""timm backbones as feature extractors, and pretrained weights from a local file.
+"""The ``Backbone`` contract, timm models adapted to it, and pretrained weights from a local file.
 
-``create_backbone`` returns a timm model without its classifier: ``backbone(images)`` is the pooled feature
-(B, ``feature_size(backbone)``). Weights come from a file on disk (``load_weights``) or, only when asked for,
-from timm's hub; nothing is downloaded otherwise.
+``Backbone`` is what ``EmbeddingModel`` needs of a feature extractor; tcdml's own backbones (``SmallCNN``,
+``EfficientNetLite0``, ``SentenceEncoder``) implement it, and ``as_backbone`` adapts any other module (a timm
+model) with ``TimmBackbone``. ``create_backbone`` returns a timm model without its classifier:
+``backbone(images)`` is the pooled feature (B, ``feature_size(backbone)``). Weights come from a file on disk
+(``load_weights``) or, only when asked for, from timm's hub; nothing is downloaded otherwise.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -20,6 +22,71 @@ from tcdml.io.torch_file import load_torch_file
 
 # Wrappers that training scripts put around a state dict, looked through in this order.
 CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "module")
+#: The input normalisation of timm models whose ``pretrained_cfg`` names none.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A feature extractor ``EmbeddingModel`` can put its head on.
+
+    - ``backbone(inputs)``: (B, ``num_features``) pooled features of an image batch (B, C, H, W) or, for a
+      text backbone, of a list of B ``str``;
+    - ``num_features``: the feature width;
+    - ``mean`` / ``std``: the per-channel input normalisation its weights were trained with (pixels in
+      [0, 1]; a text backbone gives ``(0, 0, 0)`` / ``(1, 1, 1)``, unused);
+    - ``blocks()``: its blocks, input to output: what ``ModelConfig.trainable_blocks`` counts from the end.
+    """
+
+    num_features: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def blocks(self) -> list[nn.Module]: ...
+
+    def __call__(self, inputs: Any) -> torch.Tensor: ...
+
+
+class TimmBackbone:
+    """A timm model seen as a ``Backbone`` (a view on the model; it holds no weights of its own).
+
+    ``num_features`` is timm's ``head_hidden_size`` (else ``num_features``), ``mean`` / ``std`` come from its
+    ``pretrained_cfg`` (ImageNet's when it names none), and ``blocks()`` is its ``blocks`` attribute when that
+    is an ``nn.Sequential`` / ``nn.ModuleList`` (ViTs: transformer blocks; EfficientNets: stages).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        self.name = str(cfg.get("architecture") or type(model).__name__)
+        self.mean = tuple(cfg.get("mean", IMAGENET_MEAN))
+        self.std = tuple(cfg.get("std", IMAGENET_STD))
+
+    @property
+    def num_features(self) -> int:
+        """timm's ``head_hidden_size``, else ``num_features``; ``TcdmlInputError`` when it has neither."""
+        size = getattr(self.model, "head_hidden_size", None) or getattr(self.model, "num_features", None)
+        if not isinstance(size, int):
+            raise TcdmlInputError(f"model: cannot tell the feature size of {self.name}; pass it")
+        return size
+
+    def blocks(self) -> list[nn.Module]:
+        """The model's ``blocks``; ``TcdmlInputError`` naming the model when it has none."""
+        blocks = getattr(self.model, "blocks", None)
+        if not isinstance(blocks, (nn.Sequential, nn.ModuleList)):
+            raise TcdmlInputError(
+                f"model: backbone {self.name!r} has no blocks() to fine-tune (set by trainable_blocks)"
+            )
+        return list(blocks)
+
+    def __call__(self, inputs: Any) -> torch.Tensor:
+        return self.model(inputs)
+
+
+def as_backbone(module: nn.Module) -> Backbone:
+    """``module`` itself when it implements ``Backbone``, else the ``TimmBackbone`` view of it."""
+    return module if isinstance(module, Backbone) else TimmBackbone(module)
 
 
 def create_backbone(
@@ -56,11 +123,8 @@ def create_backbone(
 
 
 def feature_size(backbone: nn.Module) -> int:
-    """Width of the pooled feature a timm backbone returns (``head_hidden_size``, else ``num_features``)."""
-    size = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", None)
-    if not isinstance(size, int):
-        raise TcdmlInputError(f"model: cannot tell the feature size of {type(backbone).__name__}; pass it")
-    return size
+    """Width of the pooled feature a backbone returns (``as_backbone(backbone).num_features``)."""
+    return as_backbone(backbone).num_features
 
 
 def load_weights(backbone: nn.Module, path: str | os.PathLike) -> None:

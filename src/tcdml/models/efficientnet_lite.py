@@ -44,10 +44,14 @@ class EfficientNetLite0(nn.Module):
     """EfficientNet-lite0 as a feature extractor: (B, 3, H, W) -> (B, ``num_features`` = 1280).
 
     ``pretrained=True`` loads the packaged ImageNet weights (every backbone key must be found, else
-    ``TcdmlInputError``); ``False`` keeps the random initialisation (for comparisons). ``pretrained_cfg``
-    carries the weights' input normalisation, read by ``EmbeddingModel``. ``drop_connect_rate`` is the
-    stochastic depth of the MBConv blocks in training mode (0: off; TensorFlow trained with 0.2).
+    ``TcdmlInputError``); ``False`` keeps the random initialisation (for comparisons). A ``Backbone``:
+    ``mean`` / ``std`` are the weights' input normalisation, read by ``EmbeddingModel``.
+    ``drop_connect_rate`` is the stochastic depth of the MBConv blocks in training mode (0: off; TensorFlow
+    trained with 0.2).
     """
+
+    mean = LITE_MEAN
+    std = LITE_STD
 
     def __init__(self, pretrained: bool = True, drop_connect_rate: float = 0.0) -> None:
         super().__init__()
@@ -70,7 +74,6 @@ class EfficientNetLite0(nn.Module):
             self.stage_sizes = (1,) * len(self.mbconv)
         self.drop_connect_rate = drop_connect_rate
         self.num_features = net._bn1.num_features
-        self.pretrained_cfg = {"mean": LITE_MEAN, "std": LITE_STD, "architecture": "efficientnet_lite0"}
 
     def blocks(self) -> list[nn.Module]:
         """The seven MBConv stages (each an ``nn.Sequential`` view of its blocks), then the head conv."""
@@ -81,7 +84,7 @@ class EfficientNetLite0(nn.Module):
         return [*stages, self.head]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) images normalised with ``pretrained_cfg`` -> (B, 1280) pooled features."""
+        """(B, 3, H, W) images normalised with ``mean`` / ``std`` -> (B, 1280) pooled features."""
         x = self.stem(images)
         for index, block in enumerate(self.mbconv):
             # Linearly increasing drop rate along depth, as in the reference implementation.

@@ -17,14 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from tcdml.errors import TcdmlInputError
-from tcdml.models.backbone import create_backbone, feature_size, load_weights
+from tcdml.models.backbone import as_backbone, create_backbone, load_weights
 from tcdml.models.efficientnet_lite import EfficientNetLite0
+from tcdml.models.feature_cache import CachedFeatures
 from tcdml.models.small_cnn import SmallCNN
 from tcdml.models.text_encoder import SentenceEncoder
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 #: Backbones tcdml builds itself (not timm's), by ``ModelConfig.backbone`` name.
@@ -56,10 +55,11 @@ class ModelConfig:
     - ``trainable_blocks``: how much of the backbone is trained (the head always is). ``None``: all of it;
       ``0``: none (frozen: no gradients, kept in eval mode through ``.train()``, so dropout is off and
       BatchNorm statistics stay fixed); ``k > 0``: only the last ``k`` of the backbone's blocks, everything
-      else in the backbone (stem, earlier blocks, final norms) frozen and in eval mode. The blocks are what
-      the backbone's ``blocks()`` method returns, input to output (tcdml's own backbones), else a timm
-      model's ``blocks`` attribute when it is a sequence (ViTs: transformer blocks; EfficientNets: stages);
-      a backbone with neither, or ``k`` above its number of blocks, is a ``TcdmlInputError``.
+      else in the backbone (stem, earlier blocks, final norms) frozen and in eval mode. The blocks are the
+      backbone's ``blocks()`` (``tcdml.models.backbone.Backbone``; a timm model's through ``TimmBackbone``:
+      its ``blocks`` attribute, ViTs' transformer blocks, EfficientNets' stages); a timm model without them,
+      or ``k`` above the number of blocks, is a ``TcdmlInputError``. A frozen text backbone (``0``) gets a
+      feature cache (``CachedFeatures``): each text is encoded once.
     """
 
     backbone: str = "resnet50"
@@ -101,29 +101,16 @@ class ModelConfig:
         return asdict(self)
 
 
-def backbone_blocks(backbone: nn.Module) -> list[nn.Module]:
-    """The blocks ``trainable_blocks`` counts, input to output (see ``ModelConfig``).
-
-    ``backbone.blocks()`` when the backbone defines that method, else a timm model's ``blocks`` attribute
-    when it is an ``nn.Sequential`` / ``nn.ModuleList``; otherwise ``TcdmlInputError`` naming the backbone.
-    """
-    blocks = getattr(backbone, "blocks", None)
-    if isinstance(blocks, (nn.Sequential, nn.ModuleList)):
-        return list(blocks)
-    if callable(blocks) and not isinstance(blocks, nn.Module):
-        return list(blocks())
-    name = (getattr(backbone, "pretrained_cfg", None) or {}).get("architecture") or type(backbone).__name__
-    raise TcdmlInputError(f"model: backbone {name!r} has no blocks() to fine-tune (set by trainable_blocks)")
-
-
 class EmbeddingModel(nn.Module):
     """``forward(inputs)`` -> (B, embedding_size) L2-normalised float32 embeddings.
 
-    ``backbone`` maps inputs (an image batch, or a list of ``str`` for text backbones) to pooled features of
-    width ``features`` (read from a timm model when None). With ``freeze_bn`` every BatchNorm stays in eval
-    mode through ``.train()`` and its affine weights are not trained. ``trainable_blocks`` freezes all of the
-    backbone but its last blocks, as ``ModelConfig`` describes. ``mean`` / ``std`` are the input
-    normalisation the backbone was pretrained with.
+    ``backbone`` (a ``Backbone``, or a timm model: ``as_backbone``) maps inputs (an image batch, or a list of
+    ``str`` for text backbones) to pooled features of width ``features`` (its ``num_features`` when None).
+    With ``freeze_bn`` every BatchNorm stays in eval mode through ``.train()`` and its affine weights are not
+    trained. ``trainable_blocks`` freezes all of the backbone but its last blocks, as ``ModelConfig``
+    describes. ``mean`` / ``std`` are the input normalisation the backbone was pretrained with.
+    ``feature_cache``, a ``CachedFeatures`` around ``backbone``, computes the features in its place (it is
+    not a submodule: the state dict is the same with or without it).
     """
 
     def __init__(
@@ -135,15 +122,19 @@ class EmbeddingModel(nn.Module):
         freeze_bn: bool = False,
         channels_last: bool = False,
         trainable_blocks: int | None = None,
+        feature_cache: CachedFeatures | None = None,
     ) -> None:
         super().__init__()
+        if feature_cache is not None and feature_cache.encoder is not backbone:
+            raise TcdmlInputError("model: feature_cache must wrap the model's own backbone")
+        spec = as_backbone(backbone)
         self.backbone = backbone
-        self.head = nn.Linear(features or feature_size(backbone), embedding_size)
+        self.feature_cache = feature_cache
+        self.head = nn.Linear(features or spec.num_features, embedding_size)
         self.freeze_bn = freeze_bn
         self.channels_last = channels_last
-        cfg = getattr(backbone, "pretrained_cfg", None) or {}
-        self.mean = tuple(cfg.get("mean", IMAGENET_MEAN))
-        self.std = tuple(cfg.get("std", IMAGENET_STD))
+        self.mean = tuple(spec.mean)
+        self.std = tuple(spec.std)
         self.trainable_blocks = trainable_blocks
         if trainable_blocks is not None:
             trained = self.trained_blocks()
@@ -168,7 +159,7 @@ class EmbeddingModel(nn.Module):
             return [self.backbone]
         if self.trainable_blocks == 0:
             return []
-        blocks = backbone_blocks(self.backbone)
+        blocks = as_backbone(self.backbone).blocks()
         if self.trainable_blocks > len(blocks):
             raise TcdmlInputError(
                 f"model: trainable_blocks={self.trainable_blocks}, but the backbone has {len(blocks)} blocks"
@@ -191,7 +182,8 @@ class EmbeddingModel(nn.Module):
         """(B, D) unit rows of an image batch (B, C, H, W), or of B texts for a text backbone."""
         if self.channels_last and isinstance(images, torch.Tensor):
             images = images.contiguous(memory_format=torch.channels_last)
-        projected = self.head(self.backbone(images))
+        extract = self.backbone if self.feature_cache is None else self.feature_cache
+        projected = self.head(extract(images))
         # Normalise in float32: under bf16/fp16 autocast the rows would be unit only to ~1e-2, too coarse for
         # similarity margins such as TCM's 0.9.
         return F.normalize(projected.float(), dim=1)
@@ -216,6 +208,10 @@ def build_model(config: ModelConfig) -> EmbeddingModel:
             drop_path_rate=config.drop_path_rate,
             from_hub=config.pretrained_from_hub,
         )
+    cache = None
+    if config.trainable_blocks == 0 and isinstance(backbone, SentenceEncoder):
+        # Before any weights are loaded: the key names the folder's weights, which these still are.
+        cache = CachedFeatures(backbone, key=backbone.cache_key())
     if config.pretrained is not None:
         load_weights(backbone, config.pretrained)
     channels_last = config.channels_last
@@ -227,4 +223,5 @@ def build_model(config: ModelConfig) -> EmbeddingModel:
         freeze_bn=config.freeze_bn,
         channels_last=channels_last,
         trainable_blocks=config.trainable_blocks,
+        feature_cache=cache,
     )

@@ -21,35 +21,45 @@ class SmallCNN(nn.Module):
 
     The nonlinear layer matters for 2-D embeddings: with the linear head alone on the pooled features,
     ArcFace on MNIST stalls around R@1 0.6 (digits cannot pass each other on the circle); with it, R@1 ~0.9.
-    ``num_features`` is the output width (``hidden``); ``pretrained_cfg`` carries the input normalisation
-    (MNIST's), read by ``EmbeddingModel`` as timm backbones' is.
+    A ``Backbone``: ``num_features`` is the output width (``hidden``), ``mean`` / ``std`` the input
+    normalisation (MNIST's), ``blocks()`` the conv stages and the Linear-BN-ReLU layer.
 
     Every BatchNorm keeps running statistics, so in eval mode a sample's features do not depend on the
     rest of its batch (until tcdml 0.1 the convolutional BatchNorms used batch statistics even in eval
     mode: embeddings changed with ``--batch-size``; such checkpoints no longer load).
     """
 
+    mean = MNIST_MEAN
+    std = MNIST_STD
+
     def __init__(
         self, in_channels: int = 3, widths: tuple[int, int, int] = (32, 64, 128), hidden: int = 64
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        stages: list[list[nn.Module]] = []
         previous = in_channels
         for index, width in enumerate(widths):
-            layers += [
+            stage = [
                 nn.Conv2d(previous, width, 3, padding=1, bias=False),
                 nn.BatchNorm2d(width),
                 nn.ReLU(inplace=True),
             ]
             if index < len(widths) - 1:
-                layers.append(nn.MaxPool2d(2))
+                stage.append(nn.MaxPool2d(2))
+            stages.append(stage)
             previous = width
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*[layer for stage in stages for layer in stage])
+        self.stage_sizes = tuple(len(stage) for stage in stages)
         self.project = nn.Sequential(
             nn.Linear(previous, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)
         )
         self.num_features = hidden
-        self.pretrained_cfg = {"mean": MNIST_MEAN, "std": MNIST_STD}
+
+    def blocks(self) -> list[nn.Module]:
+        """The conv-BN-ReLU(-pool) stages (``nn.Sequential`` views of ``features``), then ``project``."""
+        starts = [sum(self.stage_sizes[:i]) for i in range(len(self.stage_sizes))]
+        stages = [self.features[start : start + n] for start, n in zip(starts, self.stage_sizes, strict=True)]
+        return [*stages, self.project]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) images -> (B, num_features) features."""

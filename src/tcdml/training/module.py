@@ -8,9 +8,11 @@ processes x B train exactly like one process with N x B (``tcdml.losses.distribu
 i.e. the global loss. The epoch mean is logged in the module's ``on_train_epoch_end``, before the epoch's
 checkpoint is taken, so a run resumed from that checkpoint has it in its log.
 
-Evaluation: every process embeds its contiguous shard of the evaluation set; the shards are gathered in rank
-order (the dataset's order) and ``tcdml.metrics.evaluate`` computes R@k, MAP@R, OPIS and eps-OPIS, logged as
-``val/recall@1``, ``val/map@r``, ``val/opis``, ``val/eps_opis``.
+Evaluation: every process embeds its contiguous shard of the evaluation set (``rank_share``), and
+``tcdml.metrics.distributed.evaluate_distributed`` gathers the shards in rank order (the dataset's order),
+each process computing its share of the query rows: the work is split, not repeated. The result (R@k, MAP@R,
+OPIS and eps-OPIS, logged as ``val/recall@1``, ``val/map@r``, ``val/opis``, ``val/eps_opis``) equals
+``tcdml.metrics.evaluate`` on the whole set, which is what a single process runs.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from tcdml.distributed import rank_and_world
 from tcdml.errors import TcdmlInputError
-from tcdml.losses import DistributedLoss, build_loss_from_config, gather_labels
+from tcdml.losses import DistributedLoss, build_loss_from_config
 from tcdml.losses.tcm import tracked_margins
 from tcdml.models import build_model
 from tcdml.training.config import TrainConfig
@@ -106,13 +109,15 @@ class EmbeddingModule(pl.LightningModule):
         self._eval_labels.append(labels)
 
     def on_validation_epoch_end(self) -> None:
-        """Gather every shard and log the evaluation metrics (identical on every process)."""
+        """Evaluate the union of every process's shard and log the metrics (identical on every process)."""
         from tcdml.metrics import evaluate
+        from tcdml.metrics.distributed import evaluate_distributed
 
-        embeddings = gather_labels(torch.cat(self._eval_embeddings))  # a plain padded gather, rank order
-        labels = gather_labels(torch.cat(self._eval_labels).to(self.device))
+        embeddings = torch.cat(self._eval_embeddings)
+        labels = torch.cat(self._eval_labels).to(self.device)
         settings = self.config.eval
-        result = evaluate(
+        run = evaluate_distributed if rank_and_world()[1] > 1 else evaluate
+        result = run(
             embeddings,
             labels,
             ks=settings.ks,
