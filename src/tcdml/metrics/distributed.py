@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from tcdml.distributed import comm_device, gather_rows, rank_and_world, rank_share
 from tcdml.metrics.engine import (
     EvaluationSettings,
     check_evaluation,
@@ -37,7 +38,7 @@ def evaluate_distributed(
 ) -> EvaluationResult:
     """``evaluate`` over the union of every rank's shard; call it on all ranks of ``group`` (collective)."""
     settings = resolve_settings(EvaluationSettings, settings, overrides)
-    device = _comm_device(group)
+    device = comm_device(group)
     embeddings = _gather(torch.as_tensor(embeddings), group, device)
     labels = _gather(torch.as_tensor(labels), group, device).numpy()
     masks = [
@@ -46,32 +47,14 @@ def evaluate_distributed(
     ]
     prepared = prepare_inputs(embeddings, labels, masks[0], masks[1], settings)
     check_evaluation(prepared, settings)
-    rank, world = dist.get_rank(group), dist.get_world_size(group)
-    rows = range(prepared.num_queries * rank // world, prepared.num_queries * (rank + 1) // world)
+    rows = rank_share(prepared.num_queries, *rank_and_world(group))
     state = run_prepared(prepared, settings, rows, ks=settings.ks)
     return finish(prepared, state.reduce(lambda array: _all_reduce_sum(array, group, device)), settings)
 
 
-def _comm_device(group: Any) -> torch.device:
-    """NCCL moves only CUDA tensors; other backends (gloo) use CPU tensors."""
-    if dist.get_backend(group) == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
 def _gather(local: torch.Tensor, group: Any, device: torch.device) -> torch.Tensor:
     """Concatenate every rank's tensor along dim 0 (shards may differ in length); result on the CPU."""
-    world = dist.get_world_size(group)
-    local = local.to(device)
-    length = torch.tensor([local.shape[0]], device=device)
-    lengths = [torch.zeros_like(length) for _ in range(world)]
-    dist.all_gather(lengths, length, group=group)
-    longest = int(max(int(n) for n in lengths))
-    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=device)
-    padded[: local.shape[0]] = local
-    parts = [torch.zeros_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded, group=group)
-    return torch.cat([part[: int(n)] for part, n in zip(parts, lengths, strict=True)]).cpu()
+    return gather_rows(local.to(device), group).cpu()
 
 
 def _all_reduce_sum(array: np.ndarray, group: Any, device: torch.device) -> np.ndarray:

@@ -22,7 +22,8 @@ counts), so it never looks at the embeddings again.
   which makes their similarities correlated within a class; i.i.d. draws ignore that, so the floor is a lower
   bound of the noise a real set carries.
 
-Example (a consistent model: every class the same distribution, so the OPIS is noise, near its floor)::
+Example (a consistent model: every class the same distribution; the floor, a lower bound of the noise, lies
+below the OPIS)::
 
     >>> import numpy as np
     >>> from tcdml.metrics import evaluate
@@ -31,7 +32,7 @@ Example (a consistent model: every class the same distribution, so the OPIS is n
     >>> labels = np.repeat(np.arange(40), 5)
     >>> x = centres[labels] + rng.normal(size=(200, 64)) / 8
     >>> r = evaluate(x, labels)
-    >>> bool(r.opis_ci[0] <= r.opis_noise_floor <= r.opis_ci[1])
+    >>> bool(0 < r.opis_noise_floor < r.opis < r.opis_ci[1])
     True
 """
 
