@@ -264,3 +264,24 @@ def test_interrupted_train_exits_130_with_one_line(tmp_path: Path) -> None:
     assert run.returncode == 130, run.stderr
     assert run.stderr.splitlines() == ["tcdml: error: interrupted (SIGINT)"]
     assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "contains"),
+    [("text,category\nhello,a\n", "label"), ("text,label\n,a\nb,b\n", "empty")],
+    ids=["no label column", "empty text"],
+)
+def test_train_on_a_bad_text_file_writes_nothing(tmp_path: Path, content: str, contains: str, capsys) -> None:
+    data = tmp_path / "texts.csv"
+    data.write_text(content)
+    values = {
+        "data": {"dataset": "text_csv", "root": str(data), "classes_per_batch": 2, "samples_per_class": 2},
+        "model": {"backbone": "minilm_l6", "embedding_size": 8, "trainable_blocks": 0},
+        "loss": {"name": "smooth_ap"},
+        "trainer": {"max_epochs": 1, "accelerator": "cpu", "devices": 1},
+        "output_dir": str(tmp_path / "run"),
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(values))
+    expect_clean_failure(["train", path], capsys, watched=[tmp_path / "run"], contains=[str(data), contains])
+    assert not (tmp_path / "run").exists()

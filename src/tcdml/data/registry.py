@@ -51,20 +51,30 @@ def build_dataset(
     """The dataset ``name`` (a key of ``DATASETS``) read from ``root`` (for ``"csv"``, ``"text_csv"``
     and ``"text_jsonl"``: the file).
 
-    A loader whose first parameter is ``split`` (``mnist``, ``hscodes``, ``glyphs``: their data ship with
-    a package) takes no root, and ``root`` is ignored for it (``DataConfig.root`` has a default, so configs
-    of these datasets may leave it out); ``root=None`` for any other loader means its default root, an error
-    when it has none. ``options`` are keyword arguments of the loader (e.g. ``{"max_per_class": 100}`` for
-    ``"fashion_mnist"``). Raises ``TcdmlInputError`` for an unknown name, split, option or a wrong layout.
+    A loader whose first parameter is ``split`` (``mnist``, ``hscodes``, ``glyphs``: their data ship with a
+    package) takes no root, and ``root`` is ignored for it (configs of these datasets leave ``data.root``
+    out); ``root=None`` for any other loader means its default root, an error when it has none. ``options``
+    are keyword arguments of the loader (e.g. ``{"max_per_class": 100}`` for ``"fashion_mnist"``). Raises
+    ``TcdmlInputError`` for an unknown name, split, option or a wrong layout.
     """
     check_options(name, options)
     loader, kwargs = DATASETS[name], dict(options or {})
-    first = next(iter(inspect.signature(loader).parameters.values()))
-    if first.name != "split" and root is not None:
+    if takes_root(name) and root is not None:
         return loader(root, split=split, transform=transform, **kwargs)
-    if first.name != "split" and first.default is inspect.Parameter.empty:
+    if needs_root(name):
         raise TcdmlInputError(f"dataset {name!r}: needs a root (the folder or file it reads)")
     return loader(split=split, transform=transform, **kwargs)
+
+
+def takes_root(name: str) -> bool:
+    """Whether the loader of ``name`` reads a root (its first parameter is not ``split``)."""
+    return next(iter(inspect.signature(DATASETS[name]).parameters)) != "split"
+
+
+def needs_root(name: str) -> bool:
+    """Whether the loader of ``name`` reads a root and has no default for it."""
+    first = next(iter(inspect.signature(DATASETS[name]).parameters.values()))
+    return takes_root(name) and first.default is inspect.Parameter.empty
 
 
 def check_options(name: str, options: Mapping[str, Any] | None) -> None:
@@ -83,19 +93,28 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> None:
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             known = ", ".join(accepted) or "none"
-            raise OptionError(name, unknown[0], options[unknown[0]], f"one of its options ({known})")
+            option = unknown[0]
+            raise OptionError(
+                f"dataset {name!r}: unknown option {option!r} (its options: {known})",
+                option,
+                options[option],
+                f"one of its options ({known})",
+            )
         hints = typing.get_type_hints(loader)
         for key, value in options.items():
             if not _fits(value, hints.get(key, Any)):
-                raise OptionError(name, key, value, _type_name(hints[key]))
+                expected = _type_name(hints[key])
+                raise OptionError(
+                    f"dataset {name!r}: option {key}={value!r}, expected {expected}", key, value, expected
+                )
 
 
 class OptionError(TcdmlInputError):
     """A loader option that the dataset does not take, or of the wrong type (``option`` names it)."""
 
-    def __init__(self, dataset: str, option: str, value: Any, expected: str) -> None:
+    def __init__(self, message: str, option: str, value: Any, expected: str) -> None:
         self.option, self.value, self.expected = option, value, expected
-        super().__init__(f"dataset {dataset!r}: option {option}={value!r}, expected {expected}")
+        super().__init__(message)
 
 
 def _fits(value: Any, hint: Any) -> bool:

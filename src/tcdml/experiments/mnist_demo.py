@@ -1,11 +1,11 @@
 """The MNIST demo (the seed article's toy study): one small CNN trained with ArcFace, with and without TCM.
 
-``run_demo(output, seeds=(0, 1, 2, 3, 4))`` trains both runs from the packaged configs (``tcdml/experiments/configs/``) through
-``tcdml.training.fit`` for every seed (both runs of a seed share the seed, data order, schedule and start),
-embeds the test digits, measures them with ``tcdml.metrics.evaluate``, calibrates one global threshold with
-``tcdml.calibration.calibrate_counts`` and compares the two runs with the paired bootstrap of
-``tcdml.metrics.compare``. Torch runs on ``threads`` intra-op threads (default 1) so that a seed gives the
-same numbers on a busy or an idle machine. It writes into ``output``:
+``run_demo(output, seeds=(0, 1, 2, 3, 4))`` trains both runs from the packaged configs
+(``tcdml/experiments/configs/``) through ``tcdml.training.fit`` for every seed (both runs of a seed share the
+seed, data order, schedule and start), embeds the test digits, measures them with ``tcdml.metrics.evaluate``,
+calibrates one global threshold with ``tcdml.calibration.calibrate_counts`` and compares the two runs with the
+paired bootstrap of ``tcdml.metrics.compare``. Torch runs on ``threads`` intra-op threads (default 1) so that
+a seed gives the same numbers on a busy or an idle machine. It writes into ``output``:
 
 - ``seed<S>/``: per seed, ``metrics.json`` (both runs, the relative change, the paired deltas),
   ``mnist_clusters.png/.svg`` (ArcFace's class weights over the test embeddings, per-digit spread in the

@@ -20,7 +20,7 @@ from pathlib import Path
 from tcdml.deploy.manifest import MANIFEST_NAME
 from tcdml.errors import TcdmlInputError
 from tcdml.io.atomic import fsync_folder
-from tcdml.io.outputs import _signals_held, check_writable_folder
+from tcdml.io.outputs import check_writable_folder, signals_held
 
 OPTION = "--output"
 
@@ -62,10 +62,10 @@ def staged_folder(out_dir: Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield staging
-        with _signals_held():  # Ctrl-C cannot cut the renames in half
+        with signals_held():  # Ctrl-C cannot cut the renames in half
             _commit(staging, target)
     finally:
-        with _signals_held():
+        with signals_held():
             shutil.rmtree(staging, ignore_errors=True)
 
 

@@ -173,15 +173,15 @@ class OutputSet:
         staging = Staging(self)
         try:
             yield staging
-            with _signals_held():  # Ctrl-C cannot cut the moves in half; it lands right after them
+            with signals_held():  # Ctrl-C cannot cut the moves in half; it lands right after them
                 staging.commit()
         finally:
-            with _signals_held():
+            with signals_held():
                 staging.cleanup()
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM while the block runs (main thread, POSIX); they are delivered when it ends."""
     held = {signal.SIGINT, signal.SIGTERM}
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):

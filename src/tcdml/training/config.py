@@ -65,12 +65,14 @@ MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeding take 32-bit seeds
 class DataConfig:
     """Dataset, transforms and batch composition (P classes x m samples per batch, per process).
 
+    ``root``: the folder or file the dataset reads (a CSV for ``csv`` / ``text_csv``); leave it out for the
+    datasets that ship with a package (``mnist``, ``hscodes``, ``glyphs``), required by the others.
     ``options`` are the loader's own keyword arguments, passed to ``build_dataset`` (e.g.
     ``{max_per_class: 500}`` for ``fashion_mnist``, ``{max_classes: 200}`` for ``glyphs``).
     """
 
     dataset: str = "folder"
-    root: str = "data"
+    root: str | None = None
     train_split: str = "train"
     eval_split: str = "test"
     image_size: int = 224
@@ -84,8 +86,10 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("dataset", "root", "train_split", "eval_split"):
+        for name in ("dataset", "train_split", "eval_split"):
             nonempty(f"data.{name}", getattr(self, name))
+        if self.root is not None:
+            nonempty("data.root", self.root)
         positive("data.image_size", self.image_size)
         if self.resize_size is not None:
             positive("data.resize_size", self.resize_size, minimum=max(1, self._int(self.image_size)))

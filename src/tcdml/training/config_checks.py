@@ -126,13 +126,16 @@ def check_names(config: TrainConfig, filled_later: Collection[str] = ()) -> None
 
 def check_dataset_options(config: TrainConfig) -> None:
     """``data.options`` are keyword options of the dataset's loader, of the annotated types."""
-    from tcdml.data.registry import OptionError, check_options
+    from tcdml.data.registry import OptionError, check_options, needs_root
 
     try:
         check_options(config.data.dataset, config.data.options)
     except OptionError as exc:
         key, expected = f"data.options.{exc.option}", f"{exc.expected} of dataset {config.data.dataset!r}"
         raise ConfigValueError(key, exc.value, expected) from None
+    dataset = config.data.dataset
+    if config.data.root is None and needs_root(dataset):
+        raise ConfigValueError("data.root", None, f"the folder or file that dataset {dataset!r} reads")
 
 
 def check_loss(config: TrainConfig, filled_later: Collection[str] = ()) -> None:

@@ -66,11 +66,18 @@ class MetricDataModule(pl.LightningDataModule):
         self.epoch = 0
         self.sampler: MPerClassBatchSampler | None = None
 
+    def load_sets(self) -> None:
+        """Read both splits once (``fit`` calls it before anything is written: a bad file fails first)."""
+        if not hasattr(self, "train_set"):
+            config = self.config
+            self.train_set = load_split(config, config.train_split, self.transforms, train=True)
+            self.eval_set = load_split(config, config.eval_split, self.transforms, train=False)
+
     def setup(self, stage: str | None = None) -> None:
-        """Read both splits (after the process group exists, so the sampler shards by rank)."""
+        """Read both splits (unless read) and build the sampler once the process group exists (it shards
+        by rank)."""
         config = self.config
-        self.train_set = load_split(config, config.train_split, self.transforms, train=True)
-        self.eval_set = load_split(config, config.eval_split, self.transforms, train=False)
+        self.load_sets()
         self.sampler = MPerClassBatchSampler(
             self.train_set.labels, config.classes_per_batch, config.samples_per_class, seed=self.seed
         )

@@ -229,6 +229,7 @@ def fit(
     pl.seed_everything(config.seed, workers=True, verbose=False)
     module = EmbeddingModule(config)
     data = MetricDataModule(config.data, seed=config.seed, mean=module.model.mean, std=module.model.std)
+    data.load_sets()  # a bad dataset fails here, before the run's folder is made
     interrupt = RecordInterrupt()
     handler = signal.getsignal(signal.SIGINT)
     try:
