@@ -94,6 +94,7 @@ def headline_metrics(evaluation: Any, calibration: Any) -> dict[str, float]:
     ``far_spread`` / ``frr_spread`` = max - min over classes of the per-class FAR / FRR at the calibrated
     threshold (the threshold-consistency the paper's TCM targets, read at one operating point).
     """
+    evaluation.require_opis("a run's headline metrics")
     out = {f"recall@{k}": float(value) for k, value in sorted(evaluation.recall_at_k.items())}
     out.update(
         {

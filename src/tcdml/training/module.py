@@ -126,7 +126,9 @@ class EmbeddingModule(pl.LightningModule):
             eps=settings.eps,
         ).to_dict()
         names = [f"recall@{k}" for k in settings.ks] + list(LOGGED_METRICS)
-        self.log_dict({f"val/{name}": float(result[name]) for name in names}, prog_bar=False)
+        # OPIS is None where it is undefined (e.g. a collapsed calibration range early on): logged as NaN.
+        values = {name: float("nan") if result[name] is None else float(result[name]) for name in names}
+        self.log_dict({f"val/{name}": value for name, value in values.items()}, prog_bar=False)
         self._eval_embeddings.clear()
         self._eval_labels.clear()
 
