@@ -87,6 +87,12 @@ def evaluate(
     threshold: Annotated[
         float | None, typer.Option(help="Threshold of the per-class FAR/FRR table (default: mid-range).")
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="The result as JSON (what --format json prints); its folder must exist."
+        ),
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help=PLOT_HELP.format(stem="utility_curves"))] = None,
     per_class: Annotated[
         Path | None,
@@ -104,6 +110,7 @@ def evaluate(
     """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (docs/spec.md), OPIS with its bootstrap
     interval over classes and its noise floor (docs/metrics.md)."""
     from tcdml.figures import figure_names
+    from tcdml.io.json_file import write_json
     from tcdml.io.outputs import OutputSet
     from tcdml.metrics.evaluator import evaluate as run_evaluation
     from tcdml.metrics.plots import UTILITY_STEM, plot_utility_curves
@@ -124,6 +131,7 @@ def evaluate(
         uncertainty=uncertainty_settings(bootstrap, level, seed),
     )
     outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
+    output = outputs.check_file(output, "--output")
     per_class = outputs.check_file(per_class, "--per-class")
     plot = outputs.check_folder(plot, "--plot", figure_names(UTILITY_STEM))
     data = _load(file, labels)
@@ -134,12 +142,14 @@ def evaluate(
         result = run_evaluation(
             data.embeddings, data.labels, settings=settings, needs_opis=needs or None, **masks
         )
+    summary = result.to_dict()
     with outputs.staging() as staging:  # all outputs, or none of them
+        if output is not None:
+            write_json(staging.file(output), summary)
         if per_class is not None:
             result.per_class.write_csv(staging.file(per_class))
         if plot is not None:
             plot_utility_curves(result, staging.folder(plot), title=file.stem)
-    summary = result.to_dict()
     if output_format is OutputFormat.json:
         print_json(summary)
     else:
