@@ -4,12 +4,13 @@
 1. Embed the descriptions of the train headings and of the held-out test headings (``tcdml.data.hscodes``:
    479 / 478 headings, no heading in both) with the pretrained encoder as it is (``SentenceEncoder``: masked
    mean pooling, no training, nothing downloads): ``runs/adapt_hscodes/{train,test}.npz`` (kept and reused).
-2. For each seed: ``tcdml adapt train train.npz`` (validation: 20 % of the train headings, held out by
+2. For each variant (``tcm``: the defaults, Smooth-AP + TCM with auto margins; ``no-tcm``: Smooth-AP alone)
+   and each seed: ``tcdml adapt train train.npz`` (validation: 20 % of the train headings, held out by
    ``--val-seed 0``, the same for every seed), ``tcdml adapt apply`` on test.npz, then
    ``tcdml compare test.npz test-adapted.npz --format json``: R@1 and OPIS before / after on the held-out
    headings with paired bootstrap intervals over classes (``delta_*_ci95``).
 
-Prints one row per seed and writes ``runs/adapt_hscodes/results.json``.
+Prints one row per variant and seed and writes ``runs/adapt_hscodes/results.json``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 OUT = Path("runs/adapt_hscodes")
 #: ``adapt train`` options: m = 2 (half the headings have <= 4 subheadings), 64 headings per batch.
 TRAIN_OPTIONS = ["--epochs", "20", "--batch-size", "128", "--m-per-class", "2", "--no-progress"]
+VARIANTS = {"tcm": [], "no-tcm": ["--no-tcm"]}
 
 
 def embed_split(split: str, path: Path) -> None:
@@ -67,49 +69,46 @@ def main() -> None:
             embed_split(split, OUT / f"{split}.npz")
             print(f"embedded {split} in {time.perf_counter() - start:.0f} s")
     rows = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        folder, adapted = OUT / f"adapter-seed{seed}", OUT / f"test-seed{seed}.npz"
-        start = time.perf_counter()
-        trained = tcdml(
-            "adapt",
-            "train",
-            str(OUT / "train.npz"),
-            "-o",
-            str(folder),
-            "--force",
-            "--seed",
-            str(seed),
-            *TRAIN_OPTIONS,
-            *args.extra,
-        )
-        seconds = time.perf_counter() - start
-        tcdml("adapt", "apply", str(folder), str(OUT / "test.npz"), "-o", str(adapted))
-        change = tcdml("compare", str(OUT / "test.npz"), str(adapted))
-        rows.append(
-            {
-                "seed": seed,
-                "chosen_epoch": trained["chosen_epoch"],
-                "train_seconds": seconds,
-                "val_input": trained["validation_input"],
-                "val_chosen": trained["validation_chosen"],
-                "test_before": change["a"],
-                "test_after": change["b"],
-                **{key: change[key] for key in change if key.startswith(("delta_", "verdict_"))},
-            }
-        )
-        r = rows[-1]
-        print(
-            f"seed {seed}: epoch {r['chosen_epoch']} ({seconds:.0f} s); validation R@1 "
-            f"{r['val_input']['recall@1']:.4f} -> {r['val_chosen']['recall@1']:.4f}, OPIS "
-            f"{r['val_input']['opis']:.5f} -> {r['val_chosen']['opis']:.5f}; held-out test R@1 "
-            f"{r['test_before']['recall@1']:.4f} -> {r['test_after']['recall@1']:.4f} "
-            f"({r['delta_recall@1']:+.4f} {_ci(r['delta_recall@1_ci95'])}), OPIS "
-            f"{r['test_before']['opis']:.5f} -> {r['test_after']['opis']:.5f} "
-            f"({r['delta_opis']:+.5f} {_ci(r['delta_opis_ci95'])})"
-        )
-    (OUT / "results.json").write_text(
-        json.dumps({"options": TRAIN_OPTIONS + args.extra, "seeds": rows}, indent=2)
+    for variant, options in VARIANTS.items():
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            rows.append(run_seed(variant, seed, [*TRAIN_OPTIONS, *options, *args.extra]))
+    summary = {"options": TRAIN_OPTIONS + args.extra, "variants": VARIANTS, "runs": rows}
+    (OUT / "results.json").write_text(json.dumps(summary, indent=2))
+
+
+def run_seed(variant: str, seed: int, options: list[str]) -> dict:
+    """Train, apply and compare one adapter; print and return its row."""
+    folder, adapted = OUT / f"adapter-{variant}-seed{seed}", OUT / f"test-{variant}-seed{seed}.npz"
+    start = time.perf_counter()
+    trained = tcdml(
+        "adapt", "train", str(OUT / "train.npz"), "-o", str(folder), "--force", "--seed", str(seed), *options
     )
+    seconds = time.perf_counter() - start
+    tcdml("adapt", "apply", str(folder), str(OUT / "test.npz"), "-o", str(adapted))
+    change = tcdml("compare", str(OUT / "test.npz"), str(adapted))
+    r = {
+        "variant": variant,
+        "seed": seed,
+        "chosen_epoch": trained["chosen_epoch"],
+        "train_seconds": seconds,
+        "val_input": trained["validation_input"],
+        "val_chosen": trained["validation_chosen"],
+        "test_before": change["a"],
+        "test_after": change["b"],
+        **{key: change[key] for key in change if key.startswith(("delta_", "verdict_"))},
+    }
+    print(
+        f"{variant} seed {seed}: epoch {r['chosen_epoch']} ({seconds:.0f} s); validation R@1 "
+        f"{r['val_input']['recall@1']:.4f} -> {r['val_chosen']['recall@1']:.4f}, OPIS "
+        f"{r['val_input']['opis']:.5f} -> {r['val_chosen']['opis']:.5f}; held-out test R@1 "
+        f"{r['test_before']['recall@1']:.4f} -> {r['test_after']['recall@1']:.4f} "
+        f"({r['delta_recall@1']:+.4f} {_ci(r['delta_recall@1_ci95'])}), OPIS "
+        f"{r['test_before']['opis']:.5f} -> {r['test_after']['opis']:.5f} "
+        f"({r['delta_opis']:+.5f} {_ci(r['delta_opis_ci95'])}), OPIS excess "
+        f"{r['test_before']['opis_excess']:.5f} -> {r['test_after']['opis_excess']:.5f}",
+        flush=True,
+    )
+    return r
 
 
 def _ci(interval: list[float]) -> str:
