@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tcdml.cli.main import main
-from tests.experiments.study_helpers import record, short_epochs, write_records, write_study
+from tests.experiments.study_helpers import BROKEN, record, short_epochs, write_records, write_study
 
 
 def test_dry_run_lists_every_cell(tmp_path, capsys) -> None:
@@ -51,7 +51,7 @@ def test_study_runs_then_reports(tmp_path, capsys, monkeypatch) -> None:
 
 
 def test_a_failing_cell_is_one_line_naming_it(tmp_path, capsys) -> None:
-    path = write_study(tmp_path, losses={"broken": {"name": "smooth_ap", "params": {"bogus": 1}}})
+    path = write_study(tmp_path, losses={"broken": BROKEN})
     assert main(["study", str(path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tcdml: error: cell mnist / broken / default / base / seed 0 failed: ")

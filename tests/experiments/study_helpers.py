@@ -14,6 +14,11 @@ MNIST_CONFIG = ROOT / "src" / "tcdml" / "experiments" / "configs" / "mnist-arcfa
 TRAIN_BATCHES = 2
 
 
+#: A loss that loads (configs are checked whole at load) and fails in training: ArcFace with 3 class weights
+#: for MNIST's 10 digits.
+BROKEN = {"name": "arcface", "params": {"num_classes": 3}}
+
+
 def write_study(folder: Path, **changes: Any) -> Path:
     """``folder/study.yaml``: MNIST, smooth_ap + arcface (num_classes filled), one seed, one short epoch."""
     study = {

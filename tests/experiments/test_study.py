@@ -13,7 +13,7 @@ pytest.importorskip("pytorch_lightning")
 from tcdml.experiments.study import CellFailed, run_study
 from tcdml.experiments.study_config import load_study
 from tcdml.experiments.study_table import write_tables
-from tests.experiments.study_helpers import short_epochs, write_study
+from tests.experiments.study_helpers import BROKEN, short_epochs, write_study
 
 METRICS = ("recall@1", "map@r", "opis", "eps_opis", "far_spread", "frr_spread")
 
@@ -125,8 +125,8 @@ def test_a_result_of_another_config_is_not_kept(finished, monkeypatch) -> None:
 
 
 def test_a_failing_cell_stops_with_its_name(tmp_path) -> None:
-    path = write_study(tmp_path, losses={"broken": {"name": "smooth_ap", "params": {"bogus": 1}}})
-    with pytest.raises(CellFailed, match=r"cell mnist / broken / default / base / seed 0 failed: .*bogus"):
+    path = write_study(tmp_path, losses={"broken": BROKEN})
+    with pytest.raises(CellFailed, match=r"cell mnist / broken / default / base / seed 0 failed: "):
         run_study(load_study(path), quiet=True, echo=lambda line: None)
     assert (tmp_path / "out/mnist/broken/default/base/seed0/error.log").is_file()
     assert not list((tmp_path / "out").rglob("result.json"))
