@@ -67,3 +67,11 @@ def test_pareto_writes_figure_and_report(tmp_path, capsys) -> None:
     assert main(["pareto", str(folder), "-o", str(tmp_path / "fig")]) == 0
     assert "pareto.png" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "fig").iterdir()} == {"pareto.png", "pareto.svg", "pareto.md"}
+
+
+def test_a_loss_typo_stops_the_study_before_any_cell_trains(tmp_path, capsys) -> None:
+    path = write_study(tmp_path, losses={"typo": {"name": "smooth_ap", "params": {"bogus": 1}}})
+    assert main(["study", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "key 'loss.params.bogus' = 1" in err
+    assert not (tmp_path / "out").exists()
