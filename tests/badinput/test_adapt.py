@@ -112,3 +112,17 @@ def test_bad_apply(files, capsys) -> None:
         expect_clean_failure(argv, capsys, watched=[files["out"]], contains=contains)
     argv = ["adapt", "apply", folder, str(files["train"]), "-o", str(files["train"])]
     expect_clean_failure(argv, capsys, watched=[files["out"], files["train"]], contains="would overwrite")
+
+
+def test_a_validation_set_without_opis_needs_select_recall(tmp_path: Path, capsys) -> None:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    train, val = tmp_path / "train.npz", tmp_path / "val.npz"
+    save_embeddings_file(train, x[:600].astype("float32"), y[:600])
+    one = y == 3  # a single class: no negative pairs, so no OPIS to select by
+    save_embeddings_file(val, x[one].astype("float32"), y[one])
+    argv = ["adapt", "train", str(train), "--val", str(val), "-o", str(tmp_path / "adapter"), "--epochs", "1"]
+    expect_clean_failure(
+        argv, capsys, watched=[tmp_path], contains=["OPIS is undefined", "--select recall@1"]
+    )

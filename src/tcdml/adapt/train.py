@@ -58,7 +58,7 @@ class EpochScore:
         return {
             "epoch": self.epoch,
             "recall@1": self.recall_at_1,
-            "opis": self.opis,
+            "opis": None if math.isinf(self.opis) else self.opis,
             "objective": objective,
             "train_loss": self.train_loss,
         }
@@ -207,7 +207,14 @@ def _score(
     result = evaluate(
         transform(head, val["x"]), val["y"], is_query=val["q"], is_gallery=val["g"], **VAL_SETTINGS
     )
-    pair = (float(result.recall_at_k[1]), float(result.opis))
+    if result.opis is None and epoch == 0 and select != "recall@1":  # the input: nothing to select by
+        raise TcdmlInputError(
+            f"validation set: OPIS is undefined for the input ({result.opis_undefined}); use "
+            "--select recall@1 or a validation set with more classes"
+        )
+    # An epoch whose calibration range collapsed has no OPIS: it counts as the worst (never selected by it).
+    opis = math.inf if result.opis is None else float(result.opis)
+    pair = (float(result.recall_at_k[1]), opis)
     return EpochScore(epoch, pair[0], pair[1], _objective(select, pair, ref))
 
 
