@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tcdml.cli.main import main
 from tcdml.models import ModelConfig, build_model
 from tests.badinput.harness import expect_clean_failure
 from tests.deploy.helpers import write_calibration, write_checkpoint
@@ -154,3 +155,23 @@ def test_bad_format(checkpoint: Path, tmp_path: Path, capsys) -> None:
         watched=[tmp_path],
         contains="tflite",
     )
+
+
+def test_a_calibration_of_other_embeddings_is_refused(tmp_path: Path, capsys) -> None:
+    """``calibrate -o`` records the embedding size; export checks it against the model (an adapter here)."""
+    from sklearn.datasets import load_digits
+
+    from tcdml.io.embeddings_file import save_embeddings_file
+
+    x, y = load_digits(return_X_y=True)
+    data = tmp_path / "digits.npz"
+    save_embeddings_file(data, x.astype("float32"), y)
+    adapter = tmp_path / "adapter"
+    argv = ["adapt", "train", str(data), "-o", str(adapter), "--kind", "linear", "--embedding-size", "16"]
+    assert main([*argv, "--epochs", "1", "--no-progress"]) == 0
+    calibration = tmp_path / "threshold.json"
+    assert main(["calibrate", str(data), "--target-far", "0.01", "-o", str(calibration)]) == 0
+    assert json.loads(calibration.read_text())["embedding_size"] == 64
+    capsys.readouterr()
+    argv = ["export", str(adapter), "--calibration", str(calibration), "-o", str(tmp_path / "served")]
+    expect_clean_failure(argv, capsys, watched=[tmp_path], contains=["embedding_size", "64", "16"])

@@ -201,7 +201,8 @@ def calibrate(
             device=device,
             progress=progress,
         )
-    summary = result.to_dict()
+    # The embedding size lets tcdml export check that a calibration belongs to the model it ships with.
+    summary = {**result.to_dict(), "embedding_size": int(data.embeddings.shape[1])}
     with outputs.staging() as staging:  # all outputs, or none of them
         if output is not None:
             write_json(staging.file(output), summary)  # strict JSON: a NaN rate is written as null
