@@ -66,3 +66,20 @@ def test_init_refuses_data_it_cannot_use(tmp_path: Path, capsys, kind: str, name
     argv = ["init", kind, "--data", str(tmp_path / name), "-o", str(out)]
     expect_clean_failure(argv, capsys, watched=[tmp_path], contains=message)
     assert not out.exists()
+
+
+def test_check_reads_the_data_and_refuses_batches_it_cannot_fill(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "texts.csv"
+    rows = [f"{word}{i},{label}" for label, word in enumerate("abcdef") for i in range(4)]
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run.yaml"
+    assert (
+        main(["init", "texts", "--data", str(data), "-o", str(out), "--run-dir", str(tmp_path / "run")]) == 0
+    )
+    argv = ["train", str(out), "--check"]
+    expect_clean_failure(
+        argv, capsys, watched=[tmp_path], contains=["text_csv train split", "classes_per_batch=32"]
+    )
+    fits = ["data.classes_per_batch=3", "data.samples_per_class=4", "loss.tcm=false"]
+    assert main([*argv, *fits]) == 0
+    assert not (tmp_path / "run").exists()

@@ -47,11 +47,13 @@ def train(
     ]
     settings = load_config(config, overrides)  # every bad value: one line, before Lightning loads
     if check:
+        from tcdml.training.data import check_data
         from tcdml.training.runtime import check_resume, check_runtime
 
         check_runtime(settings)
         if resume is not None:
             check_resume(settings, resume)
+        check_data(settings)
         print_json(settings.to_dict())
         return
     from tcdml.training.trainer import fit

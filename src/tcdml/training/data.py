@@ -24,7 +24,7 @@ from tcdml.data import MPerClassBatchSampler, TransformConfig, build_dataset, bu
 from tcdml.data.base import LabelledDataset, Modality
 from tcdml.distributed import rank_and_world, rank_share
 from tcdml.errors import TcdmlInputError
-from tcdml.training.config import DataConfig
+from tcdml.training.config import DataConfig, TrainConfig
 
 
 def load_split(
@@ -67,11 +67,23 @@ class MetricDataModule(pl.LightningDataModule):
         self.sampler: MPerClassBatchSampler | None = None
 
     def load_sets(self) -> None:
-        """Read both splits once (``fit`` calls it before anything is written: a bad file fails first)."""
+        """Read both splits once and check that the train split can fill a batch (``fit`` and
+        ``tcdml train --check`` call it before anything is written: a bad file fails first)."""
         if not hasattr(self, "train_set"):
             config = self.config
             self.train_set = load_split(config, config.train_split, self.transforms, train=True)
             self.eval_set = load_split(config, config.eval_split, self.transforms, train=False)
+            try:  # one process's view: the batch composition is per process
+                MPerClassBatchSampler(
+                    self.train_set.labels,
+                    config.classes_per_batch,
+                    config.samples_per_class,
+                    seed=self.seed,
+                    num_replicas=1,
+                    rank=0,
+                )
+            except TcdmlInputError as exc:
+                raise TcdmlInputError(f"data ({config.dataset} {config.train_split} split): {exc}") from None
 
     def setup(self, stage: str | None = None) -> None:
         """Read both splits (unless read) and build the sampler once the process group exists (it shards
@@ -161,3 +173,11 @@ class SeededDataset(Dataset):
                 int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
             )
             return self.dataset[index]
+
+
+def check_data(config: TrainConfig) -> None:
+    """Read the train and evaluation splits and check the batch composition (``tcdml train --check``).
+
+    The transforms are built but not applied, so the backbone's normalisation does not matter here.
+    """
+    MetricDataModule(config.data, seed=config.seed, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)).load_sets()
