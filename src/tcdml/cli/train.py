@@ -7,7 +7,7 @@ commands, so ``tcdml --help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +39,7 @@ def train(
     ] = False,
 ) -> None:
     """Train an embedding model from a config; checkpoints and logs go to its output_dir."""
+    from tcdml.models.embedding import random_weights_note
     from tcdml.training.config import load_config
 
     overrides = [
@@ -46,6 +47,7 @@ def train(
         *([] if progress is None else [f"trainer.progress_bar={str(progress).lower()}"]),
     ]
     settings = load_config(config, overrides)  # every bad value: one line, before Lightning loads
+    note = random_weights_note(settings.model)  # said once every check has passed (an error is one line)
     if check:
         from tcdml.training.data import check_data
         from tcdml.training.runtime import check_resume, check_runtime
@@ -54,13 +56,27 @@ def train(
         if resume is not None:
             check_resume(settings, resume)
         check_data(settings)
+        if note:
+            typer.echo(f"tcdml: note: {note}", err=True)
         print_json(settings.to_dict())
         return
     from tcdml.training.trainer import fit
 
-    result = fit(settings, resume=resume)
+    result = fit(settings, resume=resume, callbacks=[] if note is None else [_note_at_start(note)])
     if result.global_rank == 0:
         print_json(result.to_dict())
+
+
+def _note_at_start(note: str) -> Any:
+    """A Lightning callback that prints ``tcdml: note: ...`` once training starts (first process only)."""
+    import pytorch_lightning as pl
+
+    class Note(pl.Callback):
+        def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+            if trainer.is_global_zero:
+                typer.echo(f"tcdml: note: {note}", err=True)
+
+    return Note()
 
 
 def embed(

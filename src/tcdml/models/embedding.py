@@ -189,6 +189,18 @@ class EmbeddingModel(nn.Module):
         return F.normalize(projected.float(), dim=1)
 
 
+def random_weights_note(config: ModelConfig) -> str | None:
+    """A one-line note when a timm backbone would start from random weights (no ``pretrained`` file, not
+    ``pretrained_from_hub``), which is rarely what a user means; None otherwise. tcdml's own backbones load
+    their shipped weights themselves (``small_cnn`` has none by design)."""
+    if config.backbone in LOCAL_BACKBONES or config.pretrained is not None or config.pretrained_from_hub:
+        return None
+    return (
+        f"model.backbone={config.backbone} starts from random weights (set model.pretrained to a weights "
+        "file or model.pretrained_from_hub: true; tcdml init writes a config with pretrained weights)"
+    )
+
+
 def build_model(config: ModelConfig) -> EmbeddingModel:
     """The embedding model of ``config``, with its pretrained weights loaded (see ``ModelConfig``)."""
     if config.backbone in LOCAL_BACKBONES:  # tcdml's own backbones (small_cnn, efficientnet_lite0, minilm_l6)
