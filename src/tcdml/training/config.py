@@ -19,7 +19,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tcdml.errors import TcdmlInputError
 from tcdml.io.yaml_file import load_yaml_text, read_yaml_mapping
@@ -40,6 +40,9 @@ from tcdml.training.config_checks import (
     positive,
     require,
 )
+
+if TYPE_CHECKING:
+    from tcdml.metrics.settings import MetricSettings
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
@@ -224,7 +227,11 @@ class TrainerConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Periodic evaluation on ``data.eval_split`` and the metric that picks the best checkpoint."""
+    """Periodic evaluation on ``data.eval_split`` and the metric that picks the best checkpoint.
+
+    ``ks``, ``far_range``, ``beta`` and ``eps`` are the metric half of ``tcdml.metrics.EvaluationSettings``
+    (``metric_settings()``), checked by that class: one set of rules for the CLI, the library and configs.
+    """
 
     every_n_epochs: int = 1
     ks: tuple[int, ...] = (1, 2, 4, 8)
@@ -236,18 +243,28 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         positive("eval.every_n_epochs", self.every_n_epochs)
-        ok = isinstance(self.ks, (tuple, list)) and len(self.ks) > 0
-        ok = ok and all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in self.ks)
-        require(ok, "eval.ks", self.ks, "a non-empty list of integers >= 1")
-        pair("eval.far_range", self.far_range, 0.0, 1.0, strict=True, open_high=True)
-        require(finite(self.beta) and self.beta > 0, "eval.beta", self.beta, "a number > 0")
-        in_range("eval.eps", self.eps, 0.0, 1.0, open_low=True, open_high=True)
+        self.metric_settings()
         require(self.mode in ("max", "min"), "eval.mode", self.mode, "max or min")
         names = [f"recall@{k}" for k in self.ks] + list(MONITORED)
         require(self.monitor in names, "eval.monitor", self.monitor, f"one of {', '.join(names)}")
         lower_is_better = self.monitor in ("opis", "eps_opis")
         expected = "min" if lower_is_better else "max"
         require(self.mode == expected, "eval.mode", self.mode, f"{expected} for eval.monitor={self.monitor}")
+
+    def metric_settings(self) -> MetricSettings:
+        """The library's ``MetricSettings`` of this section (its own checks, errors named ``eval.<key>``)."""
+        from tcdml.metrics.settings import MetricSettings
+
+        ks = tuple(self.ks) if isinstance(self.ks, (list, tuple)) else self.ks
+        ok = isinstance(ks, tuple) and all(isinstance(k, int) and not isinstance(k, bool) for k in ks)
+        require(ok, "eval.ks", self.ks, "a non-empty list of integers >= 1")
+        try:
+            return MetricSettings(ks=ks, far_range=self.far_range, beta=self.beta, eps=self.eps)
+        except TcdmlInputError as exc:
+            prefixes = (("ks", "k="), ("far_range", "far"), ("beta", "beta"), ("eps", "eps"))
+            name = next((key for key, start in prefixes if str(exc).startswith(start)), "far_range")
+            value = getattr(self, name)
+            raise ConfigValueError(f"eval.{name}", value, f"a valid {name} ({exc})") from None
 
 
 @dataclass(frozen=True)
