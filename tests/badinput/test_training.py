@@ -262,7 +262,7 @@ def test_interrupted_train_exits_130_with_one_line(tmp_path: Path) -> None:
         [sys.executable, "-c", INTERRUPT_AT_STEP_2, str(config)], capture_output=True, text=True, timeout=300
     )
     assert run.returncode == 130, run.stderr
-    lines = [line for line in run.stderr.splitlines() if not line.startswith("tcdml: note: ")]  # the start note
+    lines = [line for line in run.stderr.splitlines() if not line.startswith("tcdml: note: ")]
     assert lines == ["tcdml: error: interrupted (SIGINT)"]
     assert run.stdout == ""
 
