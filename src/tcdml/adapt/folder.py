@@ -14,7 +14,6 @@ when it is an adapter folder (it holds ``adapter.json``) or empty: ``--force`` n
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tcdml.errors import TcdmlInputError
+from tcdml.io.json_file import read_json_object
 
 if TYPE_CHECKING:
     from torch import nn
@@ -113,15 +113,7 @@ def read_adapter_meta(folder: str | os.PathLike) -> dict[str, Any]:
     path = Path(folder) / ADAPTER_JSON
     if not Path(folder).is_dir():
         raise TcdmlInputError(f"{folder}: no such adapter folder (expected {ADAPTER_JSON} and {ADAPTER_PT})")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TcdmlInputError(f"{path}: no such file (not a folder written by tcdml adapt train)") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise TcdmlInputError(f"{path}: cannot read as JSON ({reason})") from None
-    if not isinstance(meta, dict):
-        raise TcdmlInputError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    meta = read_json_object(path, "no such file (not a folder written by tcdml adapt train)")
     for key in REQUIRED_KEYS:
         if key not in meta:
             raise TcdmlInputError(f"{path}: missing key '{key}'")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdml.errors import TcdmlInputError
+from tcdml.io.json_file import read_json_object
 
 MANIFEST_NAME = "tcdml-export.json"
 FORMAT = "tcdml-export"
@@ -170,18 +171,7 @@ def read_manifest(folder: str | os.PathLike, *, verify: bool = True) -> Manifest
         what = "is not a folder" if folder.exists() else "no such folder"
         raise TcdmlInputError(f"{folder}: {what}, expected a folder written by tcdml export")
     path = folder / MANIFEST_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TcdmlInputError(f"{path}: missing (not a folder written by tcdml export)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TcdmlInputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TcdmlInputError(
-            f"{path}: malformed manifest: not JSON ({exc.msg}, line {exc.lineno})"
-        ) from None
+    data = read_json_object(path, "missing (not a folder written by tcdml export)")
     manifest = parse_manifest(data, path)
     if verify:
         for name, entry in manifest.files.items():

@@ -8,7 +8,6 @@ exported model's (``tcdml calibrate`` does not write it yet: without it the widt
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 from tcdml.deploy.manifest import sha256_file
 from tcdml.errors import TcdmlInputError
+from tcdml.io.json_file import read_json_object
 
 
 @dataclass(frozen=True)
@@ -58,22 +58,7 @@ def _is_number(value: Any) -> bool:
 def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
     """Read and check a calibration JSON; a problem is one ``TcdmlInputError`` line naming file and key."""
     path = Path(path)
-    if path.is_dir():
-        raise TcdmlInputError(f"{path}: is a folder, expected the JSON file tcdml calibrate -o writes")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TcdmlInputError(f"{path}: no such calibration file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TcdmlInputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TcdmlInputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise TcdmlInputError(
-            f"{path}: expected a JSON object (tcdml calibrate -o), got {type(data).__name__}"
-        )
+    data = read_json_object(path, "no such calibration file (expected the JSON tcdml calibrate -o writes)")
     if "threshold" not in data:
         raise TcdmlInputError(f"{path}: no 'threshold' key (expected the JSON tcdml calibrate -o writes)")
     threshold = data["threshold"]

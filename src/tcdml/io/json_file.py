@@ -1,4 +1,5 @@
-"""Strict JSON out of tcdml's results: NaN / inf become null (``json`` would write the invalid ``NaN``)."""
+"""Strict JSON out of tcdml's results: NaN / inf become null (``json`` would write the invalid ``NaN``); JSON
+objects read back with one-line errors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tcdml.errors import TcdmlInputError
 from tcdml.io.atomic import atomic_write
 
 
@@ -30,3 +32,24 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     with atomic_write(path) as handle:
         json.dump(finite(data), handle, indent=2)
     return path
+
+
+def read_json_object(path: str | os.PathLike, missing: str) -> dict[str, Any]:
+    """The JSON object stored in ``path``; ``TcdmlInputError`` naming the file when it is a folder, missing
+    (``missing`` says what was expected there), unreadable, not UTF-8, not JSON or not an object."""
+    path = Path(path)
+    if path.is_dir():
+        raise TcdmlInputError(f"{path}: is a folder, expected a JSON file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TcdmlInputError(f"{path}: {missing}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TcdmlInputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TcdmlInputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise TcdmlInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
