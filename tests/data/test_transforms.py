@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from tcdml.data import TransformConfig, build_transform
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 
 IMAGE = Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(40, 60, 3), dtype=np.uint8))
 
@@ -39,8 +39,9 @@ def test_train_transform_is_random_and_normalised() -> None:
     "kwargs", [{"image_size": 0}, {"image_size": 224, "resize_size": 200}, {"crop_scale": (0.5, 0.2)}]
 )
 def test_bad_config(kwargs: dict) -> None:
-    with pytest.raises(TcdmlInputError, match=r"transforms:"):
+    with pytest.raises(ParameterError, match=r"transforms:") as error:
         TransformConfig(**kwargs)
+    assert error.value.name in kwargs and isinstance(error.value, TcdmlInputError)
 
 
 def test_hflip_can_be_switched_off() -> None:

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tcdml.errors import TcdmlInputError
+from tcdml.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TransformConfig
+from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.io.yaml_file import load_yaml_text, read_yaml_mapping
 from tcdml.models.embedding import ModelConfig
 from tcdml.training import config_checks
@@ -36,7 +37,6 @@ from tcdml.training.config_checks import (
     in_range,
     is_config,
     nonempty,
-    pair,
     positive,
     require,
 )
@@ -93,11 +93,10 @@ class DataConfig:
             nonempty(f"data.{name}", getattr(self, name))
         if self.root is not None:
             nonempty("data.root", self.root)
-        positive("data.image_size", self.image_size)
-        if self.resize_size is not None:
-            positive("data.resize_size", self.resize_size, minimum=max(1, self._int(self.image_size)))
-        pair("data.crop_scale", self.crop_scale, 0.0, 1.0, strict=False)
-        require(isinstance(self.hflip, bool), "data.hflip", self.hflip, "true or false")
+        try:  # the transform keys are the library's TransformConfig, checked by it
+            self.transform_config()
+        except ParameterError as exc:
+            raise ConfigValueError(f"data.{exc.name}", exc.value, exc.expected) from None
         # A batch needs >= 2 classes (negatives) and >= 2 samples of each (positives).
         positive("data.classes_per_batch", self.classes_per_batch, minimum=2)
         positive("data.samples_per_class", self.samples_per_class, minimum=2)
@@ -105,9 +104,18 @@ class DataConfig:
         positive("data.num_workers", self.num_workers, minimum=0)
         require(isinstance(self.options, Mapping), "data.options", self.options, "a mapping")
 
-    @staticmethod
-    def _int(value: Any) -> int:
-        return value if isinstance(value, int) else 1
+    def transform_config(
+        self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
+    ) -> TransformConfig:
+        """The image transforms of this section, normalised with ``mean`` / ``std`` (the backbone's)."""
+        return TransformConfig(
+            image_size=self.image_size,
+            resize_size=self.resize_size,
+            crop_scale=tuple(self.crop_scale) if isinstance(self.crop_scale, list) else self.crop_scale,
+            hflip=self.hflip,
+            mean=tuple(mean),
+            std=tuple(std),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The value checks of training configs: one-line ``ConfigValueError`` naming the dotted key, the value and
 what is expected (``tcdml.training.config`` prefixes the file or override it came from).
 
-The section dataclasses call the small checks (``require``, ``positive``, ``in_range``, ``pair`` ...);
+The section dataclasses call the small checks (``require``, ``positive``, ``in_range`` ...);
 ``check_model``, ``check_tcm`` and ``check_names`` check what spans sections or needs a registry;
 ``check_keys`` checks a raw mapping's keys and value types against a config dataclass's fields.
 """
@@ -60,20 +60,6 @@ def in_range(key: str, value: Any, low: float, high: float, *, open_low=False, o
 
 def nonempty(key: str, value: Any) -> None:
     require(isinstance(value, str) and value.strip() != "", key, value, "a non-empty string")
-
-
-def pair(key: str, value: Any, low: float, high: float, *, strict: bool, open_high: bool = False) -> None:
-    """Two finite numbers lo, hi with low < lo, hi <= high (< with ``open_high``) and lo < hi (``strict``)
-    or lo <= hi."""
-    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(finite(item) for item in value)
-    ok = (
-        ok
-        and low < value[0]
-        and (value[1] < high if open_high else value[1] <= high)
-        and (value[0] < value[1] if strict else value[0] <= value[1])
-    )
-    order = "<" if strict else "<="
-    require(ok, key, value, f"[lo, hi] with {low:g} < lo {order} hi {'<' if open_high else '<='} {high:g}")
 
 
 def check_model(values: Mapping[str, Any]) -> None:

@@ -39,13 +39,6 @@ def load_split(
     return data
 
 
-def eval_transforms(config: DataConfig, mean: tuple[float, ...], std: tuple[float, ...]) -> TransformConfig:
-    """The evaluation-side transform settings of ``config`` (resize + centre crop, normalised by mean/std)."""
-    return TransformConfig(
-        image_size=config.image_size, resize_size=config.resize_size, mean=tuple(mean), std=tuple(std)
-    )
-
-
 class MetricDataModule(pl.LightningDataModule):
     """Train and evaluation loaders of ``config``; ``mean`` / ``std`` normalise as the backbone expects."""
 
@@ -55,14 +48,7 @@ class MetricDataModule(pl.LightningDataModule):
         super().__init__()
         self.config = config
         self.seed = seed
-        self.transforms = TransformConfig(
-            image_size=config.image_size,
-            resize_size=config.resize_size,
-            crop_scale=config.crop_scale,
-            hflip=config.hflip,
-            mean=tuple(mean),
-            std=tuple(std),
-        )
+        self.transforms = config.transform_config(mean, std)
         self.epoch = 0
         self.sampler: MPerClassBatchSampler | None = None
 

@@ -20,7 +20,7 @@ from tcdml.io import save_embeddings_file
 from tcdml.metrics.validation import check_device
 from tcdml.training.checkpoint import model_from_checkpoint
 from tcdml.training.config import DataConfig
-from tcdml.training.data import eval_transforms, load_split
+from tcdml.training.data import load_split
 
 
 def embed_samples(
@@ -63,7 +63,7 @@ def embed_dataset(
     if batch_size < 1 or num_workers < 0:
         raise TcdmlInputError(f"batch_size={batch_size}, num_workers={num_workers}: expected >= 1 and >= 0")
     model, config = model_from_checkpoint(checkpoint)
-    transforms = eval_transforms(config.data, model.mean, model.std)
+    transforms = config.data.transform_config(model.mean, model.std)
     source = dataclasses.replace(config.data, root=str(root))
     if dataset is not None and dataset != config.data.dataset:  # another dataset may not take its options
         source = dataclasses.replace(source, dataset=dataset, options={})
@@ -88,7 +88,7 @@ def embed_split(
     Samples get the test transform of ``data`` (resize + centre crop, the model's normalisation; none for
     text); the model is put in eval mode and run without gradients, ``data.eval_batch_size`` at a time.
     """
-    transforms = eval_transforms(data, model.mean, model.std)
+    transforms = data.transform_config(model.mean, model.std)
     dataset = load_split(data, split or data.eval_split, transforms, train=False)
     embeddings = embed_samples(model, dataset, batch_size=data.eval_batch_size, device=device)
     return embeddings, dataset.labels.copy()
