@@ -23,7 +23,7 @@ from tcdml.data.inaturalist import load_inaturalist2018
 from tcdml.data.mnist import load_mnist
 from tcdml.data.sop import load_sop
 from tcdml.data.text_files import load_text_csv, load_text_jsonl
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 
 DATASETS: dict[str, Callable[..., LabelledDataset]] = {
     "cub200": load_cub200,
@@ -94,7 +94,7 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> None:
         if unknown:
             known = ", ".join(accepted) or "none"
             option = unknown[0]
-            raise OptionError(
+            raise ParameterError(
                 f"dataset {name!r}: unknown option {option!r} (its options: {known})",
                 option,
                 options[option],
@@ -104,17 +104,9 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> None:
         for key, value in options.items():
             if not _fits(value, hints.get(key, Any)):
                 expected = _type_name(hints[key])
-                raise OptionError(
+                raise ParameterError(
                     f"dataset {name!r}: option {key}={value!r}, expected {expected}", key, value, expected
                 )
-
-
-class OptionError(TcdmlInputError):
-    """A loader option that the dataset does not take, or of the wrong type (``option`` names it)."""
-
-    def __init__(self, message: str, option: str, value: Any, expected: str) -> None:
-        self.option, self.value, self.expected = option, value, expected
-        super().__init__(message)
 
 
 def _fits(value: Any, hint: Any) -> bool:

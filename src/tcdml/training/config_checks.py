@@ -16,13 +16,13 @@ import typing
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 
 if TYPE_CHECKING:
     from tcdml.training.config import TrainConfig
 
 
-class ConfigValueError(TcdmlInputError):
+class ConfigValueError(ParameterError):
     """A config value out of range: names the dotted key, the value and what is expected.
 
     ``load_config`` / ``TrainConfig.from_dict`` prefix the file or override the value came from.
@@ -30,7 +30,7 @@ class ConfigValueError(TcdmlInputError):
 
     def __init__(self, key: str, value: Any, expected: str) -> None:
         self.key = key
-        super().__init__(f"key '{key}' = {value!r}, expected {expected}")
+        super().__init__(f"key '{key}' = {value!r}, expected {expected}", key, value, expected)
 
 
 def require(ok: bool, key: str, value: Any, expected: str) -> None:
@@ -112,12 +112,12 @@ def check_names(config: TrainConfig, filled_later: Collection[str] = ()) -> None
 
 def check_dataset_options(config: TrainConfig) -> None:
     """``data.options`` are keyword options of the dataset's loader, of the annotated types."""
-    from tcdml.data.registry import OptionError, check_options, needs_root
+    from tcdml.data.registry import check_options, needs_root
 
     try:
         check_options(config.data.dataset, config.data.options)
-    except OptionError as exc:
-        key, expected = f"data.options.{exc.option}", f"{exc.expected} of dataset {config.data.dataset!r}"
+    except ParameterError as exc:
+        key, expected = f"data.options.{exc.name}", f"{exc.expected} of dataset {config.data.dataset!r}"
         raise ConfigValueError(key, exc.value, expected) from None
     dataset = config.data.dataset
     if config.data.root is None and needs_root(dataset):
