@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tcdml.cli.main import main
-from tcdml.training.config import load_config
+from tcdml.training.config_files import load_config
 from tests.badinput.harness import expect_clean_failure
 
 

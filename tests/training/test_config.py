@@ -12,7 +12,8 @@ import torch
 from tcdml.errors import TcdmlInputError
 from tcdml.losses import TCMComposite, build_loss_from_config
 from tcdml.models import ModelConfig, build_model
-from tcdml.training.config import TrainConfig, load_config
+from tcdml.training.config import TrainConfig
+from tcdml.training.config_files import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = sorted((CONFIGS / "experiment").glob("*.yaml"))

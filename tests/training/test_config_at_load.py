@@ -13,7 +13,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.experiments.mnist_demo import default_config_dir
 from tcdml.experiments.study import plan_study
 from tcdml.experiments.study_config import load_study
-from tcdml.training.config import load_config
+from tcdml.training.config_files import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEMO = default_config_dir() / "mnist-arcface.yaml"

@@ -40,7 +40,7 @@ def train(
 ) -> None:
     """Train an embedding model from a config; checkpoints and logs go to its output_dir."""
     from tcdml.models.embedding import random_weights_note
-    from tcdml.training.config import load_config
+    from tcdml.training.config_files import load_config
 
     overrides = [
         *(overrides or []),

@@ -210,7 +210,7 @@ def demo_configs(
     progress: bool = True,
 ) -> list[Any]:
     """The ``TrainConfig`` of both runs of one seed (run folders under ``output``), options applied."""
-    from tcdml.training.config import load_config
+    from tcdml.training.config_files import load_config
 
     if embedding_size not in EMBEDDING_SIZES:
         raise TcdmlInputError(f"embedding_size={embedding_size}: the demo draws 2-D or 3-D embeddings")

@@ -82,7 +82,7 @@ def cell_overrides(study: StudyConfig, cell: Cell) -> list[str]:
 
 def cell_config(study: StudyConfig, cell: Cell) -> Any:
     """The ``TrainConfig`` of ``cell`` before filling; a bad override raises ``TcdmlInputError`` naming it."""
-    from tcdml.training.config import load_config
+    from tcdml.training.config_files import load_config
 
     try:
         overrides = cell_overrides(study, cell)

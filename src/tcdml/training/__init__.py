@@ -1,6 +1,6 @@
 """Training: Lightning module, data module, Trainer from config, checkpoints, resume, DDP, ``tcdml embed``.
 
-- ``config.load_config(path, overrides)`` -> ``TrainConfig`` (YAML parts + ``key=value`` overrides).
+- ``config_files.load_config(path, overrides)`` -> ``config.TrainConfig`` (YAML parts + overrides).
 - ``trainer.fit(config, resume=None)`` -> ``FitResult``; ``trainer.build_trainer(config)``.
 - ``module.EmbeddingModule``, ``data.MetricDataModule``, ``optim.param_groups`` / ``lr_factor``.
 - ``checkpoint.model_from_checkpoint(path)``; ``embed.embed_dataset(checkpoint, root, output)``.

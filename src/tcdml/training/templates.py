@@ -15,7 +15,8 @@ from pathlib import Path
 from string import Template
 
 from tcdml.errors import TcdmlInputError
-from tcdml.training.config import TrainConfig, load_config
+from tcdml.training.config import TrainConfig
+from tcdml.training.config_files import load_config
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 KINDS = ("images", "texts")
