@@ -126,3 +126,17 @@ def test_a_validation_set_without_opis_needs_select_recall(tmp_path: Path, capsy
     expect_clean_failure(
         argv, capsys, watched=[tmp_path], contains=["OPIS is undefined", "--select recall@1"]
     )
+
+
+def test_force_never_replaces_a_folder_holding_an_input(tmp_path: Path, capsys) -> None:
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter.json").write_text("{}")  # looks like an adapter folder...
+    train = folder / "train.npz"  # ...but holds the training file
+    save_embeddings_file(train, x[:300].astype("float32"), y[:300])
+    argv = ["adapt", "train", str(train), "-o", str(folder), "--force", "--epochs", "1"]
+    expect_clean_failure(argv, capsys, watched=[tmp_path], contains=["holds the input", str(train)])
+    assert train.is_file()

@@ -13,10 +13,8 @@ when it is an adapter folder (it holds ``adapter.json``) or empty: ``--force`` n
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,45 +32,29 @@ FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "format_version", "kind", "input_size", "hidden", "embedding_size")
 
 
-def check_output_dir(path: str | os.PathLike, force: bool, option: str = "--output") -> Path:
-    """Refuse, before any work, an output folder that cannot be written: an existing one without ``force``,
-    a file, a link, a non-adapter folder with files, a missing or read-only parent."""
-    from tcdml.io.outputs import check_writable_folder
+def check_output_dir(
+    path: str | os.PathLike, force: bool, inputs: Sequence[str | os.PathLike] = (), option: str = "--output"
+) -> Path:
+    """Refuse, before any work, an output folder that cannot be written (``tcdml.io.output_folder``): an
+    existing one without ``force``, a file or link, a folder of other files, one holding an input (``inputs``:
+    the embedding and labels files), a missing or read-only parent."""
+    from tcdml.io.output_folder import check_output_folder
 
-    path = Path(path)
-    if not os.fspath(path) or os.fspath(path).strip() in ("", "."):
-        raise TcdmlInputError(f"{option} {os.fspath(path)!r}: expected a new folder name")
-    if path.is_symlink():
-        raise TcdmlInputError(f"{option} {path}: is a symbolic link; give the folder itself")
-    if path.exists():
-        if not path.is_dir():
-            raise TcdmlInputError(f"{option} {path}: is a file, expected a folder for the adapter")
-        if not force:
-            raise TcdmlInputError(f"{option} {path}: exists (pass --force to replace it)")
-        if any(path.iterdir()) and not (path / ADAPTER_JSON).is_file():
-            raise TcdmlInputError(
-                f"{option} {path}: exists and is not an adapter folder (no {ADAPTER_JSON}); --force only "
-                "replaces adapter folders"
-            )
-    check_writable_folder(option, path, Path(os.path.realpath(path)).parent)
-    return path
+    return check_output_folder(
+        path, force=force, inputs=inputs, marker=ADAPTER_JSON, what="an adapter folder", option=option
+    )
 
 
 def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, Any]) -> Path:
     """Write ``adapter.json`` (``meta`` plus the format keys) and ``adapter.pt`` into the folder ``path`` at
-    once (checked by ``check_output_dir`` first): stage a temporary sibling, then rename it onto ``path``."""
+    once (checked by ``check_output_dir`` first): staged in a temporary sibling, renamed onto ``path``."""
     import torch
 
     from tcdml import __version__
-    from tcdml.io.atomic import fsync_folder
     from tcdml.io.json_file import write_json
-    from tcdml.io.outputs import signals_held
+    from tcdml.io.output_folder import staged_folder
 
-    path = Path(path)
-    parent = Path(os.path.realpath(path)).parent
-    staged = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
-    old: Path | None = None
-    try:
+    with staged_folder(path) as staged:
         write_json(
             staged / ADAPTER_JSON,
             {"format": FORMAT, "format_version": FORMAT_VERSION, "tcdml_version": __version__, **meta},
@@ -82,28 +64,7 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staged, 0o777 & ~umask)
-        with signals_held():  # Ctrl-C lands after the swap, never between its two renames
-            if path.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
-                os.rename(path, old / "previous")
-            try:
-                os.rename(staged, path)
-            except BaseException:
-                if old is not None:
-                    os.rename(old / "previous", path)
-                raise
-            fsync_folder(parent)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    finally:
-        if old is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(old)
-    return path
+    return Path(path)
 
 
 def read_adapter_meta(folder: str | os.PathLike) -> dict[str, Any]:

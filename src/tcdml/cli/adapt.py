@@ -156,7 +156,8 @@ def train(
     from tcdml.adapt.train import check_loss_name
 
     check_loss_name(settings.loss)
-    check_output_dir(output, force)
+    inputs = [path for path in (train_file, labels, val, val_labels) if path is not None]
+    check_output_dir(output, force, inputs)  # --force never replaces a folder holding an input
     from tcdml.io.embedding_inputs import read_embeddings
 
     data = read_embeddings(train_file, labels)

@@ -21,8 +21,7 @@ from torch import nn
 
 from tcdml.errors import TcdmlInputError
 from tcdml.export.calibration import read_calibration
-from tcdml.export.folder import check_export_folder
-from tcdml.export.writer import ExportResult, check_format, export_module
+from tcdml.export.writer import ExportResult, check_export_folder, check_format, export_module
 
 ADAPTER_JSON = "adapter.json"
 #: Texts the text model is traced and checked on (real HS-code descriptions, of unequal lengths).
@@ -75,7 +74,7 @@ def export_checkpoint(
     check_format(format)
     checkpoint = Path(checkpoint)
     record = read_calibration(calibration)  # cheap checks first: calibration, output folder, then the model
-    check_export_folder(out_dir, force=force, inputs=[checkpoint, record.path])
+    check_export_folder(out_dir, force, [checkpoint, record.path])
     model, config = model_from_checkpoint(checkpoint)
     record.check_embedding_size(config.model.embedding_size, f"{checkpoint} (model.embedding_size)")
     source = {
@@ -156,7 +155,7 @@ def export_adapter(
     check_format(format)
     folder = Path(folder)
     record = read_calibration(calibration)
-    check_export_folder(out_dir, force=force, inputs=[folder, record.path])
+    check_export_folder(out_dir, force, [folder, record.path])
     module, meta = load_adapter(folder)
     width = int(meta["input_size"])
     record.check_embedding_size(int(meta["embedding_size"]), f"{folder / ADAPTER_JSON} (embedding_size)")

@@ -39,8 +39,8 @@ from tcdml.deploy.manifest import (
 from tcdml.errors import TcdmlInputError
 from tcdml.export.calibration import CalibrationRecord, read_calibration
 from tcdml.export.convert import OPSET, check_files, to_onnx, to_torchscript
-from tcdml.export.folder import check_export_folder, staged_folder
 from tcdml.io.json_file import write_json
+from tcdml.io.output_folder import check_output_folder, staged_folder
 
 FORMATS = ("auto", "onnx", "torchscript", "both")
 #: What no export file contains, by input kind (the manifest's ``model.not_exported``).
@@ -52,6 +52,12 @@ NOT_EXPORTED = {
     "text": ["tokenisation: done at serve time by the tokenizers package from input.tokenizer"],
     "embedding": ["the model that makes the adapter's input embeddings (input.input_size wide)"],
 }
+
+
+def check_export_folder(out_dir: str | os.PathLike, force: bool, inputs: Sequence[str | os.PathLike]) -> Path:
+    """Refuse an export folder before any work (``tcdml.io.output_folder``; ``--force`` replaces only a
+    previous export, a folder holding ``tcdml-export.json``, or an empty folder)."""
+    return check_output_folder(out_dir, force=force, inputs=inputs, marker=MANIFEST_NAME, what="an export")
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ def export_module(
     if kind not in INPUT_NAMES:
         raise TcdmlInputError(f"input contract: kind={kind!r}, expected one of {', '.join(INPUT_NAMES)}")
     record = calibration if isinstance(calibration, CalibrationRecord) else read_calibration(calibration)
-    out_dir = check_export_folder(out_dir, force=force, inputs=[*inputs, record.path])
+    out_dir = check_export_folder(out_dir, force, [*inputs, record.path])
     module = module.eval()
     example = _as_tuple(example_input)
     checks = _as_tuple(check_input) if check_input is not None else example
