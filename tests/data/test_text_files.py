@@ -125,3 +125,15 @@ def test_options_are_checked(tmp_path: Path) -> None:
         build_dataset("text_csv", path, options={"test_ratio": 1.5})
     with pytest.raises(TcdmlInputError, match="option seed='1'"):
         build_dataset("text_csv", path, options={"seed": "1"})
+
+
+def test_integer_looking_labels_stay_distinct_classes(tmp_path: Path) -> None:
+    path = tmp_path / "texts.csv"
+    path.write_text("text,label,split\na,01,train\nb,1,train\nc,01,train\nd,1,train\ne,2,test\nf,2,test\n")
+    data = build_dataset("text_csv", path, "train")
+    assert sorted(data.class_names) == ["01", "1"] and len(set(data.labels.tolist())) == 2
+    canonical = tmp_path / "numbers.csv"
+    canonical.write_text(
+        "text,label,split\na,10,train\nb,9,train\nc,10,train\nd,9,train\ne,2,test\nf,2,test\n"
+    )
+    assert list(build_dataset("text_csv", canonical, "train").class_names) == ["9", "10"]  # sorted as numbers

@@ -166,6 +166,14 @@ def make_dataset(
     )
 
 
+def label_keys(labels: Sequence[str]) -> list[Hashable]:
+    """Class keys of label texts read from a file: integers when every label is an integer written
+    canonically (``"7"``, ``"-3"``: they then sort as numbers), else the texts themselves, so ``"01"`` and
+    ``"1"`` stay two classes and a name keeps its leading zeros."""
+    canonical = all(text.lstrip("-").isdigit() and str(int(text)) == text for text in labels)
+    return [int(text) for text in labels] if canonical else list(labels)
+
+
 def held_out_classes(class_keys: Iterable[Hashable]) -> dict[Hashable, str]:
     """The DML held-out-class rule: the first ``ceil(C/2)`` classes in sorted order train, the rest test."""
     keys = sorted(set(class_keys))

@@ -28,6 +28,7 @@ from tcdml.data.base import (
     check_images_present,
     check_split,
     held_out_classes,
+    label_keys,
     make_dataset,
     require_dir,
     require_file,
@@ -126,17 +127,9 @@ def load_csv(
         paths.append(base / values["path"])
         labels.append(values["label"])
         splits.append(values["split"])
-    keys: list[Any] = [int(label) for label in labels] if all(_is_int(v) for v in labels) else labels
+    keys = label_keys(labels)
     if "split" not in columns:
         rule = held_out_classes(keys)
         splits = [rule[key] for key in keys]
     check_images_present(CSV, paths)
     return make_dataset(CSV, paths, keys, splits, split, transform=transform)
-
-
-def _is_int(text: str) -> bool:
-    try:
-        int(text)
-    except ValueError:
-        return False
-    return True

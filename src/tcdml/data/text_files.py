@@ -32,8 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from tcdml.data.base import check_split, require_file
-from tcdml.data.folder import _is_int
+from tcdml.data.base import check_split, label_keys, require_file
 from tcdml.data.text import TextListDataset
 from tcdml.errors import TcdmlInputError
 from tcdml.io.embedding_inputs import DELIMITERS, sniff_delimiter
@@ -172,7 +171,7 @@ def _dataset(
                 "(tcdml has no validation split: training evaluates on the test split)"
             )
     labels = [row.label for row in rows]
-    keys: list[Any] = [int(label) for label in labels] if all(map(_is_int, labels)) else labels
+    keys = label_keys(labels)
     if has_split:
         if test_ratio is not None or seed is not None:
             raise TcdmlInputError(
