@@ -39,7 +39,9 @@ def evaluate_distributed(
     """``evaluate`` over the union of every rank's shard; call it on all ranks of ``group`` (collective)."""
     settings = resolve_settings(EvaluationSettings, settings, overrides)
     device = comm_device(group)
-    embeddings = _gather(torch.as_tensor(embeddings), group, device)
+    local = torch.as_tensor(embeddings)
+    # The gathered set stays on this rank's device (a GPU in training): the pass runs there, as in evaluate.
+    embeddings = gather_rows(local.to(device), group).to(local.device)
     labels = _gather(torch.as_tensor(labels), group, device).numpy()
     masks = [
         None if m is None else _gather(torch.as_tensor(m), group, device).numpy()
