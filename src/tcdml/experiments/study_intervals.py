@@ -55,7 +55,9 @@ def row_intervals(
     for base, tcm in pairs:
         if not all((Path(record["directory"]) / EMBEDDINGS_FILE).is_file() for record in (base, tcm)):
             continue
-        evaluated.append((_evaluate(base), _evaluate(tcm)))
+        pair = (_evaluate(base), _evaluate(tcm))
+        if all(result.opis_undefined is None for result in pair):  # a pair without OPIS has no interval
+            evaluated.append(pair)
     if not evaluated:
         return None
     settings = settings or UncertaintySettings()

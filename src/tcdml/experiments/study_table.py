@@ -190,6 +190,8 @@ def format_change(row: RowSummary, key: str) -> str:
     if row.intervals is None:
         return text + f" ({summary.change * scale:+.4f}, no interval)"
     delta = row.intervals.deltas[key]
+    if delta.value is None or delta.ci is None:
+        return text + f" ({summary.change * scale:+.4f}, no interval)"
     low, high = (value * scale for value in delta.ci)
     mark = {"better": " ✓", "worse": " ✗"}.get(delta.verdict, "")
     return text + f" ({delta.value * scale:+.4f} [{low:+.4f}, {high:+.4f}]){mark}"
