@@ -165,3 +165,14 @@ def test_without_onnxruntime_the_error_says_what_to_install(digits_export) -> No
     )
     message = _run(code)
     assert "pip install 'tcdml[deploy]'" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(("key", "value"), [("pad_id", "x"), ("pad_id", -1), ("pad_token", 0)])
+def test_a_malformed_text_contract_is_one_line(digits_export, key: str, value: object) -> None:
+    from tcdml.deploy.manifest import MANIFEST_NAME, parse_manifest
+
+    folder = digits_export[0]
+    data = json.loads((folder / MANIFEST_NAME).read_text())
+    data["input"] = {"kind": "text", "tokenizer": "tokenizer.json", "max_length": 8, key: value}
+    with pytest.raises(TcdmlInputError, match=rf"input\.{key}"):
+        parse_manifest(data, folder / MANIFEST_NAME)

@@ -124,6 +124,10 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
         tokenizer, length = contract.get("tokenizer"), contract.get("max_length")
         _require(isinstance(tokenizer, str), path, "input.tokenizer", tokenizer, "a file name")
         _require(_positive_int(length), path, "input.max_length", length, "a positive integer")
+        pad_id, pad_token = contract.get("pad_id", 0), contract.get("pad_token", "[PAD]")
+        ok = isinstance(pad_id, int) and not isinstance(pad_id, bool) and pad_id >= 0
+        _require(ok, path, "input.pad_id", pad_id, "a token id >= 0")
+        _require(isinstance(pad_token, str), path, "input.pad_token", pad_token, "a token")
     else:
         width = contract.get("input_size")
         _require(_positive_int(width), path, "input.input_size", width, "a positive integer")

@@ -135,7 +135,7 @@ def load_matcher(
         tokenizer = TextTokenizer(
             manifest.folder / contract["tokenizer"],
             contract["max_length"],
-            pad_id=int(contract.get("pad_id", 0)),
-            pad_token=str(contract.get("pad_token", "[PAD]")),
+            pad_id=contract.get("pad_id", 0),  # checked by parse_manifest
+            pad_token=contract.get("pad_token", "[PAD]"),
         )
     return Matcher(manifest, chosen, runner, tokenizer, batch_size)
