@@ -12,7 +12,7 @@
 
 The ``.npz`` checks are reused: ``.npy`` headers are read (shape, dtype, no objects, bytes present) before
 any data, all inputs must fit in the available memory (a table: its uncompressed size; a CSV: twice its
-size), and the arrays pass ``_check_arrays``. Errors are one ``TcdmlInputError`` line naming the file and the
+size), and the arrays pass ``check_arrays``. Errors are one ``TcdmlInputError`` line naming the file and the
 column and row (Parquet: ``row i``, 0-based) or line (CSV: ``line n``, the header being line 1).
 """
 
@@ -29,9 +29,9 @@ import numpy as np
 from tcdml.errors import TcdmlInputError
 from tcdml.io.embeddings_file import (
     EmbeddingsFile,
-    _check_arrays,
-    _check_memory,
+    check_arrays,
     check_input_file,
+    check_memory,
     load_embeddings_file,
     read_npy_header,
 )
@@ -92,7 +92,7 @@ def _read_npy_pair(path: Path, labels_path: Path) -> EmbeddingsFile:
     check_input_file(path, "a .npy of embeddings (N x D)")
     check_input_file(labels_path, "a .npy of labels (N)")
     headers = {"embeddings": _npy_header(path, "embeddings"), "labels": _npy_header(labels_path, "labels")}
-    _check_memory(path, {key: nbytes for key, (_, _, nbytes) in headers.items()})
+    check_memory(path, {key: nbytes for key, (_, _, nbytes) in headers.items()})
     (emb_shape, _, _), (label_shape, label_dtype, _) = headers["embeddings"], headers["labels"]
     if len(label_shape) != 1 or len(emb_shape) < 1 or label_shape[0] != emb_shape[0]:
         rows = emb_shape[0] if emb_shape else 0
@@ -105,7 +105,7 @@ def _read_npy_pair(path: Path, labels_path: Path) -> EmbeddingsFile:
     if label_values.dtype.kind in "US":
         label_values = np.unique(label_values, return_inverse=True)[1].astype(np.int64)
     arrays = {"embeddings": embeddings, "labels": label_values}
-    _check_arrays(path, arrays)
+    check_arrays(path, arrays)
     return EmbeddingsFile(**arrays)
 
 
@@ -144,7 +144,7 @@ def _read_parquet(path: Path) -> EmbeddingsFile:
     try:
         metadata = pq.ParquetFile(path).metadata
         size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-        _check_memory(path, {"table": size})
+        check_memory(path, {"table": size})
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise TcdmlInputError(f"{path}: cannot read as Parquet ({_reason(exc)})") from None
@@ -155,7 +155,7 @@ def _read_csv_table(path: Path) -> EmbeddingsFile:
     pa = _pyarrow(path)
     import pyarrow.csv as pacsv
 
-    _check_memory(path, {"table": 2 * path.stat().st_size})
+    check_memory(path, {"table": 2 * path.stat().st_size})
     with open(path, "rb") as handle:
         sample = handle.read(1 << 16).decode("utf-8", errors="replace")
     try:
@@ -200,7 +200,7 @@ def _from_table(path: Path, table: Any, where: Callable[[int], str]) -> Embeddin
     for key in ("is_query", "is_gallery"):
         if key in names:
             arrays[key] = _mask(path, key, table.column(key), where)
-    _check_arrays(path, arrays)
+    check_arrays(path, arrays)
     return EmbeddingsFile(**arrays)
 
 

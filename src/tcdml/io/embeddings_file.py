@@ -79,14 +79,14 @@ def load_embeddings_file(path: str | os.PathLike) -> EmbeddingsFile:
                     raise TcdmlInputError(f"{path}: missing array '{key}' (found: {found})")
             keys = [key for key in REQUIRED_KEYS + OPTIONAL_KEYS if key in members]
             headers = {key: _read_header(path, key, archive, members[key]) for key in keys}
-            _check_memory(path, {key: nbytes for key, (_, _, nbytes) in headers.items()})
+            check_memory(path, {key: nbytes for key, (_, _, nbytes) in headers.items()})
             arrays = {key: _read_array(archive, members[key]) for key in keys}
     except TcdmlInputError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise TcdmlInputError(f"{path}: cannot read as .npz ({reason})") from None
-    _check_arrays(path, arrays)
+    check_arrays(path, arrays)
     return EmbeddingsFile(**{key: arrays.get(key) for key in REQUIRED_KEYS + OPTIONAL_KEYS})
 
 
@@ -128,7 +128,7 @@ def read_npy_header(
     return tuple(shape), dtype, nbytes
 
 
-def _check_memory(path: str | os.PathLike, nbytes: dict[str, int]) -> None:
+def check_memory(path: str | os.PathLike, nbytes: dict[str, int]) -> None:
     """Refuse arrays that together need more than the memory available now."""
     import psutil
 
@@ -151,7 +151,7 @@ def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     return array
 
 
-def _check_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+def check_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """Dtypes and shapes of the arrays (values are checked in ``tcdml.metrics``)."""
     for key, (kinds, expected) in _KINDS.items():
         dtype = arrays[key].dtype
