@@ -16,3 +16,11 @@ class ParameterError(TcdmlInputError):
     def __init__(self, message: str, name: str, value: object, expected: str) -> None:
         self.name, self.value, self.expected = name, value, expected
         super().__init__(message)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of ``exc``'s message (its type's name when empty), cut to ``limit`` characters: how a
+    third-party error is quoted inside a one-line ``TcdmlInputError``."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."

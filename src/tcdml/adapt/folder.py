@@ -69,7 +69,7 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
 
 def read_adapter_meta(folder: str | os.PathLike) -> dict[str, Any]:
     """``adapter.json`` of an adapter folder, its keys and sizes checked (one line naming the file)."""
-    from tcdml.adapt.head import KINDS
+    from tcdml.adapt.settings import KINDS
 
     path = Path(folder) / ADAPTER_JSON
     if not Path(folder).is_dir():

@@ -24,9 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tcdml.adapt.settings import KINDS
 from tcdml.errors import TcdmlInputError
-
-KINDS = ("residual", "linear")
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tcdml.deploy.manifest import INPUT_NAMES, OUTPUT_NAME, Manifest
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 
 
 class Runner(Protocol):
@@ -47,7 +47,7 @@ class OnnxRunner:
                 str(path), options, providers=list(providers or ["CPUExecutionProvider"])
             )
         except Exception as exc:  # onnxruntime raises its own types for a bad file or provider
-            raise TcdmlInputError(f"{path}: onnxruntime cannot load it ({_first_line(exc)})") from None
+            raise TcdmlInputError(f"{path}: onnxruntime cannot load it ({first_line(exc)})") from None
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], feeds)[0]
@@ -69,7 +69,7 @@ class TorchScriptRunner:
                 self.module = torch.jit.load(str(path), map_location="cpu").eval()
         except Exception as exc:  # torch raises several types for a damaged or foreign file
             raise TcdmlInputError(
-                f"{path}: torch cannot load it as TorchScript ({_first_line(exc)})"
+                f"{path}: torch cannot load it as TorchScript ({first_line(exc)})"
             ) from None
         self.names = tuple(names)
         self.torch = torch
@@ -78,11 +78,6 @@ class TorchScriptRunner:
         with self.torch.inference_mode():
             out = self.module(*(self.torch.from_numpy(feeds[name]) for name in self.names))
         return out.float().numpy()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def build_runner(
@@ -121,7 +116,7 @@ class TextTokenizer:
         try:
             self.tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises its own exception type
-            raise TcdmlInputError(f"{path}: cannot read as a tokenizer ({_first_line(exc)})") from None
+            raise TcdmlInputError(f"{path}: cannot read as a tokenizer ({first_line(exc)})") from None
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
 

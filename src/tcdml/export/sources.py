@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tcdml.adapt.folder import ADAPTER_JSON
+from tcdml.deploy.manifest import sha256_file
 from tcdml.errors import TcdmlInputError
 from tcdml.export.calibration import read_calibration
 from tcdml.export.writer import ExportResult, check_export_folder, check_format, export_module
 
-ADAPTER_JSON = "adapter.json"
 #: Texts the text model is traced and checked on (real HS-code descriptions, of unequal lengths).
 CHECK_TEXTS = (
     "Live horses",
@@ -53,12 +54,6 @@ def _seeded(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
-def _file_sha256(path: Path) -> str:
-    from tcdml.deploy.manifest import sha256_file
-
-    return sha256_file(path)
-
-
 def export_checkpoint(
     checkpoint: str | os.PathLike,
     calibration: str | os.PathLike,
@@ -80,7 +75,7 @@ def export_checkpoint(
     source = {
         "kind": "checkpoint",
         "file": checkpoint.name,
-        "sha256": _file_sha256(checkpoint),
+        "sha256": sha256_file(checkpoint),
         "backbone": config.model.backbone,
     }
     backbone = model.backbone
@@ -162,7 +157,7 @@ def export_adapter(
     source: dict[str, Any] = {
         "kind": "adapter",
         "file": folder.name,
-        "sha256": _file_sha256(folder / ADAPTER_JSON),
+        "sha256": sha256_file(folder / ADAPTER_JSON),
         "adapter": meta.get("kind"),
     }
     return export_module(

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 from tcdml.io.embeddings_file import (
     EmbeddingsFile,
     check_arrays,
@@ -116,14 +116,14 @@ def _npy_header(path: Path, key: str) -> tuple[tuple[int, ...], np.dtype, int]:
     except TcdmlInputError:
         raise
     except (OSError, ValueError, EOFError, SyntaxError) as exc:
-        raise TcdmlInputError(f"{path}: cannot read as .npy ({_reason(exc)})") from None
+        raise TcdmlInputError(f"{path}: cannot read as .npy ({first_line(exc)})") from None
 
 
 def _npy_data(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise TcdmlInputError(f"{path}: cannot read as .npy ({_reason(exc)})") from None
+        raise TcdmlInputError(f"{path}: cannot read as .npy ({first_line(exc)})") from None
 
 
 # --- tables -------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _read_parquet(path: Path) -> EmbeddingsFile:
         check_memory(path, {"table": size})
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
-        raise TcdmlInputError(f"{path}: cannot read as Parquet ({_reason(exc)})") from None
+        raise TcdmlInputError(f"{path}: cannot read as Parquet ({first_line(exc)})") from None
     return _from_table(path, table, lambda row: f"row {row}")
 
 
@@ -164,7 +164,7 @@ def _read_csv_table(path: Path) -> EmbeddingsFile:
         table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
     except (OSError, pa.ArrowException) as exc:
         raise TcdmlInputError(
-            f"{path}: cannot read as a CSV table with a header row ({_reason(exc)})"
+            f"{path}: cannot read as a CSV table with a header row ({first_line(exc)})"
         ) from None
     return _from_table(path, table, lambda row: f"line {row + 2}")
 
@@ -312,8 +312,3 @@ def _mask(path: Path, name: str, column: Any, where: Callable[[int], str]) -> np
             f"{path}: column {name!r}, {where(int(bad[0]))}: {values[bad[0]]!r}, expected true/false or 1/0"
         )
     raise TcdmlInputError(f"{path}: column {name!r} has type {column.type}, expected bool (or 0/1)")
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
