@@ -49,6 +49,11 @@ class TransformConfig:
         )
         _check("hflip", self.hflip, isinstance(self.hflip, bool), "true or false")
 
+    @property
+    def test_resize(self) -> int:
+        """The test transform's short-side size: ``resize_size``, default ``round(image_size / 0.875)``."""
+        return self.resize_size or round(self.image_size / 0.875)
+
 
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:
     if not ok:
@@ -70,7 +75,7 @@ def build_transform(config: TransformConfig | None = None, *, train: bool) -> Ca
 
     config = config or TransformConfig()
     size = config.image_size
-    resize = config.resize_size or round(size / 0.875)
+    resize = config.test_resize
     if train and tuple(config.crop_scale) != (1.0, 1.0):
         geometry = [v2.RandomResizedCrop(size, scale=config.crop_scale, antialias=True)]
     else:

@@ -44,10 +44,10 @@ class TextEmbedder(nn.Module):
         self.head = model.head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        from tcdml.models.text_encoder import masked_mean
+
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return F.normalize(self.head(pooled).float(), dim=1)
+        return F.normalize(self.head(masked_mean(hidden, attention_mask)).float(), dim=1)
 
 
 def _seeded(shape: tuple[int, ...]) -> torch.Tensor:
@@ -113,7 +113,7 @@ def export_checkpoint(
     contract = {
         "kind": "image",
         "image_size": size,
-        "resize_size": config.data.resize_size or round(size / 0.875),
+        "resize_size": config.data.transform_config().test_resize,
         "mean": [float(v) for v in model.mean],
         "std": [float(v) for v in model.std],
         "channels": "RGB",

@@ -86,9 +86,9 @@ class SentenceEncoder(nn.Module):
             batch = self.tokenizer.pad(
                 [{key: tokens[key][i] for key in tokens} for i in chunk], return_tensors="pt"
             ).to(device)
-            hidden = self.encoder(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled.append((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9))
+            pooled.append(
+                masked_mean(self.encoder(**batch).last_hidden_state.float(), batch["attention_mask"])
+            )
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
         return torch.cat(pooled)[inverse.to(device)]
@@ -100,6 +100,12 @@ class SentenceEncoder(nn.Module):
         if not texts:
             return torch.zeros(0, self.num_features, device=next(self.parameters()).device)
         return self.encode(list(texts))
+
+
+def masked_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, F) mean of ``hidden`` (B, T, F) over the real tokens: ``sum_t m_t h_t / max(sum_t m_t, 1e-9)``."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
 def _chunks(order: list[int], lengths: list[int]) -> Iterator[list[int]]:
