@@ -52,11 +52,11 @@ BAD_CALLS = {
     "target_far_nan32": (lambda: calibrate(X, Y, target_far=np.float32("nan")), "target_far=nan"),
     "target_frr_string": (lambda: calibrate(X, Y, target_frr="0.1"), "target_frr='0.1'"),
     "grid_memory": (
-        lambda: EvaluationSettings(num_thresholds=100_000).check_memory(10_000, available=1 << 30),
+        lambda: EvaluationSettings(num_thresholds=100_000).check_grid_memory(10_000, available=1 << 30),
         "ask for fewer thresholds",
     ),
     "histogram_memory": (
-        lambda: EvaluationSettings(num_bins=1 << 22).check_memory(10_000, available=1 << 30),
+        lambda: EvaluationSettings(num_bins=1 << 22).check_histogram_memory(10_000, available=1 << 30),
         "ask for fewer",
     ),
 }

@@ -165,11 +165,6 @@ class EvaluationSettings(PassSettings, MetricSettings):
         MetricSettings.__post_init__(self)
         PassSettings.__post_init__(self)
 
-    def check_memory(self, num_classes: int, available: int | None = None) -> None:
-        """Refuse a grid or histogram for ``num_classes`` classes that would not fit the available memory."""
-        self.check_grid_memory(num_classes, available)
-        self.check_histogram_memory(num_classes, available)
-
 
 Settings = TypeVar("Settings", MetricSettings, PassSettings, EvaluationSettings)
 
