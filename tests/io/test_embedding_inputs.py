@@ -124,5 +124,9 @@ def test_table_errors_name_file_column_and_row(tmp_path: Path) -> None:
     empty.write_text("label,e0,e1\n0,1,2\n1,,3\n", encoding="utf-8")
     with pytest.raises(TcdmlInputError, match=r"empty.csv: column 'e0' is empty at line 3"):
         read_embeddings(empty)
+    blank = tmp_path / "blank.csv"  # a blank line is a row of empty cells, refused at its own line
+    blank.write_text("label,e0,e1\n0,1,2\n\n1,nan,3\n", encoding="utf-8")
+    with pytest.raises(TcdmlInputError, match=r"blank.csv: column '\w+' is empty at line 3"):
+        read_embeddings(blank)
     with pytest.raises(TcdmlInputError, match=r"x.txt: unknown embedding file type '.txt'"):
         read_embeddings(tmp_path / "x.txt")

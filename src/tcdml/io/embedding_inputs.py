@@ -159,7 +159,8 @@ def _read_csv_table(path: Path) -> EmbeddingsFile:
     with open(path, "rb") as handle:
         sample = handle.read(1 << 16).decode("utf-8", errors="replace")
     try:
-        parse = pacsv.ParseOptions(delimiter=sniff_delimiter(sample))
+        # Blank lines stay rows (of empty cells, refused as such), so row r is line r + 2 of the file.
+        parse = pacsv.ParseOptions(delimiter=sniff_delimiter(sample), ignore_empty_lines=False)
         convert = pacsv.ConvertOptions(null_values=[""])  # "nan" is a number (refused as one), not a gap
         table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
     except (OSError, pa.ArrowException) as exc:
