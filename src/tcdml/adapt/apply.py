@@ -47,7 +47,7 @@ def apply_file(
 ) -> dict[str, Any]:
     """Transform the embedding file ``source`` (``.npz``; ``.npy`` + ``labels``, ``.parquet``, ``.csv``) with
     the adapter in ``folder`` and write ``output`` (``.npz``, atomically) with the labels, ids and masks kept.
-    Returns a summary; the adapter's ``input_size`` is checked against the file's header before the data is
+    Returns a summary; the adapter's ``input_size`` is checked against the file's embeddings before any is
     transformed."""
     from tcdml.adapt.folder import load_adapter
     from tcdml.io.embedding_inputs import read_embeddings

@@ -17,8 +17,8 @@ when it is strictly better than epoch 0, so the adapter is never worse than the 
 epoch beats it, the identity head is kept and the summary says so).
 
 Validation classes: a validation file, or, without one, ``split_classes``: the classes with >= 2 samples,
-sorted, permuted by ``numpy.random.default_rng(val_seed)``; the first ``max(2, round(val_ratio x C))`` are
-held out (all their samples), the others train.
+sorted, permuted by ``numpy.random.default_rng(val_seed)``; the first ``min(max(2, round(val_ratio x C)),
+C - 2)`` are held out (all their samples), the others train.
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def train_adapter(
         data["validation"] = {
             "source": "held-out classes of the training file",
             "rule": "classes with >= 2 samples, sorted, permuted by numpy default_rng(val_seed); the first "
-            "max(2, round(val_ratio x C)) held out",
+            "min(max(2, round(val_ratio x C)), C - 2) held out",
             "val_ratio": settings.val_ratio,
             "val_seed": settings.val_seed,
             "classes": sorted(int(c) for c in np.unique(val["y"])),

@@ -21,7 +21,7 @@ Fields (docs/deploy.md has an example):
 - ``files``: every other file of the folder, ``{name: {"sha256": ..., "bytes": ...}}``; ``read_manifest``
   checks them all.
 
-This module needs only the standard library (``tcdml.deploy`` runs without torch).
+This module needs only the standard library and numpy (``tcdml.deploy`` runs without torch).
 """
 
 from __future__ import annotations

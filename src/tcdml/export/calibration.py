@@ -3,7 +3,7 @@
 Required: ``threshold`` (a number in [-1, 1]), ``target`` (``"far"`` or ``"frr"``) and ``target_rate`` (in
 (0, 1)). Recorded when present: the achieved ``far`` / ``frr`` (null where undefined), the per-class spreads
 ``class_far`` / ``class_frr``, ``num_classes``, ``mode``, and ``embedding_size``, which must then equal the
-exported model's (``tcdml calibrate`` does not write it yet: without it the width cannot be checked).
+exported model's (``tcdml calibrate -o`` writes it; a file written before it did is accepted unchecked).
 """
 
 from __future__ import annotations
