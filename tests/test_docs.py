@@ -40,3 +40,16 @@ def test_code_blocks_run(path: Path, tmp_path, monkeypatch) -> None:
                 ["bash", "-euo", "pipefail", "-c", code], env=env, capture_output=True, text=True
             )
             assert run.returncode == 0, f"{path.name} block {index} failed:\n{run.stderr}"
+
+
+def test_definitions_are_cited_from_docs_spec_md() -> None:
+    """ "SPEC" alone names a file that is not in the repository: every reference points at docs/spec.md."""
+    bare = re.compile(r"\bSPEC\b(?!\.md)")
+    files = [*DOCS, *sorted((ROOT / "src").rglob("*.py")), *sorted((ROOT / "tests").rglob("*.py"))]
+    found = [
+        f"{path.name}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if bare.search(line) and path.name != "test_docs.py"
+    ]
+    assert not found, f"bare SPEC references (use docs/spec.md): {found[:5]}"

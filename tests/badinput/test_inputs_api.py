@@ -120,5 +120,5 @@ def test_uint64_labels_keep_their_values(tmp_path) -> None:
 
 def test_npz_member_size_is_checked_before_reading(tmp_path) -> None:
     np.savez(tmp_path / "ok.npz", embeddings=X, labels=Y, extra=np.zeros((2, 2)))
-    data = load_embeddings_file(tmp_path / "ok.npz")  # arrays other than SPEC's are not read
+    data = load_embeddings_file(tmp_path / "ok.npz")  # arrays other than docs/spec.md's are not read
     np.testing.assert_array_equal(data.embeddings, X)

@@ -1,4 +1,4 @@
-"""`tcdml evaluate` and `tcdml calibrate`: the SPEC interface, files written, one-line errors."""
+"""`tcdml evaluate` and `tcdml calibrate`: the docs/spec.md interface, files written, one-line errors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from tcdml.cli.main import main
 from tcdml.io import save_embeddings_file
 
-SPEC_KEYS = {
+SPEC_MD_KEYS = {
     "recall@1",
     "recall@2",
     "recall@4",
@@ -58,7 +58,7 @@ def test_evaluate_defaults_give_spec_keys(digits_file, capsys) -> None:
     captured = capsys.readouterr()
     assert "query" in captured.err  # the progress bar goes to stderr; stdout stays pure JSON
     out = json.loads(captured.out)
-    assert SPEC_KEYS <= set(out)
+    assert SPEC_MD_KEYS <= set(out)
     assert out["num_classes"] == 10
 
 
@@ -123,7 +123,7 @@ def test_installed_entry_point(digits_file) -> None:
         [exe, "evaluate", str(digits_file), "--format", "json"], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
-    assert SPEC_KEYS <= set(json.loads(run.stdout))
+    assert SPEC_MD_KEYS <= set(json.loads(run.stdout))
     bad = subprocess.run([exe, "evaluate", str(digits_file), "--eps", "0"], capture_output=True, text=True)
     assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0 and bad.stdout == ""
 

@@ -1,4 +1,4 @@
-"""`tcdml compare A B` and the intervals of `tcdml evaluate`: SPEC keys, figure, one-line errors."""
+"""`tcdml compare A B` and the intervals of `tcdml evaluate`: docs/spec.md keys, figure, one-line errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SPEC embedding file: round trip, missing keys, unreadable files, pickles refused."""
+"""The docs/spec.md embedding file: round trip, missing keys, unreadable files, pickles refused."""
 
 from __future__ import annotations
 

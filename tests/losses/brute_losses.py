@@ -25,7 +25,7 @@ def pair_lists(labels: Tensor, ref_labels: Tensor, self_cols: list[int]) -> tupl
 
 
 def tcm(emb, labels, ref_emb, ref_labels, self_cols, lp=1.0, ln=1.0, mp=0.9, mn=0.5) -> Tensor:
-    """SPEC: lambda+ mean_{H+}(m+ - s) + lambda- mean_{H-}(s - m-), empty mean = 0."""
+    """docs/spec.md: lambda+ mean_{H+}(m+ - s) + lambda- mean_{H-}(s - m-), empty mean = 0."""
     pos, neg = pair_lists(labels, ref_labels, self_cols)
     hard_pos = [mp - s for s in (cosine(emb[i], ref_emb[j]) for i, j in pos) if s <= mp]
     hard_neg = [s - mn for s in (cosine(emb[i], ref_emb[j]) for i, j in neg) if s >= mn]

@@ -1,4 +1,4 @@
-"""Brute-force reference of SPEC's definitions, written independently of tcdml's implementation.
+"""Brute-force reference of docs/spec.md's definitions, written independently of tcdml's implementation.
 
 Slow and simple on purpose: every pair is enumerated, every rate is a direct comparison.
 """
@@ -11,7 +11,7 @@ import numpy as np
 
 
 def pair_lists(x: np.ndarray, y: np.ndarray, is_query=None, is_gallery=None):
-    """Pairs (i, j, s) per SPEC: unordered i < j, or ordered (query, gallery) with i != j."""
+    """Pairs (i, j, s) per docs/spec.md: unordered i < j, or ordered (query, gallery) with i != j."""
     xn = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
     sim = xn @ xn.T
     n = len(y)

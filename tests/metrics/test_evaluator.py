@@ -1,4 +1,4 @@
-"""evaluate() against the brute-force reference of SPEC, on varied sets; invariances; bounds."""
+"""evaluate() against the brute-force reference of docs/spec.md, on varied sets; invariances; bounds."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_agrees_with_brute_force(name: str, mode: str) -> None:
 
 
 def test_histogram_within_one_percent_on_a_large_real_set(digits) -> None:
-    """SPEC accuracy: binned OPIS within 1 % of brute force; real data (1,797 digits), beta and eps varied."""
+    """docs/spec.md accuracy: binned OPIS within 1 % of brute force on 1,797 real digits, beta, eps varied."""
     x, y = digits
     for beta, eps in ((1.0, 0.1), (2.0, 0.25), (0.5, 0.3)):
         got = evaluate(x, y, beta=beta, eps=eps)
