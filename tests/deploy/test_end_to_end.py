@@ -70,7 +70,7 @@ def test_train_calibrate_export_serve(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert exported["threshold"] == calibrated["threshold"] and exported["onnx"] == "model.onnx"
 
-    matcher = load_matcher(tmp_path / "served")
+    matcher = load_matcher(tmp_path / "served", manifest_sha256=exported["manifest_sha256"])  # pinned
     manifest = matcher.manifest.to_dict()
     assert matcher.threshold == calibrated["threshold"]
     assert manifest["calibration"]["target"] == "far" and manifest["calibration"]["target_far"] == 0.01

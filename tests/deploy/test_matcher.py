@@ -176,3 +176,21 @@ def test_a_malformed_text_contract_is_one_line(digits_export, key: str, value: o
     data["input"] = {"kind": "text", "tokenizer": "tokenizer.json", "max_length": 8, key: value}
     with pytest.raises(TcdmlInputError, match=rf"input\.{key}"):
         parse_manifest(data, folder / MANIFEST_NAME)
+
+
+def test_a_pinned_manifest_refuses_a_changed_threshold(digits_export, tmp_path: Path) -> None:
+    import hashlib
+    import shutil
+
+    from tcdml.deploy.manifest import MANIFEST_NAME
+
+    folder = digits_export[0]
+    pin = hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest()
+    assert load_matcher(folder, manifest_sha256=pin).threshold == pytest.approx(0.8)
+    copy = shutil.copytree(folder, tmp_path / "served")
+    data = json.loads((copy / MANIFEST_NAME).read_text())
+    data["threshold"] = 0.1  # every model file intact: only the pin can tell
+    (copy / MANIFEST_NAME).write_text(json.dumps(data))
+    assert load_matcher(copy).threshold == pytest.approx(0.1)
+    with pytest.raises(TcdmlInputError, match=r"tcdml-export.json: sha256 .* the pinned manifest_sha256"):
+        load_matcher(copy, manifest_sha256=pin)

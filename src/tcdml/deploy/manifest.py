@@ -164,8 +164,13 @@ def _safe_name(name: str) -> bool:
     )
 
 
-def read_manifest(folder: str | os.PathLike, *, verify: bool = True) -> Manifest:
+def read_manifest(
+    folder: str | os.PathLike, *, verify: bool = True, manifest_sha256: str | None = None
+) -> Manifest:
     """Read and check ``folder/tcdml-export.json``; with ``verify`` every listed file's sha256 too.
+
+    The manifest cannot list its own hash: ``manifest_sha256`` (what ``tcdml export`` printed) pins it, so
+    a changed threshold or contract is refused too.
 
     Every problem (no folder, no manifest, bad JSON, a missing key, a missing or changed file) is one
     ``TcdmlInputError`` line naming the file.
@@ -175,6 +180,8 @@ def read_manifest(folder: str | os.PathLike, *, verify: bool = True) -> Manifest
         what = "is not a folder" if folder.exists() else "no such folder"
         raise TcdmlInputError(f"{folder}: {what}, expected a folder written by tcdml export")
     path = folder / MANIFEST_NAME
+    if manifest_sha256 is not None and path.is_file():
+        verify_file(path, manifest_sha256, pinned="the pinned manifest_sha256")
     data = read_json_object(path, "missing (not a folder written by tcdml export)")
     manifest = parse_manifest(data, path)
     if verify:
@@ -183,13 +190,14 @@ def read_manifest(folder: str | os.PathLike, *, verify: bool = True) -> Manifest
     return manifest
 
 
-def verify_file(path: Path, expected: str) -> None:
-    """Refuse ``path`` when it is missing or its sha256 is not ``expected`` (one line naming it)."""
+def verify_file(path: Path, expected: str, pinned: str = MANIFEST_NAME) -> None:
+    """Refuse ``path`` when it is missing or its sha256 is not ``expected`` (one line naming it; ``pinned``
+    says where ``expected`` comes from)."""
     if not path.is_file():
         raise TcdmlInputError(f"{path}: missing (listed in {MANIFEST_NAME})")
     actual = sha256_file(path)
     if actual != expected:
         raise TcdmlInputError(
-            f"{path}: sha256 {actual[:12]}... differs from {expected[:12]}... in {MANIFEST_NAME} "
+            f"{path}: sha256 {actual[:12]}... differs from {str(expected)[:12]}... in {pinned} "
             "(changed or damaged after export)"
         )

@@ -118,16 +118,19 @@ def load_matcher(
     backend: str | None = None,
     providers: Sequence[str] | None = None,
     batch_size: int = 64,
+    manifest_sha256: str | None = None,
 ) -> Matcher:
     """The matcher of a ``tcdml export`` folder; every file's sha256 is checked against the manifest first.
 
     ``backend``: ``"onnx"`` (onnxruntime) or ``"torchscript"`` (torch); None: ONNX when the folder has it.
     ``providers``: onnxruntime execution providers (default CPU). Every problem (a missing, changed or
     extra-damaged file, a malformed manifest, onnxruntime not installed) is one ``TcdmlInputError`` line.
+    ``manifest_sha256``: the manifest's own hash as ``tcdml export`` printed it; given, a changed manifest
+    (e.g. its threshold) is refused too.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TcdmlInputError(f"load_matcher: batch_size={batch_size!r}, expected a positive integer")
-    manifest = read_manifest(folder)
+    manifest = read_manifest(folder, manifest_sha256=manifest_sha256)
     chosen, runner = build_runner(manifest, backend=backend, providers=providers)
     tokenizer = None
     if manifest.kind == "text":

@@ -67,6 +67,7 @@ class ExportResult:
     folder: Path
     files: dict[str, int]
     manifest: dict[str, Any] = field(repr=False)
+    manifest_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the CLI prints it)."""
@@ -80,6 +81,7 @@ class ExportResult:
             "torchscript": model["torchscript"],
             "max_abs_diff": model["check"]["max_abs_diff"],
             "files": dict(self.files),
+            "manifest_sha256": self.manifest_sha256,
         }
 
 
@@ -197,5 +199,6 @@ def export_module(
         }
         parse_manifest(manifest, folder / MANIFEST_NAME)  # what load_matcher will read: checked now
         write_json(folder / MANIFEST_NAME, manifest)
+        manifest_sha256 = sha256_file(folder / MANIFEST_NAME)  # to pin: load_matcher(..., manifest_sha256=)
     sizes = {name: entry["bytes"] for name, entry in files.items()}
-    return ExportResult(out_dir, sizes, manifest)
+    return ExportResult(out_dir, sizes, manifest, manifest_sha256)
