@@ -53,13 +53,14 @@ def test_init_keeps_an_existing_config_unless_forced(tmp_path: Path, images: Pat
 @pytest.mark.parametrize(
     ("kind", "name", "message"),
     [
-        ("images", "missing", "expected a folder of class folders or a .csv"),
+        ("images", "missing", "no such file or folder"),
+        ("images", "texts.parquet", "expected a folder of class folders or a .csv"),
         ("texts", "texts.parquet", "expected a .csv (text,label) or a .jsonl"),
         ("texts", "missing.csv", "no such file or folder"),
     ],
 )
 def test_init_refuses_data_it_cannot_use(tmp_path: Path, capsys, kind: str, name: str, message: str) -> None:
-    if name == "texts.parquet":
+    if name.endswith(".parquet"):
         (tmp_path / name).write_bytes(b"")
     out = tmp_path / "run.yaml"
     argv = ["init", kind, "--data", str(tmp_path / name), "-o", str(out)]

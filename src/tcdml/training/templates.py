@@ -43,9 +43,9 @@ def dataset_for(kind: str, data: Path) -> str:
 def render_template(kind: str, data: str | os.PathLike, output_dir: str) -> str:
     """The template of ``kind`` filled in for the data path ``data`` and the run folder ``output_dir``."""
     data = Path(data)
-    dataset = dataset_for(kind, data)  # kind checked here
-    if not data.exists():
+    if kind in KINDS and not data.exists():
         raise TcdmlInputError(f"{data}: no such file or folder (the data to train on)")
+    dataset = dataset_for(kind, data)  # kind checked here
     text = (TEMPLATES / f"{kind}.yaml").read_text(encoding="utf-8")
     values = {"dataset": dataset, "root": json.dumps(str(data)), "output_dir": json.dumps(output_dir)}
     return Template(text).substitute(values)
