@@ -22,7 +22,7 @@ from torch import nn
 from tcdml.adapt.folder import ADAPTER_JSON
 from tcdml.deploy.manifest import sha256_file
 from tcdml.errors import TcdmlInputError
-from tcdml.export.calibration import read_calibration
+from tcdml.export.calibration import CalibrationRecord, read_calibration
 from tcdml.export.writer import ExportResult, check_export_folder, check_format, export_module
 
 #: Texts the text model is traced and checked on (real HS-code descriptions, of unequal lengths).
@@ -54,6 +54,20 @@ def _seeded(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
+def _check_cheap(
+    source: str | os.PathLike,
+    calibration: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    force: bool,
+    format: str,
+) -> tuple[Path, CalibrationRecord]:
+    """The cheap checks, before any model loads: the format, the calibration file, the output folder."""
+    check_format(format)
+    record = read_calibration(calibration)
+    check_export_folder(out_dir, force, [source, record.path])
+    return Path(source), record
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike,
     calibration: str | os.PathLike,
@@ -66,10 +80,7 @@ def export_checkpoint(
     from tcdml.models.text_encoder import SentenceEncoder
     from tcdml.training.checkpoint import model_from_checkpoint
 
-    check_format(format)
-    checkpoint = Path(checkpoint)
-    record = read_calibration(calibration)  # cheap checks first: calibration, output folder, then the model
-    check_export_folder(out_dir, force, [checkpoint, record.path])
+    checkpoint, record = _check_cheap(checkpoint, calibration, out_dir, force, format)
     model, config = model_from_checkpoint(checkpoint)
     record.check_embedding_size(config.model.embedding_size, f"{checkpoint} (model.embedding_size)")
     source = {
@@ -147,10 +158,7 @@ def export_adapter(
     """Export the head of a ``tcdml adapt train`` folder: input (N, input_size) float32 embeddings."""
     from tcdml.adapt import load_adapter
 
-    check_format(format)
-    folder = Path(folder)
-    record = read_calibration(calibration)
-    check_export_folder(out_dir, force, [folder, record.path])
+    folder, record = _check_cheap(folder, calibration, out_dir, force, format)
     module, meta = load_adapter(folder)
     width = int(meta["input_size"])
     record.check_embedding_size(int(meta["embedding_size"]), f"{folder / ADAPTER_JSON} (embedding_size)")
