@@ -6,7 +6,7 @@ load inside the commands, so ``tcdml --help`` stays fast. See docs/adapt.md.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,17 +24,17 @@ adapt_app = typer.Typer(
 )
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     residual = "residual"
     linear = "linear"
 
 
-class Margins(str, Enum):
+class Margins(StrEnum):
     auto = "auto"
     fixed = "fixed"
 
 
-class Select(str, Enum):
+class Select(StrEnum):
     recall_opis = "recall@1-opis"
     recall = "recall@1"
     opis = "opis"

@@ -5,7 +5,7 @@ Thin: parse, call ``tcdml.export.export_path``, print a JSON summary. torch load
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +14,7 @@ import typer
 from tcdml.cli.output import print_json
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     auto = "auto"
     onnx = "onnx"
     torchscript = "torchscript"

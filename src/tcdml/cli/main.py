@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -38,12 +38,12 @@ app = typer.Typer(
 )
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     histogram = "histogram"
     exact = "exact"
 
 
-class KnnBackend(str, Enum):
+class KnnBackend(StrEnum):
     torch = "torch"
     faiss = "faiss"
 

@@ -29,7 +29,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,7 @@ def run_cell(
         "tcm_margins": tracked_margins(module.loss_fn),
         "evaluation": measured.evaluation.to_dict(),
         "calibration": measured.calibration.to_dict(),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     save_embeddings_file(directory / EMBEDDINGS_FILE, measured.embeddings, measured.labels)
     write_json(directory / RESULT_FILE, record)  # last: its presence means the cell is complete
