@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "tcdml"
 
 LAYERS: list[set[str]] = [
     {"errors"},
+    {"checks"},
     {"io"},
     {"figures", "distributed"},
     {"metrics", "deploy"},

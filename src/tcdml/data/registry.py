@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import inspect
 import os
-import types
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from tcdml.checks import fits, type_name
 from tcdml.data.base import LabelledDataset
 from tcdml.data.cars import load_cars196
 from tcdml.data.cub import load_cub200
@@ -102,27 +102,8 @@ def check_options(name: str, options: Mapping[str, Any] | None) -> None:
             )
         hints = typing.get_type_hints(loader)
         for key, value in options.items():
-            if not _fits(value, hints.get(key, Any)):
-                expected = _type_name(hints[key])
+            if not fits(value, hints.get(key, Any)):
+                expected = type_name(hints[key])
                 raise ParameterError(
                     f"dataset {name!r}: option {key}={value!r}, expected {expected}", key, value, expected
                 )
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether ``value`` fits a loader's option annotation (a bool is not an int; an int is a float)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in typing.get_args(hint))
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return not isinstance(hint, type) or isinstance(value, hint)
-
-
-def _type_name(hint: Any) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")

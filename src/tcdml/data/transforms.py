@@ -12,12 +12,11 @@ e.g. ``EmbeddingModel.mean`` / ``.std``, for backbones pretrained with other sta
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tcdml.errors import ParameterError
+from tcdml.checks import is_int, is_real, require
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,34 +37,21 @@ class TransformConfig:
         """Each field checked; a bad one raises ``ParameterError`` naming it (``DataConfig`` says
         ``data.<field>``)."""
         size = self.image_size
-        _check("image_size", size, _is_int(size) and size >= 1, "an integer >= 1")
+        require(is_int(size) and size >= 1, "image_size", size, "an integer >= 1")
         resize = self.resize_size
-        ok = resize is None or (_is_int(resize) and resize >= size)
-        _check("resize_size", resize, ok, f"null or an integer >= image_size ({size})")
+        ok = resize is None or (is_int(resize) and resize >= size)
+        require(ok, "resize_size", resize, f"null or an integer >= image_size ({size})")
         scale = self.crop_scale
-        ok = isinstance(scale, (tuple, list)) and len(scale) == 2 and all(_is_real(v) for v in scale)
-        _check(
-            "crop_scale", scale, ok and 0 < scale[0] <= scale[1] <= 1, "[low, high] with 0 < low <= high <= 1"
+        ok = isinstance(scale, (tuple, list)) and len(scale) == 2 and all(is_real(v) for v in scale)
+        require(
+            ok and 0 < scale[0] <= scale[1] <= 1, "crop_scale", scale, "[low, high] with 0 < low <= high <= 1"
         )
-        _check("hflip", self.hflip, isinstance(self.hflip, bool), "true or false")
+        require(isinstance(self.hflip, bool), "hflip", self.hflip, "true or false")
 
     @property
     def test_resize(self) -> int:
         """The test transform's short-side size: ``resize_size``, default ``round(image_size / 0.875)``."""
         return self.resize_size or round(self.image_size / 0.875)
-
-
-def _check(name: str, value: Any, ok: bool, expected: str) -> None:
-    if not ok:
-        raise ParameterError(f"transforms: {name}={value!r}, expected {expected}", name, value, expected)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def build_transform(config: TransformConfig | None = None, *, train: bool) -> Callable[[Any], Any]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tcdml.checks import is_int, is_real
 from tcdml.errors import TcdmlInputError
 from tcdml.io.yaml_file import read_yaml_mapping
 
@@ -117,12 +118,12 @@ def load_study(path: str | Path) -> StudyConfig:
     if not isinstance(output_dir, str) or not output_dir:
         raise TcdmlInputError(f"{where}: key 'output_dir' = {output_dir!r}, expected a folder path")
     seeds = raw["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(_is_int(seed) for seed in seeds):
+    if not isinstance(seeds, list) or not seeds or not all(is_int(seed) for seed in seeds):
         raise TcdmlInputError(f"{where}: key 'seeds' = {seeds!r}, expected a non-empty list of integers")
     if len(set(seeds)) != len(seeds):
         raise TcdmlInputError(f"{where}: key 'seeds' = {seeds!r} repeats a seed")
     target_far = raw.get("target_far", DEFAULT_TARGET_FAR)
-    if not isinstance(target_far, int | float) or isinstance(target_far, bool) or not 0 < target_far < 1:
+    if not (is_real(target_far) and 0 < target_far < 1):
         raise TcdmlInputError(f"{where}: key 'target_far' = {target_far!r}, expected a number in (0, 1)")
     tcm = _tcm_arms(raw["tcm"], where)
     return StudyConfig(
@@ -151,10 +152,6 @@ def _check_keys(
     for key in required:
         if key not in values:
             raise TcdmlInputError(f"{where}: missing key '{key}'")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _axis(raw: Mapping[str, Any], key: str, where: str, default: Any = None) -> dict[str, Any]:
