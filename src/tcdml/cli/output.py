@@ -7,12 +7,12 @@ import math
 import sys
 from typing import Any
 
-from tcdml.io.json_file import finite
+from tcdml.io.json_file import json_safe
 
 
 def print_json(data: dict) -> None:
     """Exactly one JSON object on stdout (NaN written as null)."""
-    sys.stdout.write(json.dumps(finite(data), indent=2) + "\n")
+    sys.stdout.write(json.dumps(json_safe(data), indent=2) + "\n")
 
 
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:

@@ -27,7 +27,7 @@ from tcdml.data.base import (
     make_dataset,
     split_by_class_number,
 )
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 
 NAME = "Cars-196"
 ANNOTATIONS_FILE = "cars_annos.mat"
@@ -63,7 +63,7 @@ def _read_annotations(path: Path) -> tuple[list[str], list[int], list[str]]:
     try:
         mat = loadmat(path, squeeze_me=True)
     except Exception as exc:  # scipy fails on a damaged file with many types (MatReadError, IndexError, ...)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise TcdmlInputError(f"{NAME}: cannot read {path} as a MATLAB file ({reason})") from None
     for key in ("annotations", "class_names"):
         if key not in mat:

@@ -31,8 +31,6 @@ from tcdml.io.yaml_file import read_yaml_mapping
 
 REQUIRED_KEYS = ("output_dir", "seeds", "benchmarks", "losses", "tcm")
 OPTIONAL_KEYS = ("variants", "overrides", "target_far")
-BENCHMARK_KEYS = ("config", "overrides")
-LOSS_KEYS = ("name", "params")
 #: Keys ``--only`` filters on, and how a cell spells each.
 CELL_KEYS = ("benchmark", "loss", "variant", "tcm", "seed")
 #: Axis names become folder names: keep them portable.

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 from tcdml.io.atomic import atomic_write
 
 REQUIRED_KEYS = ("embeddings", "labels")
@@ -84,7 +84,7 @@ def load_embeddings_file(path: str | os.PathLike) -> EmbeddingsFile:
     except TcdmlInputError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise TcdmlInputError(f"{path}: cannot read as .npz ({reason})") from None
     check_arrays(path, arrays)
     return EmbeddingsFile(**{key: arrays.get(key) for key in REQUIRED_KEYS + OPTIONAL_KEYS})

@@ -15,12 +15,12 @@ from tcdml.errors import TcdmlInputError
 from tcdml.io.atomic import atomic_write
 
 
-def finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """``value`` with every non-finite float (NaN, inf) replaced by None, recursively through dicts/lists."""
     if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [finite(item) for item in value]
+        return [json_safe(item) for item in value]
     if isinstance(value, float | np.floating):  # np.float32 is no Python float, and json cannot write it
         return float(value) if math.isfinite(value) else None
     return value
@@ -30,7 +30,7 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     """Write ``data`` as indented strict JSON to ``path``, atomically (a reader never sees half a file)."""
     path = Path(path)
     with atomic_write(path) as handle:
-        json.dump(finite(data), handle, indent=2)
+        json.dump(json_safe(data), handle, indent=2)
     return path
 
 

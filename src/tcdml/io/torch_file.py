@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
@@ -30,7 +30,7 @@ def check_torch_zip(path: Path, what: str = "checkpoint") -> None:
     except TcdmlInputError:
         raise
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise TcdmlInputError(f"{path}: damaged {what} ({reason})") from None
     if damaged is not None:
         raise TcdmlInputError(f"{path}: damaged {what} (member '{damaged}' fails its CRC check)")
@@ -69,5 +69,4 @@ def _reason(exc: BaseException) -> str:
         )
     if "weights_only" in text or "Weights only load failed" in text:
         return "it holds Python objects other than tensors and plain containers, which tcdml does not load"
-    first = text.splitlines()[0].strip() if text.strip() else type(exc).__name__
-    return first
+    return first_line(exc)

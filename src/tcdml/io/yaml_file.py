@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 
 #: The most nodes that aliases may add to a document once expanded (ordinary configs add a few dozen).
 MAX_ALIAS_EXPANSION = 10_000
@@ -61,7 +61,7 @@ def load_yaml_text(text: str, source: str) -> Any:
         _check_expansion(node, source)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         raise TcdmlInputError(f"{source}: not valid YAML ({first})") from None
     except RecursionError:
         raise TcdmlInputError(f"{source}: YAML nested too deeply") from None

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 from tcdml.io.torch_file import load_torch_file
 
 # Wrappers that training scripts put around a state dict, looked through in this order.
@@ -118,7 +118,7 @@ def create_backbone(
         return timm.create_model(name, pretrained=from_hub, **kwargs)
     except (TypeError, ValueError, AssertionError, NotImplementedError) as exc:
         options = ", ".join(f"{key}={value!r}" for key, value in kwargs.items() if key != "num_classes")
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise TcdmlInputError(f"model: backbone {name!r} does not accept {options} ({reason})") from None
 
 
@@ -171,7 +171,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except TcdmlInputError as exc:
         raise TcdmlInputError(f"model: {exc}") from None
     except Exception as exc:  # torch/safetensors raise many types for a damaged or non-weights file
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise TcdmlInputError(f"model: cannot read weights from {path} ({reason})") from None
     while isinstance(state, dict):
         inner = next((state[key] for key in CHECKPOINT_KEYS if isinstance(state.get(key), dict)), None)
