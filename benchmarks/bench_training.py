@@ -24,8 +24,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from tcdml.data import MPerClassBatchSampler, TransformConfig, build_transform, load_image_folder
+from tcdml.training.build import build_run
 from tcdml.training.config import TrainConfig
-from tcdml.training.module import EmbeddingModule
 from tcdml.training.optim import build_optimizer, lr_factor, param_groups
 from tcdml.training.trainer import fit
 
@@ -51,6 +51,7 @@ def config_for(root: Path, output: Path, epochs: int, image_size: int = 64) -> T
                 "classes_per_batch": 8,
                 "samples_per_class": 4,
                 "num_workers": 0,
+                "val_classes": 0,  # the same training classes as the bare loop below
             },
             "model": {"backbone": "resnet18", "embedding_size": 128},
             "loss": {"name": "smooth_ap", "tcm": True},
@@ -88,8 +89,8 @@ def lightning_step_seconds(config: TrainConfig) -> float:
 def bare_step_seconds(config: TrainConfig) -> float:
     """The same training in a plain loop: no Lightning, no logging, no checkpoints."""
     torch.manual_seed(config.seed)
-    module = EmbeddingModule(config)  # the same model + loss, built the same way
-    model, loss_fn = module.model, module.loss_fn
+    run = build_run(config)  # the same model + loss, built the same way
+    model, loss_fn = run.model, run.loss
     transform = build_transform(
         TransformConfig(image_size=config.data.image_size, mean=model.mean, std=model.std), train=True
     )

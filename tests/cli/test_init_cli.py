@@ -70,7 +70,7 @@ def test_init_refuses_data_it_cannot_use(tmp_path: Path, capsys, kind: str, name
 
 def test_check_reads_the_data_and_refuses_batches_it_cannot_fill(tmp_path: Path, capsys) -> None:
     data = tmp_path / "texts.csv"
-    rows = [f"{word}{i},{label}" for label, word in enumerate("abcdef") for i in range(4)]
+    rows = [f"{word}{i},{label}" for label, word in enumerate("abcdefghij") for i in range(4)]
     data.write_text("text,label\n" + "\n".join(rows) + "\n")
     out = tmp_path / "run.yaml"
     assert (

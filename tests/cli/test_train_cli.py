@@ -40,7 +40,7 @@ def test_train_writes_checkpoints_logs_and_an_embedding_file(
     embedded = run_cli(
         [
             "embed",
-            summary["last_checkpoint"],
+            summary["best_checkpoint"],
             "--data",
             str(image_tree),
             "-o",
@@ -56,9 +56,11 @@ def test_train_writes_checkpoints_logs_and_an_embedding_file(
     np.testing.assert_allclose(np.linalg.norm(data.embeddings, axis=1), 1.0, rtol=1e-5)
 
     metrics = run_cli(["evaluate", str(out), "--format", "json", "--k", "1,2"], capsys)
-    # The same model on the same images as the last evaluation during training.
+    # The same model (the kept one) on the same images as the test report after training.
+    assert summary["test"] == json.loads((run / "test_report.json").read_text())
+    assert summary["test"]["kept_epoch"] == summary["kept_epoch"] in (0, 1, 2)
     for key in ("recall@1", "map@r", "opis", "eps_opis"):
-        assert metrics[key] == pytest.approx(summary["metrics"][f"val/{key}"], rel=1e-4), key
+        assert metrics[key] == pytest.approx(summary["test"][key], rel=1e-4), key
 
 
 def test_bad_override_is_a_one_line_error(config_file: Path, capsys: pytest.CaptureFixture) -> None:

@@ -37,6 +37,7 @@ def test_train_calibrate_export_serve(tmp_path: Path, capsys: pytest.CaptureFixt
             "samples_per_class": 16,
             "eval_batch_size": 500,
             "num_workers": 0,
+            "val_classes": 0,  # closed set
         },
         "model": {"backbone": "small_cnn", "embedding_size": 16, "channels_last": False},
         "loss": {"name": "smooth_ap", "tcm": True},

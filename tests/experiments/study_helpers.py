@@ -14,8 +14,8 @@ MNIST_CONFIG = ROOT / "src" / "tcdml" / "experiments" / "configs" / "mnist-arcfa
 TRAIN_BATCHES = 2
 
 
-#: A loss that loads (configs are checked whole at load) and fails in training: ArcFace with 3 class weights
-#: for MNIST's 10 digits.
+#: A loss that loads (configs are checked whole at load) and fails once the cell's split is read: ArcFace with
+#: 3 class weights for MNIST's 10 digits (a num_classes that disagrees with the training classes).
 BROKEN = {"name": "arcface", "params": {"num_classes": 3}}
 
 

@@ -8,18 +8,20 @@ import numpy as np
 import pytest
 import yaml
 
-NUM_CLASSES = 6
+TRAIN_CLASSES = 5
+TEST_CLASSES = 3
 IMAGES_PER_CLASS = 6
 
 
 def make_image_tree(root: Path, seed: int = 0) -> Path:
-    """6 classes x 6 PNGs (40 px) of class-coloured noise; the held-out rule gives 3 train, 3 test classes."""
+    """8 classes x 6 PNGs (40 px) of class-coloured noise, split by folder: 5 train classes (the default
+    ``data.val_classes`` holds 2 out for validation: 3 train) and 3 test classes."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    for label in range(NUM_CLASSES):
+    for label in range(TRAIN_CLASSES + TEST_CLASSES):
         colour = 128 + rng.integers(-40, 40, size=3)  # close colours under strong noise: not trivially easy
-        folder = root / f"class_{label}"
+        folder = root / ("train" if label < TRAIN_CLASSES else "test") / f"class_{label}"
         folder.mkdir(parents=True)
         for index in range(IMAGES_PER_CLASS):
             noise = rng.integers(-100, 100, size=(40, 40, 3))

@@ -25,7 +25,11 @@ STUDIES = sorted((CONFIGS / "study").glob("*.yaml"))
     ("override", "message"),
     [
         ("loss.params.tempreture=0.1", "key 'loss.params.tempreture' = 0.1, expected no such parameter"),
-        ("loss.params={margin: 3}", "key 'loss.params' = {'margin': 3}, expected parameters that build"),
+        (
+            "loss={name: rankedlist, params: {margin: 3}}",
+            "key 'loss.params' = {'margin': 3}, expected parameters",
+        ),
+        ("loss.params={embedding_size: 3}", "key 'loss.params.embedding_size' = 3, expected 2 (model.emb"),
         ("loss.tcm.lambda_poss=1", "key 'loss.tcm.lambda_poss' = 1, expected a TCM parameter"),
         ("data.options={bogus: 1}", "key 'data.options.bogus' = 1, expected one of its options"),
         ("eval.eps=1.5", "key 'eval.eps' = 1.5, expected a valid eps (eps=1.5 must lie in (0, 1))"),

@@ -16,6 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
+from tcdml.models import build_model
+from tcdml.training.build import build_loss
 from tcdml.training.config import TrainConfig
 from tcdml.training.module import EmbeddingModule
 from tests.training.conftest import tiny_config
@@ -36,8 +38,11 @@ def global_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 def make_module(root: Path) -> EmbeddingModule:
     values = tiny_config(root, root / "unused", model={"freeze_bn": True})  # BN statistics are per process
+    config = TrainConfig.from_dict(values)
     torch.manual_seed(0)
-    return EmbeddingModule(TrainConfig.from_dict(values))
+    return EmbeddingModule(
+        build_model(config.model), build_loss(config), config.optim, config.trainer.max_epochs
+    )
 
 
 def loss_and_grads(module: EmbeddingModule, images: torch.Tensor, labels: torch.Tensor):

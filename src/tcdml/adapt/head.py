@@ -82,15 +82,15 @@ def build_head(kind: str, input_size: int, embedding_size: int, hidden: int | No
 
 def init_projection(head: nn.Module, embeddings: np.ndarray) -> None:
     """Set a linear head with D_out < D_in to the top D_out right-singular vectors of the normalised
-    ``embeddings`` (the rows of ``W``); any other head is left as built."""
+    ``embeddings`` (the rows of ``W``; ``tcdml.models.head.principal_directions``); any other head is left
+    as built."""
+    from tcdml.models.head import principal_directions
+
     proj = getattr(head, "proj", None)
     if proj is None or proj.out_features >= proj.in_features:
         return
-    x = embeddings.astype(np.float64)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
     with torch.no_grad():
-        proj.weight.copy_(torch.from_numpy(vt[: proj.out_features]).float())
+        proj.weight.copy_(torch.from_numpy(principal_directions(embeddings, proj.out_features)))
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from torch import nn
 
 from tcdml.adapt.head import build_head, head_meta, init_projection, transform
 from tcdml.adapt.settings import AdaptSettings
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.metrics.validation import as_embeddings, as_labels, as_mask
 
 #: Validation metrics (Recall@1 and OPIS at docs/spec.md's defaults, no bootstrap).
@@ -129,21 +129,14 @@ OBJECTIVES_DOC = {
 
 
 def split_classes(labels: np.ndarray, ratio: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(train_mask, val_mask)``: the held-out classes of the module docstring (disjoint, seeded).
+    """``(train_mask, val_mask)``: the held-out classes of the module docstring (disjoint, seeded), by the
+    rule ``tcdml train`` shares (``tcdml.data.splits.validation_classes``).
 
     Raises ``TcdmlInputError`` unless at least 4 classes have >= 2 samples (2 to validate, 2 to train).
     """
-    classes, counts = np.unique(labels, return_counts=True)
-    eligible = classes[counts >= 2]
-    if len(eligible) < 4:
-        raise TcdmlInputError(
-            f"labels: {len(eligible)} class(es) with >= 2 samples; holding out validation classes needs "
-            "at least 4 (or give a validation file with --val)"
-        )
-    num_val = min(max(2, round(ratio * len(eligible))), len(eligible) - 2)
-    held_out = eligible[np.random.default_rng(seed).permutation(len(eligible))[:num_val]]
-    val = np.isin(labels, held_out)
-    return ~val, val
+    from tcdml.data.splits import validation_classes
+
+    return validation_classes(labels, float(ratio), seed, hint=" (or give a validation file with --val)")
 
 
 def _objective(select: str, score: tuple[float, float], reference: tuple[float, float] | None) -> float:
@@ -179,12 +172,15 @@ def check_loss_name(name: str) -> list[str]:
 def _build_loss(settings: AdaptSettings, num_classes: int, embedding_size: int, per_batch: int) -> nn.Module:
     """The registry loss (+ TCM), its ``num_classes`` / ``embedding_size`` filled in when it needs them."""
     from tcdml.losses.margins import TCMParamError, check_tcm_params
-    from tcdml.losses.registry import build_loss
+    from tcdml.losses.registry import build_loss, fill_runtime_params
 
-    needed = check_loss_name(settings.loss)
-    params = dict(settings.loss_params)
-    known = {"num_classes": num_classes, "embedding_size": embedding_size}
-    params.update({key: known[key] for key in needed if key in known and key not in params})
+    check_loss_name(settings.loss)
+    try:  # the rule tcdml train shares: filled when required and left out, refused when it disagrees
+        params = fill_runtime_params(
+            settings.loss, settings.loss_params, num_classes=num_classes, embedding_size=embedding_size
+        )
+    except ParameterError as exc:
+        raise TcdmlInputError(f"--loss={settings.loss!r}: loss parameter {exc}") from None
     tcm = settings.tcm_params()
     if tcm is not None:
         try:

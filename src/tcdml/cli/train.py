@@ -34,7 +34,9 @@ def train(
     check: Annotated[
         bool,
         typer.Option(
-            "--check", help="Check the config (and --resume) and print it resolved, as JSON; train nothing."
+            "--check",
+            help="Check the config, data and loss (and --resume) and print the config resolved (runtime loss "
+            "parameters filled), as JSON; train nothing.",
         ),
     ] = False,
 ) -> None:
@@ -49,13 +51,14 @@ def train(
     settings = load_config(config, overrides)  # every bad value: one line, before Lightning loads
     note = random_weights_note(settings.model)  # said once every check has passed (an error is one line)
     if check:
-        from tcdml.training.data import check_data
+        from tcdml.training.build import build_loss, prepare
         from tcdml.training.runtime import check_resume, check_runtime
 
         check_runtime(settings)
         if resume is not None:
             check_resume(settings, resume)
-        check_data(settings)
+        settings = prepare(settings)[0]  # reads the splits, fills the loss's num_classes / embedding_size
+        build_loss(settings)
         if note:
             typer.echo(f"tcdml: note: {note}", err=True)
         print_json(settings.to_dict())

@@ -4,8 +4,10 @@ A cell is one ``tcdml.training`` run: the benchmark's training config with, in t
 ``overrides``, the benchmark's ``overrides``, the variant's overrides, then the loss section of the
 ``losses`` axis (``loss.tcm`` = the cell's TCM arm of the study's ``tcm``, null for base cells), the seed
 and the cell folder as ``output_dir``. Losses whose constructor requires ``num_classes`` / ``embedding_size``
-(ArcFace, ProxyAnchor, ...) get them from the benchmark's train split and ``model.embedding_size`` unless
-the loss entry gives them. After ``fit`` the trained model (final epoch) embeds ``data.eval_split``, which is
+(ArcFace, ProxyAnchor, ...) get them by the rule ``tcdml train`` uses (``tcdml.training.build``: the training
+classes left after the validation classes are held out, and ``model.embedding_size``) unless the loss entry
+gives them. After ``fit`` the kept model (the best on the validation classes, never worse than the start;
+the last epoch for a benchmark without validation classes) embeds ``data.eval_split``, which is
 evaluated with the config's ``eval`` settings and calibrated at the study's ``target_far``
 (``tcdml.experiments.runs.measure``). The embeddings are kept as ``embeddings.npz`` (the embedding file
 format: ``tcdml evaluate`` / ``tcdml compare`` read it; the study table's paired intervals come from it), and
@@ -14,7 +16,8 @@ an auto-margin TCM arm records the margins it ended with (``tcm_margins``).
 Resuming: a cell with a ``result.json`` measured with the same config is skipped (one whose config changed
 since, e.g. other TCM margins, is trained again); if it lacks ``embeddings.npz`` (measured by an older
 tcdml), its final checkpoint embeds the evaluation split again, without training (a cell whose checkpoint is
-missing or does not fit today's model is trained again). A cell without a result
+missing or does not fit today's model is trained again; it re-embeds from ``best.ckpt``, else ``last.ckpt``).
+A cell without a result
 continues from its ``checkpoints/last.ckpt`` when that checkpoint was written by the same config, else
 starts from scratch (its folder is cleared first).
 """
@@ -42,8 +45,6 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 ERROR_FILE = "error.log"
-#: Loss constructor parameters the study fills in from the benchmark when a loss requires them.
-FILLED_PARAMS = ("num_classes", "embedding_size")
 
 
 class CellFailed(RuntimeError):
@@ -86,50 +87,25 @@ def cell_config(study: StudyConfig, cell: Cell) -> Any:
 
     try:
         overrides = cell_overrides(study, cell)
-        return load_config(study.benchmarks[cell.benchmark].config, overrides, filled_later=FILLED_PARAMS)
+        return load_config(study.benchmarks[cell.benchmark].config, overrides)
     except TcdmlInputError as exc:
         raise TcdmlInputError(f"{study.path}: cell {cell.label()}: {exc}") from None
 
 
-def required_loss_params(name: str) -> list[str]:
-    """The constructor parameters without a default of the registry loss ``name`` (e.g. ArcFace's)."""
-    from tcdml.losses.registry import required_params
-
-    try:
-        return required_params(name)
-    except TcdmlInputError as exc:
-        raise TcdmlInputError(f"loss {name!r}: {exc}") from None
-
-
-def fill_loss_params(config: Any, num_classes: Callable[[Any], int]) -> Any:
-    """``config`` with ``loss.params`` completed by ``FILLED_PARAMS`` its loss requires and lacks.
-
-    ``num_classes(config.data)`` counts the train split's classes; ``embedding_size`` is the model's.
-    """
-    params = dict(config.loss.params)
-    for name in required_loss_params(config.loss.name):
-        if name in params or name not in FILLED_PARAMS:
-            continue
-        params[name] = num_classes(config.data) if name == "num_classes" else config.model.embedding_size
-    if params == config.loss.params:
-        return config
-    return dataclasses.replace(config, loss=dataclasses.replace(config.loss, params=params))
-
-
-class ClassCounter:
-    """``num_classes`` of a data config's train split, each (dataset, root, split, options) read once."""
+class FillConfigs:
+    """A cell's config with its loss's runtime parameters filled by ``tcdml.training.build``'s rule; the
+    training classes of each data section are counted once (``prepare`` reads the split)."""
 
     def __init__(self) -> None:
-        self.cache: dict[tuple[str, str, str, str], int] = {}
+        self.counts: dict[str, int] = {}
 
-    def __call__(self, data: Any) -> int:
-        from tcdml.data import build_dataset
+    def __call__(self, config: Any) -> Any:
+        from tcdml.training.build import fill_config, prepare
 
-        key = (data.dataset, data.root, data.train_split, json.dumps(data.options, sort_keys=True))
-        if key not in self.cache:  # options: the loader's own arguments (e.g. a class subset)
-            split = build_dataset(data.dataset, data.root, data.train_split, options=data.options)
-            self.cache[key] = split.num_classes
-        return self.cache[key]
+        key = json.dumps(dataclasses.asdict(config.data), sort_keys=True)
+        if key not in self.counts:
+            self.counts[key] = prepare(config)[1].train_set.num_classes
+        return fill_config(config, self.counts[key])
 
 
 def resumable_checkpoint(directory: Path, config: Any) -> Path | None:
@@ -209,11 +185,13 @@ def run_cell(
 
 
 def embed_finished_cell(directory: Path) -> Path:
-    """``embeddings.npz`` of a finished cell from its final checkpoint (``checkpoints/last.ckpt``)."""
+    """``embeddings.npz`` of a finished cell from its kept model (``checkpoints/best.ckpt``, else
+    ``checkpoints/last.ckpt``)."""
     from tcdml.training.checkpoint import model_from_checkpoint
     from tcdml.training.embed import embed_split
 
-    model, config = model_from_checkpoint(directory / "checkpoints" / "last.ckpt")
+    best = directory / "checkpoints" / "best.ckpt"
+    model, config = model_from_checkpoint(best if best.is_file() else directory / "checkpoints" / "last.ckpt")
     embeddings, labels = embed_split(model, config.data)
     return save_embeddings_file(directory / EMBEDDINGS_FILE, embeddings, labels)
 
@@ -241,7 +219,7 @@ def run_study(
     start = time.perf_counter()
     plan = plan_study(study, only)
     run = StudyRun(study, [cell for cell, _ in plan])
-    counter = ClassCounter()
+    fill = FillConfigs()
     for index, (cell, config) in enumerate(plan, start=1):
         prefix = f"[{index}/{len(plan)}] {cell.label()}"
         directory = cell.directory(study.output_dir)
@@ -250,7 +228,7 @@ def run_study(
                 config, trainer=dataclasses.replace(config.trainer, progress_bar=False)
             )
         try:
-            config = fill_loss_params(config, counter)
+            config = fill(config)
             if finished_with(directory, config):
                 if (directory / EMBEDDINGS_FILE).is_file():
                     run.skipped.append(cell)

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 
 from .composite import with_tcm
 from .recall_at_k import RecallAtKSurrogateLoss
@@ -117,6 +117,47 @@ def required_params(name: str) -> list[str]:
     return [
         p.name for p in list(signature.parameters.values())[1:] if p.default is p.empty and p.kind in kinds
     ]
+
+
+def accepted_params(name: str) -> set[str] | None:
+    """The keyword parameters loss ``name``'s constructor accepts, without building it: the named parameters
+    of every ``__init__`` along its class's MRO that passes ``**kwargs`` on (None when the chain stays open,
+    i.e. anything may be accepted). Raises ``TcdmlInputError`` for an unknown name."""
+    names: set[str] = set()
+    for cls in _resolve(name).__mro__:
+        if cls is object or "__init__" not in vars(cls):
+            continue
+        parameters = list(inspect.signature(vars(cls)["__init__"]).parameters.values())[1:]
+        names.update(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+    return None
+
+
+#: Constructor parameters of proxy / classifier losses (ArcFace, ProxyAnchor, ...) that training fills in
+#: from the data and the model (``fill_runtime_params``).
+RUNTIME_PARAMS = ("num_classes", "embedding_size")
+
+
+def fill_runtime_params(
+    name: str, params: Mapping[str, Any], *, num_classes: int, embedding_size: int
+) -> dict[str, Any]:
+    """``params`` of loss ``name`` with each of ``RUNTIME_PARAMS`` the loss requires and ``params`` lacks
+    set from the training classes (``num_classes``: how many the training split has) and the model
+    (``embedding_size``); the one rule ``tcdml train``, ``tcdml study`` and ``tcdml adapt`` share.
+
+    A value given that disagrees raises ``ParameterError`` (name: the parameter; expected: the value).
+    """
+    known = {"num_classes": num_classes, "embedding_size": embedding_size}
+    source = {"num_classes": "the training classes", "embedding_size": "the model's embedding size"}
+    filled = dict(params)
+    for key in RUNTIME_PARAMS:
+        if key in filled and filled[key] != known[key]:
+            expected = f"{known[key]} ({source[key]}; leave it out to have it filled)"
+            raise ParameterError(f"{key}={filled[key]!r}, expected {expected}", key, filled[key], expected)
+        if key not in filled and key in required_params(name):
+            filled[key] = known[key]
+    return filled
 
 
 def build_loss(name: str, *, tcm: bool | Mapping[str, float] | None = None, **params: Any) -> nn.Module:

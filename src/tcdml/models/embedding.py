@@ -1,4 +1,4 @@
-"""The embedding model: backbone -> pooled feature -> linear projection -> L2 normalisation.
+"""The embedding model: backbone -> pooled feature -> head (``tcdml.models.head``) -> L2 normalisation.
 
 ``build_model(ModelConfig(backbone="resnet50", embedding_size=512, pretrained="resnet50.safetensors",
 freeze_bn=True))`` builds what the paper trains; ``model(images)`` is a (B, D) float32 tensor of unit rows.
@@ -20,6 +20,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.models.backbone import as_backbone, create_backbone, load_weights
 from tcdml.models.efficientnet_lite import EfficientNetLite0
 from tcdml.models.feature_cache import CachedFeatures
+from tcdml.models.head import HEADS, build_head, resolve_head
 from tcdml.models.small_cnn import SmallCNN
 from tcdml.models.text_encoder import SentenceEncoder
 
@@ -60,6 +61,9 @@ class ModelConfig:
       its ``blocks`` attribute, ViTs' transformer blocks, EfficientNets' stages); a timm model without them,
       or ``k`` above the number of blocks, is a ``TcdmlInputError``. A frozen text backbone (``0``) gets a
       feature cache (``CachedFeatures``): each text is encoded once.
+    - ``head``: where the embedding head starts, one of ``HEADS`` (``tcdml.models.head``): ``auto`` (random
+      ``linear`` on a backbone without pretrained weights; on a pretrained encoder ``identity`` when
+      ``embedding_size`` >= its features, ``pca`` when smaller), ``linear``, ``identity``, ``pca``, ``none``.
     """
 
     backbone: str = "resnet50"
@@ -72,8 +76,11 @@ class ModelConfig:
     channels_last: bool | None = None
     drop_path_rate: float = 0.0
     trainable_blocks: int | None = None
+    head: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise TcdmlInputError(f"model: head={self.head!r}, expected one of {', '.join(HEADS)}")
         if self.embedding_size < 1:
             raise TcdmlInputError(f"model: embedding_size={self.embedding_size}, expected >= 1")
         if self.pretrained is not None and self.pretrained_from_hub:
@@ -110,7 +117,8 @@ class EmbeddingModel(nn.Module):
     trained. ``trainable_blocks`` freezes all of the backbone but its last blocks, as ``ModelConfig``
     describes. ``mean`` / ``std`` are the input normalisation the backbone was pretrained with.
     ``feature_cache``, a ``CachedFeatures`` around ``backbone``, computes the features in its place (it is
-    not a submodule: the state dict is the same with or without it).
+    not a submodule: the state dict is the same with or without it). ``head`` is a resolved head kind of
+    ``tcdml.models.head`` (``linear``, ``identity``, ``pca`` or ``none``; kept as ``head_kind``).
     """
 
     def __init__(
@@ -123,6 +131,7 @@ class EmbeddingModel(nn.Module):
         channels_last: bool = False,
         trainable_blocks: int | None = None,
         feature_cache: CachedFeatures | None = None,
+        head: str = "linear",
     ) -> None:
         super().__init__()
         if feature_cache is not None and feature_cache.encoder is not backbone:
@@ -130,7 +139,11 @@ class EmbeddingModel(nn.Module):
         spec = as_backbone(backbone)
         self.backbone = backbone
         self.feature_cache = feature_cache
-        self.head = nn.Linear(features or spec.num_features, embedding_size)
+        self.features = features or spec.num_features
+        self.head_kind = resolve_head(
+            head, pretrained=False, features=self.features, embedding_size=embedding_size
+        )
+        self.head = build_head(self.head_kind, self.features, embedding_size)
         self.freeze_bn = freeze_bn
         self.channels_last = channels_last
         self.mean = tuple(spec.mean)
@@ -178,15 +191,27 @@ class EmbeddingModel(nn.Module):
             module.eval()
         return self
 
+    def extract(self, images: torch.Tensor | Sequence[str]) -> torch.Tensor:
+        """(B, F) pooled backbone features (through the feature cache when there is one)."""
+        return (self.backbone if self.feature_cache is None else self.feature_cache)(images)
+
     def forward(self, images: torch.Tensor | Sequence[str]) -> torch.Tensor:
         """(B, D) unit rows of an image batch (B, C, H, W), or of B texts for a text backbone."""
         if self.channels_last and isinstance(images, torch.Tensor):
             images = images.contiguous(memory_format=torch.channels_last)
-        extract = self.backbone if self.feature_cache is None else self.feature_cache
-        projected = self.head(extract(images))
+        projected = self.head(self.extract(images))
         # Normalise in float32: under bf16/fp16 autocast the rows would be unit only to ~1e-2, too coarse for
         # similarity margins such as TCM's 0.9.
         return F.normalize(projected.float(), dim=1)
+
+
+def starts_pretrained(config: ModelConfig) -> bool:
+    """Whether the backbone of ``config`` starts from pretrained weights: tcdml's own encoders (all but
+    ``small_cnn``, which has none by design), or a timm model with ``pretrained`` or ``pretrained_from_hub``.
+    """
+    if config.backbone in LOCAL_BACKBONES:
+        return config.backbone != "small_cnn"
+    return config.pretrained is not None or config.pretrained_from_hub
 
 
 def random_weights_note(config: ModelConfig) -> str | None:
@@ -226,6 +251,13 @@ def build_model(config: ModelConfig) -> EmbeddingModel:
         cache = CachedFeatures(backbone, key=backbone.cache_key())
     if config.pretrained is not None:
         load_weights(backbone, config.pretrained)
+    features = as_backbone(backbone).num_features
+    head = resolve_head(
+        config.head,
+        pretrained=starts_pretrained(config),
+        features=features,
+        embedding_size=config.embedding_size,
+    )
     channels_last = config.channels_last
     if channels_last is None:  # NHWC speeds up convolutions (cuDNN, AMP); a ViT has just its patch embedding
         channels_last = sum(isinstance(m, nn.Conv2d) for m in backbone.modules()) > 1
@@ -236,4 +268,5 @@ def build_model(config: ModelConfig) -> EmbeddingModel:
         channels_last=channels_last,
         trainable_blocks=config.trainable_blocks,
         feature_cache=cache,
+        head=head,
     )

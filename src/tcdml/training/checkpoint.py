@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from tcdml.errors import TcdmlInputError
 from tcdml.io.atomic import atomic_write
 from tcdml.io.torch_file import load_torch_file
-from tcdml.models import EmbeddingModel, build_model
-from tcdml.training.config import TrainConfig
+from tcdml.models import EmbeddingModel, ModelConfig, build_model
+from tcdml.training.config import DataConfig, TrainConfig
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -82,8 +83,34 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return checkpoint
 
 
-def model_from_checkpoint(path: str | os.PathLike) -> tuple[EmbeddingModel, TrainConfig]:
-    """The trained ``EmbeddingModel`` (eval mode, CPU) and the ``TrainConfig`` stored in a checkpoint.
+@dataclass(frozen=True)
+class StoredModel:
+    """What a checkpoint's stored config says about its model: the ``model`` section (what builds it) and the
+    ``data`` section (its input contract: image size, resize, the dataset layout ``tcdml embed`` defaults to).
+
+    Nothing else of the training config is read back: a checkpoint trained with a loss added by
+    ``register_loss`` or a dataset added to the registry loads in a process that never registered them.
+    """
+
+    model: ModelConfig
+    data: DataConfig
+
+
+def stored_model(values: Any, source: str) -> StoredModel:
+    """The ``model`` and ``data`` sections of a stored ``tcdml_config``, checked by their own classes only
+    (no registry lookup: the names of the loss and dataset are not needed to rebuild the model)."""
+    if not isinstance(values, dict) or not isinstance(values.get("model"), dict):
+        raise TcdmlInputError(
+            f"{source}: the checkpoint's 'tcdml_config' is not a config mapping with 'model'"
+        )
+    model = {**values["model"], "pretrained": None, "pretrained_from_hub": False}
+    sections = {"model": model, "data": values.get("data") or {}}
+    config = TrainConfig.from_dict(sections, source=f"{source} (tcdml_config)", check_names=False)
+    return StoredModel(model=config.model, data=config.data)
+
+
+def model_from_checkpoint(path: str | os.PathLike) -> tuple[EmbeddingModel, StoredModel]:
+    """The trained ``EmbeddingModel`` (eval mode, CPU) and its checkpoint's ``StoredModel``.
 
     The backbone is built without pretrained weights (the checkpoint holds every weight), so the file of
     ``model.pretrained`` need not exist where the checkpoint is used.
@@ -91,11 +118,7 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[EmbeddingModel, Trai
     checkpoint = read_checkpoint(path)
     if "tcdml_config" not in checkpoint:
         raise TcdmlInputError(f"{path}: checkpoint has no 'tcdml_config' (not written by tcdml train)")
-    values = checkpoint["tcdml_config"]
-    if not isinstance(values, dict) or not isinstance(values.get("model"), dict):
-        raise TcdmlInputError(f"{path}: the checkpoint's 'tcdml_config' is not a config mapping with 'model'")
-    values = {**values, "model": {**values["model"], "pretrained": None, "pretrained_from_hub": False}}
-    config = TrainConfig.from_dict(values, source=f"{path} (tcdml_config)")
+    config = stored_model(checkpoint["tcdml_config"], str(path))
     model = build_model(config.model)
     prefix = "model."
     state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}

@@ -12,7 +12,7 @@ before any folder is made or Lightning starts.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +53,9 @@ PRECISIONS = (
     "16-true",
     "bf16-true",
 )
-#: Metrics ``eval.monitor`` may name besides ``recall@k`` for a k of ``eval.ks``.
-MONITORED = ("map@r", "opis", "eps_opis")
+#: Metrics ``eval.monitor`` may name besides ``recall@k`` for a k of ``eval.ks`` (``recall@1-opis``:
+#: R@1 - OPIS, the selection objective ``tcdml adapt`` uses too).
+MONITORED = ("recall@1-opis", "map@r", "opis", "eps_opis")
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeding take 32-bit seeds
 
 
@@ -66,6 +67,13 @@ class DataConfig:
     datasets that ship with a package (``mnist``, ``hscodes``, ``glyphs``), required by the others.
     ``options`` are the loader's own keyword arguments, passed to ``build_dataset`` (e.g.
     ``{max_per_class: 500}`` for ``fashion_mnist``, ``{max_classes: 200}`` for ``glyphs``).
+
+    ``val_classes``: the validation classes held out of ``train_split`` (by class, all their samples), which
+    select the kept model (``best.ckpt``): a fraction in (0, 1) of the classes with >= 2 samples (at least
+    2, leaving at least 2 to train) or a count >= 2; ``0``: none (closed-set data, where every class is also
+    tested: no selection, the last epoch is kept). ``val_seed`` seeds which classes (independent of
+    ``seed``). The rule is ``tcdml.data.splits.validation_classes``. ``eval_split`` is evaluated once, at the
+    end, on the kept model (a report, never a selector).
     """
 
     dataset: str = "folder"
@@ -81,6 +89,8 @@ class DataConfig:
     eval_batch_size: int = 128
     num_workers: int = 4
     options: dict[str, Any] = field(default_factory=dict)
+    val_classes: float | int = 0.2
+    val_seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("dataset", "train_split", "eval_split"):
@@ -97,6 +107,12 @@ class DataConfig:
         positive("data.eval_batch_size", self.eval_batch_size)
         positive("data.num_workers", self.num_workers, minimum=0)
         require(isinstance(self.options, Mapping), "data.options", self.options, "a mapping")
+        size = self.val_classes
+        ok = isinstance(size, int) and not isinstance(size, bool) and (size == 0 or size >= 2)
+        ok = ok or (isinstance(size, float) and 0 < size < 1)
+        expected = "a fraction in (0, 1) or a count >= 2 of the training classes (0: no validation classes)"
+        require(ok, "data.val_classes", size, expected)
+        positive("data.val_seed", self.val_seed, minimum=0)
 
     def transform_config(
         self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
@@ -229,7 +245,9 @@ class TrainerConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Periodic evaluation on ``data.eval_split`` and the metric that picks the best checkpoint.
+    """Periodic evaluation on the validation classes (``data.val_classes``), the metric that selects the kept
+    model (``monitor``: ``recall@1-opis`` = R@1 - OPIS by default, an epoch with undefined OPIS never
+    selected by it) and the metrics of the final report on ``data.eval_split``.
 
     ``ks``, ``far_range``, ``beta`` and ``eps`` are the metric half of ``tcdml.metrics.EvaluationSettings``
     (``metric_settings()``), checked by that class: one set of rules for the CLI, the library and configs.
@@ -240,7 +258,7 @@ class EvalConfig:
     far_range: tuple[float, float] = (1e-2, 1e-1)
     beta: float = 1.0
     eps: float = 0.1
-    monitor: str = "recall@1"
+    monitor: str = "recall@1-opis"
     mode: str = "max"
 
     def __post_init__(self) -> None:
@@ -314,14 +332,13 @@ class TrainConfig:
         origins: Mapping[str, str] | None = None,
         *,
         check_names: bool = True,
-        filled_later: Collection[str] = (),
     ) -> TrainConfig:
         """A config from a nested mapping; unknown keys, wrong types and bad values raise ``TcdmlInputError``.
 
         The message starts with where the bad key came from: ``origins[dotted key]`` (a file or an override,
-        see ``load_config``), else ``source``. ``check_names``: also look up the dataset, backbone and loss,
-        check the dataset options and build the loss (``filled_later``: loss parameters the caller fills
-        in before training, e.g. a study's ``num_classes``).
+        see ``load_config``), else ``source``. ``check_names``: also look up the dataset, backbone and loss
+        and check the dataset options and the loss parameters against the loss's constructor (the loss is
+        built once, by the run: ``tcdml.training.build``).
         """
         origins = origins or {}
         check_keys(values, source, TrainConfig)
@@ -342,7 +359,7 @@ class TrainConfig:
                     sections[name] = value
             config = cls(**sections)
             if check_names:
-                config_checks.check_names(config, filled_later)
+                config_checks.check_names(config)
         except ConfigValueError as exc:
             raise TcdmlInputError(f"{_origin(origins, exc.key, source)}: {exc}") from None
         return config

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tcdml.errors import ParameterError, TcdmlInputError
@@ -84,9 +83,9 @@ def check_tcm(config: TrainConfig) -> None:
             raise ConfigValueError(exc.key, exc.value, exc.expected) from None
 
 
-def check_names(config: TrainConfig, filled_later: Collection[str] = ()) -> None:
+def check_names(config: TrainConfig) -> None:
     """The dataset, backbone, loss and strategy exist (tcdml's registries, timm's and Lightning's), the
-    dataset options fit its loader and the loss builds (``filled_later``: see ``check_loss``)."""
+    dataset options fit its loader and the loss parameters fit its constructor (``check_loss``)."""
     from tcdml.data.registry import DATASETS
     from tcdml.models.embedding import LOCAL_BACKBONES
 
@@ -107,7 +106,7 @@ def check_names(config: TrainConfig, filled_later: Collection[str] = ()) -> None
             strategy in known, "trainer.strategy", strategy, "auto or one of Lightning's: " + ", ".join(known)
         )
     check_dataset_options(config)
-    check_loss(config, filled_later)
+    check_loss(config)
 
 
 def check_dataset_options(config: TrainConfig) -> None:
@@ -124,36 +123,31 @@ def check_dataset_options(config: TrainConfig) -> None:
         raise ConfigValueError("data.root", None, f"the folder or file that dataset {dataset!r} reads")
 
 
-def check_loss(config: TrainConfig, filled_later: Collection[str] = ()) -> None:
-    """The loss section builds: a known name, its required ``params``, no unknown parameter (a typo).
+def check_loss(config: TrainConfig) -> None:
+    """The loss section fits the loss's constructor, without building it (the run builds it once,
+    ``tcdml.training.build``): a known name, no unknown parameter (a typo), every required parameter given
+    but the ``RUNTIME_PARAMS`` training fills in, and a given ``embedding_size`` equal to the model's."""
+    from tcdml.losses.registry import RUNTIME_PARAMS, accepted_params, required_params
 
-    ``filled_later``: required parameters a caller fills in before training (a study fills ``num_classes``
-    and ``embedding_size``); stand-in values take their place for the check.
-    """
-    from tcdml.losses.registry import build_loss_from_config, required_params
-
+    name, params = config.loss.name, config.loss.params
     try:
-        required = required_params(config.loss.name)
+        required, accepted = required_params(name), accepted_params(name)
     except TcdmlInputError:
-        raise ConfigValueError(
-            "loss.name", config.loss.name, "a loss of tcdml.losses.available_losses()"
-        ) from None
-    stand_ins = {"embedding_size": config.model.embedding_size}
-    registry_config = config.loss.registry_config()
-    for name in required:
-        if name in filled_later and name not in registry_config["params"]:
-            registry_config["params"][name] = stand_ins.get(name, 2)
-    try:
-        build_loss_from_config(registry_config)
-    except TcdmlInputError as exc:
-        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if unexpected and unexpected.group(1) in config.loss.params:
-            key = unexpected.group(1)
-            expected = f"no such parameter of loss {config.loss.name!r} (a typo?)"
-            raise ConfigValueError(f"loss.params.{key}", config.loss.params[key], expected) from None
-        key = "loss.tcm" if str(exc).startswith("bad tcm") else "loss.params"
-        value = config.loss.tcm if key == "loss.tcm" else config.loss.params
-        raise ConfigValueError(key, value, f"parameters that build the loss ({exc})") from None
+        raise ConfigValueError("loss.name", name, "a loss of tcdml.losses.available_losses()") from None
+    for key, value in params.items():
+        require(
+            accepted is None or key in accepted,
+            f"loss.params.{key}",
+            value,
+            f"no such parameter of loss {name!r} (a typo?)",
+        )
+    missing = [key for key in required if key not in params and key not in RUNTIME_PARAMS]
+    expected = f"parameters that build the loss (loss {name!r} needs {', '.join(missing)})"
+    require(not missing, "loss.params", params, expected)
+    size = config.model.embedding_size
+    given = params.get("embedding_size", size)
+    expected = f"{size} (model.embedding_size; leave it out to have it filled)"
+    require(given == size or "embedding_size" not in required, "loss.params.embedding_size", given, expected)
 
 
 def check_keys(values: Mapping[str, Any], source: str, kind: type, prefix: str = "") -> None:

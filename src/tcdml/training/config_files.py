@@ -11,7 +11,7 @@ was set, so a bad value names its file or override (``tcdml.training.config`` ho
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,7 @@ from tcdml.training.config import TrainConfig
 from tcdml.training.config_checks import check_keys
 
 
-def load_config(
-    path: str | Path, overrides: Sequence[str] = (), *, filled_later: Collection[str] = ()
-) -> TrainConfig:
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read ``path`` (with its includes), apply ``overrides`` (``"a.b=value"``), return the typed config.
 
     ``output_dir`` defaults to ``runs/<file stem>``. Raises ``TcdmlInputError`` naming the file (or the
@@ -35,7 +33,7 @@ def load_config(
     merged.setdefault("output_dir", f"runs/{path.stem}")
     for text in overrides:
         _apply_override(merged, text, origins)
-    return TrainConfig.from_dict(merged, source=str(path), origins=origins, filled_later=filled_later)
+    return TrainConfig.from_dict(merged, source=str(path), origins=origins)
 
 
 def _record(origins: dict[str, str], values: Mapping[str, Any], source: str, prefix: str = "") -> None:

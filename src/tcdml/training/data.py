@@ -8,6 +8,12 @@ index): an epoch's images depend on nothing else (not on the number of workers, 
 which is what lets a resumed run replay them exactly. (The trainer runs with
 ``use_distributed_sampler=False``.) Image transforms apply to image datasets only: a text dataset
 (``Modality.TEXT``) yields its strings as they are, batched by the default collate into lists of ``str``.
+
+The validation classes (``data.val_classes``, ``tcdml.data.splits.validation_classes``) are held out of the
+training split: ``train_set`` holds the other classes (renumbered ``0 .. C-1``, with the train transform),
+``val_set`` the held-out ones (test transform; sharded across processes like the evaluation set before).
+``eval_set`` (``data.eval_split``) is read for its index only: no sample of it is loaded during training
+(the final report embeds it, ``tcdml.training.trainer``).
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from tcdml.data import MPerClassBatchSampler, TransformConfig, build_dataset, build_transform
 from tcdml.data.base import LabelledDataset, Modality
+from tcdml.data.splits import ClassSubset, validation_classes
 from tcdml.distributed import rank_and_world, rank_share
 from tcdml.errors import TcdmlInputError
-from tcdml.training.config import DataConfig, TrainConfig
+from tcdml.training.config import DataConfig
 
 
 def load_split(
@@ -53,23 +60,45 @@ class MetricDataModule(pl.LightningDataModule):
         self.sampler: MPerClassBatchSampler | None = None
 
     def load_sets(self) -> None:
-        """Read both splits once and check that the train split can fill a batch (``fit`` and
-        ``tcdml train --check`` call it before anything is written: a bad file fails first)."""
-        if not hasattr(self, "train_set"):
-            config = self.config
-            self.train_set = load_split(config, config.train_split, self.transforms, train=True)
-            self.eval_set = load_split(config, config.eval_split, self.transforms, train=False)
-            try:  # one process's view: the batch composition is per process
-                MPerClassBatchSampler(
-                    self.train_set.labels,
-                    config.classes_per_batch,
-                    config.samples_per_class,
-                    seed=self.seed,
-                    num_replicas=1,
-                    rank=0,
-                )
-            except TcdmlInputError as exc:
-                raise TcdmlInputError(f"data ({config.dataset} {config.train_split} split): {exc}") from None
+        """Read the splits once, hold out the validation classes and check that the training classes can fill
+        a batch (``fit`` and ``tcdml train --check`` call it before anything is written: a bad file fails
+        first)."""
+        if hasattr(self, "train_set"):
+            return
+        config = self.config
+        split = build_dataset(config.dataset, config.root, config.train_split, options=config.options)
+        images = split.modality is Modality.IMAGE
+        train = build_transform(self.transforms, train=True) if images else None
+        test = build_transform(self.transforms, train=False) if images else None
+        where = f"data ({config.dataset} {config.train_split} split)"
+        keep = np.ones(len(split), dtype=bool)
+        self.val_set: LabelledDataset | None = None
+        if config.val_classes:
+            name = f"data.val_classes={config.val_classes!r}: {where}"
+            hint = " (data.val_classes: 0 for none: then no model selection, the last epoch is kept)"
+            keep, held_out = validation_classes(
+                split.labels, config.val_classes, config.val_seed, name=name, hint=hint
+            )
+            self.val_set = ClassSubset(split, held_out, split="validation", transform=test)
+        self.train_set = ClassSubset(split, keep, split=config.train_split, transform=train)
+        self._features = ClassSubset(split, keep, split=config.train_split, transform=test)
+        self.eval_set = load_split(config, config.eval_split, self.transforms, train=False)
+        try:  # one process's view: the batch composition is per process
+            MPerClassBatchSampler(
+                self.train_set.labels,
+                config.classes_per_batch,
+                config.samples_per_class,
+                seed=self.seed,
+                num_replicas=1,
+                rank=0,
+            )
+        except TcdmlInputError as exc:
+            raise TcdmlInputError(f"{where}: {exc}") from None
+
+    def feature_set(self) -> LabelledDataset:
+        """The training classes' samples with the test transform (what a ``pca`` head starts from)."""
+        self.load_sets()
+        return self._features
 
     def setup(self, stage: str | None = None) -> None:
         """Read both splits (unless read) and build the sampler once the process group exists (it shards
@@ -102,8 +131,10 @@ class MetricDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        """This process's contiguous shard of the evaluation set (gathered in rank order = dataset order)."""
-        shard = Subset(self.eval_set, rank_share(len(self.eval_set), *rank_and_world()))
+        """This process's contiguous shard of the validation set (gathered in rank order = dataset order);
+        empty without validation classes."""
+        data = self.val_set if self.val_set is not None else []
+        shard = Subset(data, rank_share(len(data), *rank_and_world()))
         return DataLoader(shard, batch_size=self.config.eval_batch_size, num_workers=self.config.num_workers)
 
     def state_dict(self) -> dict[str, Any]:
@@ -159,11 +190,3 @@ class SeededDataset(Dataset):
                 int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1)[0])
             )
             return self.dataset[index]
-
-
-def check_data(config: TrainConfig) -> None:
-    """Read the train and evaluation splits and check the batch composition (``tcdml train --check``).
-
-    The transforms are built but not applied, so the backbone's normalisation does not matter here.
-    """
-    MetricDataModule(config.data, seed=config.seed, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)).load_sets()

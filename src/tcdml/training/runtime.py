@@ -35,7 +35,8 @@ RESUME_KEYS = (
 def check_resume(config: TrainConfig, path: str | os.PathLike) -> int:
     """Check that ``config`` can continue the checkpoint ``path``; return the checkpoint's global step.
 
-    The checkpoint must have been written by ``tcdml train`` with the same ``RESUME_KEYS`` and be at an
+    The checkpoint must have been written by ``tcdml train`` with the same ``RESUME_KEYS`` (the loss's runtime
+    parameters the config leaves out are not compared: the run fills them) and be at an
     epoch below ``trainer.max_epochs`` (a checkpoint at exactly ``max_epochs`` epochs resumes to nothing
     left to train). Raises ``TcdmlInputError`` naming the key and both values.
     """
@@ -50,6 +51,8 @@ def check_resume(config: TrainConfig, path: str | os.PathLike) -> int:
     current = config.to_dict()
     for key in RESUME_KEYS:
         was, now = _dotted(stored, key), _dotted(current, key)
+        if key == "loss.params" and isinstance(was, dict) and isinstance(now, dict):
+            was = _unfilled(was, now)
         if was is not _MISSING and _plain(was) != _plain(now):
             raise TcdmlInputError(
                 f"--resume {path}: the checkpoint was trained with {key}={_plain(was)!r}, the config has "
@@ -66,6 +69,14 @@ def check_resume(config: TrainConfig, path: str | os.PathLike) -> int:
 
 
 _MISSING = object()
+
+
+def _unfilled(stored: dict, params: dict) -> dict:
+    """``stored`` loss parameters without the runtime ones (``num_classes``, ``embedding_size``) that
+    ``params`` leaves out: the run fills those (``tcdml.training.build``); a stored config has them."""
+    from tcdml.losses.registry import RUNTIME_PARAMS
+
+    return {key: value for key, value in stored.items() if key in params or key not in RUNTIME_PARAMS}
 
 
 def _dotted(values: dict, key: str) -> Any:

@@ -1,9 +1,14 @@
 """Build the Lightning ``Trainer`` from a config, fit, resume.
 
-``fit(config)`` writes to ``config.output_dir``:
+``fit(config)`` builds the run once (``tcdml.training.build.build_run``: data, filled config, model, loss),
+trains it and writes to ``config.output_dir``:
 
 - ``checkpoints/last.ckpt``: the full state after every epoch (overwritten atomically);
-- ``checkpoints/best.ckpt``: the state at the best ``eval.monitor`` so far;
+- ``checkpoints/best.ckpt``: the kept model: the best by ``eval.monitor`` on the validation classes among
+  the start (before any step) and the evaluated epochs, never worse than the start
+  (``tcdml.training.evaluation``); without validation classes (``data.val_classes: 0``) the last epoch;
+- ``test_report.json``: the kept model's metrics on ``data.eval_split``, measured once after training (a
+  report: the test split never selects anything; no sample of it is read before);
 - ``logs/metrics.csv``: one log per run, written up to date at every checkpoint and continued on resume
   (rows at or after the checkpoint's step are dropped first: no duplicated steps); TensorBoard event files
   in ``tensorboard/`` when ``tensorboard`` is installed.
@@ -27,6 +32,7 @@ import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from lightning_fabric.loggers.logger import rank_zero_experiment
@@ -34,9 +40,10 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from tcdml.training.build import build_run
 from tcdml.training.checkpoint import AtomicCheckpointIO, EpochSeed, RemoveStaleTemporaries
 from tcdml.training.config import TrainConfig
-from tcdml.training.data import MetricDataModule
+from tcdml.training.evaluation import SelectOnValidation
 from tcdml.training.module import EmbeddingModule
 from tcdml.training.quiet import quiet_lightning
 from tcdml.training.runtime import check_resume, check_runtime
@@ -46,7 +53,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FitResult:
-    """Where a run wrote its checkpoints and what it measured last."""
+    """Where a run wrote its checkpoints, what it kept and measured.
+
+    ``kept_epoch``: 0 the start, e after e epochs (None without validation classes: the last epoch is
+    kept); ``best_score``: its selection objective on the validation classes; ``selection``: every
+    evaluated ``[kept_epoch, objective]``; ``test``: the kept model's metrics on ``data.eval_split``
+    (``test_report.json``; None on processes other than the first).
+    """
 
     output_dir: str
     last_checkpoint: str
@@ -54,6 +67,9 @@ class FitResult:
     best_score: float | None
     metrics: dict[str, float] = field(default_factory=dict)
     global_rank: int = 0  # under DDP every process returns a result; rank 0 reports it
+    kept_epoch: int | None = None
+    selection: list = field(default_factory=list)
+    test: dict[str, Any] | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready summary (what ``tcdml train`` prints)."""
@@ -62,7 +78,10 @@ class FitResult:
             "last_checkpoint": self.last_checkpoint,
             "best_checkpoint": self.best_checkpoint,
             "best_score": self.best_score,
+            "kept_epoch": self.kept_epoch,
+            "selection": self.selection,
             "metrics": self.metrics,
+            "test": self.test,
         }
 
 
@@ -137,6 +156,19 @@ class SaveLogWithCheckpoint(pl.Callback):
             logger.save()
 
 
+class StoreConfig(pl.Callback):
+    """Store the run's (filled) config in every checkpoint as ``tcdml_config``, so a checkpoint alone
+    rebuilds its model (``tcdml embed`` / ``export`` read its model and data sections)."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        checkpoint["tcdml_config"] = self.config.to_dict()
+
+
 class RecordInterrupt(pl.Callback):
     """Remember the exception Lightning reports through ``on_exception`` (it swallows KeyboardInterrupt)."""
 
@@ -163,7 +195,8 @@ def build_loggers(output_dir: Path, resume_step: int | None = None) -> list:
 def build_trainer(
     config: TrainConfig, callbacks: Sequence[pl.Callback] = (), *, resume_step: int | None = None
 ) -> pl.Trainer:
-    """The Lightning ``Trainer`` of ``config`` with tcdml's checkpointing, seeding and loggers.
+    """The Lightning ``Trainer`` of a filled ``config`` with tcdml's checkpointing, seeding, selection on the
+    validation classes (``SelectOnValidation``, absent with ``data.val_classes: 0``) and loggers.
 
     ``callbacks`` are added after tcdml's own (e.g. a user's early stopping); ``resume_step``: the global
     step of the checkpoint a run continues (its log is kept up to there).
@@ -175,15 +208,10 @@ def build_trainer(
     last = ModelCheckpoint(
         checkpoints, filename="last", save_on_train_epoch_end=True, enable_version_counter=False
     )
-    best = ModelCheckpoint(
-        checkpoints,
-        filename="best",
-        monitor=f"val/{config.eval.monitor}",
-        mode=config.eval.mode,
-        every_n_epochs=every,
-        save_on_train_epoch_end=True,
-        enable_version_counter=False,
-    )
+    validates = bool(config.data.val_classes)
+    select = [
+        SelectOnValidation(config.eval.metric_settings(), config.eval.monitor, checkpoints / "best.ckpt")
+    ]
     return pl.Trainer(
         accelerator=settings.accelerator,
         devices=settings.devices,
@@ -197,16 +225,18 @@ def build_trainer(
         enable_model_summary=False,
         deterministic=settings.deterministic,
         check_val_every_n_epoch=every,
-        num_sanity_val_steps=0,  # evaluation needs the whole evaluation set
+        limit_val_batches=None if validates else 0,
+        num_sanity_val_steps=0,  # evaluation needs the whole validation set
         use_distributed_sampler=False,  # the m-per-class sampler shards batches itself
         default_root_dir=output_dir,
         logger=build_loggers(output_dir, resume_step),
         callbacks=[
             RemoveStaleTemporaries(checkpoints),
             EpochSeed(config.seed),
+            StoreConfig(config),
             SaveLogWithCheckpoint(),
             last,
-            best,
+            *(select if validates else []),
             *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],
@@ -222,21 +252,26 @@ def fit(
     """Train ``config`` (from scratch, or continuing the checkpoint ``resume``); say where it wrote what.
 
     Bad settings and a checkpoint that does not fit ``config`` raise ``TcdmlInputError`` before anything
-    is built or written. An interrupt re-raises its ``KeyboardInterrupt`` once Lightning has shut down.
+    is written (``build_run`` reads the splits and fills the loss's runtime parameters first). An interrupt
+    re-raises its ``KeyboardInterrupt`` once Lightning has shut down. After training the kept model's
+    weights are in the module (``callbacks`` that caught it see them) and its test report is written.
     """
     check_runtime(config)
     resume_step = None if resume is None else check_resume(config, resume)
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    module = EmbeddingModule(config)
-    data = MetricDataModule(config.data, seed=config.seed, mean=module.model.mean, std=module.model.std)
-    data.load_sets()  # a bad dataset fails here, before the run's folder is made
+    run = build_run(config)  # a bad dataset or loss fails here, before the run's folder is made
+    config = run.config
+    module = EmbeddingModule(run.model, run.loss, config.optim, config.trainer.max_epochs)
     interrupt = RecordInterrupt()
     handler = signal.getsignal(signal.SIGINT)
     try:
         with quiet_lightning():  # tcdml prints its own summary; an interrupt ends with one line
             trainer = build_trainer(config, [*callbacks, interrupt], resume_step=resume_step)
             trainer.fit(
-                module, datamodule=data, ckpt_path=None if resume is None else str(resume), weights_only=True
+                module,
+                datamodule=run.data,
+                ckpt_path=None if resume is None else str(resume),
+                weights_only=True,
             )
     except SystemExit:  # Lightning's answer to KeyboardInterrupt: hand the interrupt on instead
         if isinstance(interrupt.exception, KeyboardInterrupt):
@@ -248,13 +283,65 @@ def fit(
                 signal.signal(signal.SIGINT, handler)  # Lightning leaves Ctrl-C ignored after an interrupt
             except ValueError:  # not the main thread
                 pass
-    last, best = (cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint))
-    score = best.best_model_score
+    last = next(cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint))
+    select = next((cb for cb in trainer.callbacks if isinstance(cb, SelectOnValidation)), None)
+    best = None
+    if select is not None and select.checkpoint.is_file():
+        best = str(select.checkpoint)
+        keep_weights(module.model, best)
+    test = None
+    if trainer.is_global_zero:
+        test = report_test_split(module.model, run, Path(config.output_dir) / "test_report.json", select)
     return FitResult(
         output_dir=str(config.output_dir),
         last_checkpoint=last.best_model_path,
-        best_checkpoint=best.best_model_path or None,
-        best_score=None if score is None else float(score),
+        best_checkpoint=best,
+        best_score=None if select is None else select.best_score,
         metrics={key: float(value) for key, value in trainer.callback_metrics.items()},
         global_rank=trainer.global_rank,
+        kept_epoch=None if select is None else select.kept_epoch,
+        selection=[] if select is None else select.history,
+        test=test,
     )
+
+
+def keep_weights(model: Any, path: str | os.PathLike) -> None:
+    """Load the model weights of the checkpoint ``path`` (the kept model) into ``model``."""
+    from tcdml.training.checkpoint import read_checkpoint
+
+    state = read_checkpoint(path)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+
+
+def report_test_split(model: Any, run: Any, path: Path, select: SelectOnValidation | None) -> dict[str, Any]:
+    """The kept ``model``'s metrics on ``data.eval_split`` (``tcdml.metrics.evaluate`` at the config's eval
+    settings, with OPIS's interval), written to ``path`` (JSON) and returned; measured once, after
+    training."""
+    from tcdml.io.json_file import write_json
+    from tcdml.metrics import evaluate
+    from tcdml.training.embed import embed_samples
+
+    config = run.config
+    device = str(next(model.parameters()).device)
+    embeddings = embed_samples(
+        model, run.data.eval_set, batch_size=config.data.eval_batch_size, device=device
+    )
+    metric = config.eval.metric_settings()
+    ks = tuple(sorted({1, *metric.ks}))
+    result = evaluate(
+        embeddings,
+        run.data.eval_set.labels,
+        ks=ks,
+        far_range=metric.far_range,
+        beta=metric.beta,
+        eps=metric.eps,
+    ).to_dict()
+    report = {
+        "split": config.data.eval_split,
+        "kept_epoch": None if select is None else select.kept_epoch,
+        "num_samples": len(run.data.eval_set),
+        "num_classes": run.data.eval_set.num_classes,
+        **result,
+    }
+    write_json(path, report)
+    return report
