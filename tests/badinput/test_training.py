@@ -75,7 +75,8 @@ TRAIN_CASES = [
     (
         ["loss.tcm={margins: auto, target_frr: 0.5}"],
         "key 'loss.tcm.target_frr' = 0.5, expected a target that batches can measure: it needs at least 20 "
-        "positive pairs per batch, data.classes_per_batch x data.samples_per_class = 3 x 2 gives 3",
+        "positive pairs per batch, 3 classes x 2 samples per batch give 3 "
+        "(data.classes_per_batch x data.samples_per_class)",
     ),
     (
         [
@@ -84,7 +85,8 @@ TRAIN_CASES = [
             "loss.tcm={margins: auto, target_far: 0.001}",
         ],
         "key 'loss.tcm.target_far' = 0.001, expected a target that batches can measure: it needs at least "
-        "10000 negative pairs per batch, data.classes_per_batch x data.samples_per_class = 5 x 4 gives 160",
+        "10000 negative pairs per batch, 5 classes x 4 samples per batch give 160 "
+        "(data.classes_per_batch x data.samples_per_class)",
     ),
     (["eval.every_n_epochs=0"], "key 'eval.every_n_epochs' = 0"),
     (["eval.ks=[]"], "key 'eval.ks' = ()"),

@@ -25,16 +25,14 @@ both sides (it pulls up the positives below the midpoint and pushes down the neg
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from tcdml.checks import check_real
 from tcdml.errors import TcdmlInputError
 
 from .similarity import check_inputs, normalize
@@ -66,75 +64,13 @@ def pairs_needed(target: float) -> int:
     return math.ceil(PAIRS_BEYOND_QUANTILE / min(target, 1.0 - target) - 1e-9)
 
 
-def _real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_targets(target_far: float, target_frr: float, min_gap: float, momentum: float) -> None:
-    """``TcdmlInputError`` naming the parameter unless both targets lie in (0, 1), ``0 <= min_gap < 2`` and
+    """``ParameterError`` naming the parameter unless both targets lie in (0, 1), ``0 <= min_gap < 2`` and
     ``0 < momentum <= 1``."""
     for name, value in (("target_far", target_far), ("target_frr", target_frr)):
-        if not (_real(value) and 0.0 < value < 1.0):
-            raise TcdmlInputError(f"{name}={value!r}: expected a rate in (0, 1)")
-    if not (_real(min_gap) and 0.0 <= min_gap < 2.0):
-        raise TcdmlInputError(f"min_gap={min_gap!r}: expected a similarity gap in [0, 2)")
-    if not (_real(momentum) and 0.0 < momentum <= 1.0):
-        raise TcdmlInputError(f"momentum={momentum!r}: expected a weight in (0, 1]")
-
-
-class TCMParamError(TcdmlInputError):
-    """A bad TCM setting: the dotted config ``key`` (``loss.tcm.*`` or ``data.*``), its value, what is
-    expected."""
-
-    def __init__(self, key: str, value: object, expected: str) -> None:
-        self.key, self.value, self.expected = key, value, expected
-        super().__init__(f"{key}={value!r}: expected {expected}")
-
-
-def check_tcm_params(tcm: Mapping[str, Any], classes_per_batch: int, samples_per_class: int) -> None:
-    """Check a ``loss.tcm`` mapping before training: its keys are ``TCMLoss`` parameters, and ``auto``
-    margins have valid targets and batches (``classes_per_batch`` x ``samples_per_class``) with enough
-    positive and negative pairs to read each target off (``pairs_needed``). Raises ``TCMParamError``."""
-    from .tcm import TCMLoss
-
-    parameters = inspect.signature(TCMLoss).parameters
-    for key, value in tcm.items():
-        if key not in parameters:
-            raise TCMParamError(f"loss.tcm.{key}", value, f"a TCM parameter ({', '.join(parameters)})")
-    for name in ("lambda_pos", "lambda_neg"):
-        if name in tcm and not (_real(tcm[name]) and tcm[name] >= 0):
-            raise TCMParamError(f"loss.tcm.{name}", tcm[name], "a number >= 0")
-    for name in ("margin_pos", "margin_neg"):
-        if name in tcm and not (_real(tcm[name]) and -1.0 <= tcm[name] <= 1.0):
-            raise TCMParamError(f"loss.tcm.{name}", tcm[name], "a cosine similarity in [-1, 1]")
-    strategy = tcm.get("margins", "fixed")
-    if strategy not in MARGIN_STRATEGIES:
-        raise TCMParamError("loss.tcm.margins", strategy, f"one of {', '.join(MARGIN_STRATEGIES)}")
-    if strategy != "auto":
-        for name in ("target_far", "target_frr", "momentum", "min_gap"):
-            if name in tcm:
-                raise TCMParamError(f"loss.tcm.{name}", tcm[name], "no value: it is for margins: auto")
-        return
-    names = ("target_far", "target_frr", "min_gap", "momentum")
-    values = {name: tcm.get(name, parameters[name].default) for name in names}
-    try:
-        check_targets(**values)
-    except TcdmlInputError as exc:
-        name = str(exc).partition("=")[0]
-        raise TCMParamError(f"loss.tcm.{name}", values[name], str(exc).partition(": expected ")[2]) from None
-    per_class, classes = samples_per_class, classes_per_batch
-    # Distinct (unordered) pairs of one batch: the batch's matrix holds each twice, which adds no information.
-    positives = classes * per_class * (per_class - 1) // 2
-    negatives = classes * (classes - 1) * per_class * per_class // 2
-    for kind, pairs, target in (("positive", positives, "target_frr"), ("negative", negatives, "target_far")):
-        needed = pairs_needed(values[target])
-        if pairs < needed:
-            raise TCMParamError(
-                f"loss.tcm.{target}",
-                values[target],
-                f"a target that batches can measure: it needs at least {needed} {kind} pairs per batch, "
-                f"data.classes_per_batch x data.samples_per_class = {classes} x {per_class} gives {pairs}",
-            )
+        check_real(name, value, low=0.0, high=1.0, open_low=True, open_high=True, what="a rate")
+    check_real("min_gap", min_gap, low=0.0, high=2.0, open_high=True, what="a similarity gap")
+    check_real("momentum", momentum, low=0.0, high=1.0, open_low=True, what="a weight")
 
 
 class MarginTracker:

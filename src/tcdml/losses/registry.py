@@ -28,6 +28,7 @@ from .composite import with_tcm
 from .recall_at_k import RecallAtKSurrogateLoss
 from .smooth_ap import SmoothAPLoss
 from .tcm import TCMLoss
+from .tcm_settings import TCMSettings
 
 #: tcdml's own losses and those added with ``register_loss``, by normalised name (they win over PML's).
 NATIVE: dict[str, type[nn.Module]] = {}
@@ -180,11 +181,11 @@ def build_loss(name: str, *, tcm: bool | Mapping[str, float] | None = None, **pa
         return loss
     if isinstance(loss, TCMLoss):
         raise TcdmlInputError("tcm cannot be added to the TCM loss itself")
-    tcm_params = {} if tcm is True else dict(tcm)
     try:
-        return with_tcm(loss, **tcm_params)
-    except TypeError as error:
+        settings = TCMSettings() if tcm is True else TCMSettings.from_mapping(tcm)
+    except TcdmlInputError as error:
         raise TcdmlInputError(f"bad tcm parameters: {error}") from None
+    return with_tcm(loss, **settings.loss_kwargs())
 
 
 def build_loss_from_config(config: Mapping[str, Any]) -> nn.Module:

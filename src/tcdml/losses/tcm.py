@@ -14,7 +14,6 @@ references each unordered pair appears twice, which leaves the means equal.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, NamedTuple
 
@@ -24,8 +23,9 @@ from torch import Tensor, nn
 from tcdml.errors import TcdmlInputError
 
 from .base import LossTerm, TermLoss, reduce_terms
-from .margins import DEFAULT_MIN_GAP, MARGIN_STRATEGIES, MarginTracker
+from .margins import DEFAULT_MIN_GAP, MarginTracker
 from .similarity import PairBatch, PairMasks
+from .tcm_settings import TCMSettings
 
 
 class _HardPairTerms(torch.autograd.Function):
@@ -122,7 +122,7 @@ def tcm_loss_from_similarity(
         raise TcdmlInputError(f"masks must have the similarity matrix's shape {tuple(sim.shape)}")
     if (pos_mask.bool() & neg_mask.bool()).any():
         raise TcdmlInputError("pos_mask and neg_mask overlap: a pair cannot be both positive and negative")
-    _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)
+    TCMSettings(lambda_pos=lambda_pos, lambda_neg=lambda_neg, margin_pos=margin_pos, margin_neg=margin_neg)
     terms = tcm_terms(
         sim,
         PairMasks.from_dense(pos_mask, neg_mask),
@@ -133,15 +133,6 @@ def tcm_loss_from_similarity(
     )
     parts = [reduce_terms([LossTerm(t.numerator, t.count)]) for t in terms]
     return TCMResult(reduce_terms(list(terms)), parts[0], parts[1], terms[0].count, terms[1].count)  # type: ignore[arg-type]
-
-
-def _check_params(lambda_pos: float, lambda_neg: float, margin_pos: float, margin_neg: float) -> None:
-    for name, value in (("lambda_pos", lambda_pos), ("lambda_neg", lambda_neg)):
-        if not (math.isfinite(value) and value >= 0):
-            raise TcdmlInputError(f"{name} must be a finite number >= 0, got {value}")
-    for name, value in (("margin_pos", margin_pos), ("margin_neg", margin_neg)):
-        if not -1.0 <= value <= 1.0:
-            raise TcdmlInputError(f"{name} is a cosine similarity and must lie in [-1, 1], got {value}")
 
 
 class TCMLoss(TermLoss):
@@ -177,9 +168,10 @@ class TCMLoss(TermLoss):
         min_gap: float = DEFAULT_MIN_GAP,
     ) -> None:
         super().__init__()
-        _check_params(lambda_pos, lambda_neg, margin_pos, margin_neg)
-        if margins not in MARGIN_STRATEGIES:
-            raise TcdmlInputError(f"margins={margins!r}: expected one of {', '.join(MARGIN_STRATEGIES)}")
+        #: The checked settings (``tcdml.losses.tcm_settings``): the one description of this regulariser.
+        self.settings = TCMSettings(
+            lambda_pos, lambda_neg, margin_pos, margin_neg, margins, target_far, target_frr, momentum, min_gap
+        )
         if margins == "fixed" and margin_neg >= margin_pos:
             warnings.warn(
                 f"TCM margin_neg={margin_neg} >= margin_pos={margin_pos}: no similarity gap is enforced",
@@ -195,6 +187,11 @@ class TCMLoss(TermLoss):
             self.register_buffer("margin_state", torch.zeros(3))  # float32: every device has it
         self.num_hard_pos: Tensor = torch.zeros((), dtype=torch.long)
         self.num_hard_neg: Tensor = torch.zeros((), dtype=torch.long)
+
+    @classmethod
+    def from_settings(cls, settings: TCMSettings) -> TCMLoss:
+        """The regulariser ``settings`` describe."""
+        return cls(**settings.loss_kwargs())
 
     @property
     def current_margins(self) -> tuple[float, float]:

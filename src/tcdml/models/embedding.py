@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tcdml.checks import check_choice, check_int, check_real, check_text, require
 from tcdml.errors import TcdmlInputError
 from tcdml.models.backbone import as_backbone, create_backbone, load_weights
 from tcdml.models.efficientnet_lite import EfficientNetLite0
@@ -79,18 +80,24 @@ class ModelConfig:
     head: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise TcdmlInputError(f"model: head={self.head!r}, expected one of {', '.join(HEADS)}")
-        if self.embedding_size < 1:
-            raise TcdmlInputError(f"model: embedding_size={self.embedding_size}, expected >= 1")
-        if self.pretrained is not None and self.pretrained_from_hub:
-            raise TcdmlInputError(
-                "model: set either 'pretrained' (a local file) or 'pretrained_from_hub', not both"
-            )
-        if not 0.0 <= self.drop_path_rate < 1.0:
-            raise TcdmlInputError(f"model: drop_path_rate={self.drop_path_rate}, expected in [0, 1)")
-        if self.trainable_blocks is not None and self.trainable_blocks < 0:
-            raise TcdmlInputError(f"model: trainable_blocks={self.trainable_blocks}, expected >= 0 or null")
+        """Each field checked through ``tcdml.checks`` (a ``ParameterError`` naming it; a training config
+        names it ``model.<field>``)."""
+        check_text("backbone", self.backbone)
+        check_choice("head", self.head, HEADS)
+        check_int("embedding_size", self.embedding_size, low=1)
+        require(
+            self.pretrained is None or not self.pretrained_from_hub,
+            "pretrained_from_hub",
+            self.pretrained_from_hub,
+            "false: set either 'pretrained' (a local file) or 'pretrained_from_hub', not both",
+        )
+        check_real("drop_path_rate", self.drop_path_rate, low=0.0, high=1.0, open_high=True)
+        if self.trainable_blocks is not None:
+            check_int("trainable_blocks", self.trainable_blocks, low=0)
+        if self.img_size is not None:
+            check_int("img_size", self.img_size, low=1)
+        if self.pooling is not None:
+            check_text("pooling", self.pooling)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "model config") -> ModelConfig:

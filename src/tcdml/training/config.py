@@ -16,24 +16,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tcdml.checks import check_int, check_real, check_text, is_real, require
 from tcdml.data.transforms import IMAGENET_MEAN, IMAGENET_STD, TransformConfig
 from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.models.embedding import ModelConfig
 from tcdml.training import config_checks
-from tcdml.training.config_checks import (
-    ConfigValueError,
-    as_field,
-    check_keys,
-    check_model,
-    check_tcm,
-    field_types,
-    finite,
-    in_range,
-    is_config,
-    nonempty,
-    positive,
-    require,
-)
+from tcdml.training.config_checks import as_field, check_keys, field_types, is_config
 
 if TYPE_CHECKING:
     from tcdml.metrics.settings import MetricSettings
@@ -94,25 +82,25 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         for name in ("dataset", "train_split", "eval_split"):
-            nonempty(f"data.{name}", getattr(self, name))
+            check_text(f"data.{name}", getattr(self, name))
         if self.root is not None:
-            nonempty("data.root", self.root)
+            check_text("data.root", self.root)
         try:  # the transform keys are the library's TransformConfig, checked by it
             self.transform_config()
         except ParameterError as exc:
-            raise ConfigValueError(f"data.{exc.name}", exc.value, exc.expected) from None
+            raise exc.renamed(f"data.{exc.name}") from None
         # A batch needs >= 2 classes (negatives) and >= 2 samples of each (positives).
-        positive("data.classes_per_batch", self.classes_per_batch, minimum=2)
-        positive("data.samples_per_class", self.samples_per_class, minimum=2)
-        positive("data.eval_batch_size", self.eval_batch_size)
-        positive("data.num_workers", self.num_workers, minimum=0)
+        check_int("data.classes_per_batch", self.classes_per_batch, low=2)
+        check_int("data.samples_per_class", self.samples_per_class, low=2)
+        check_int("data.eval_batch_size", self.eval_batch_size, low=1)
+        check_int("data.num_workers", self.num_workers, low=0)
         require(isinstance(self.options, Mapping), "data.options", self.options, "a mapping")
         size = self.val_classes
         ok = isinstance(size, int) and not isinstance(size, bool) and (size == 0 or size >= 2)
         ok = ok or (isinstance(size, float) and 0 < size < 1)
         expected = "a fraction in (0, 1) or a count >= 2 of the training classes (0: no validation classes)"
         require(ok, "data.val_classes", size, expected)
-        positive("data.val_seed", self.val_seed, minimum=0)
+        check_int("data.val_seed", self.val_seed, low=0)
 
     def transform_config(
         self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD
@@ -137,7 +125,7 @@ class LossConfig:
     tcm: bool | dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        nonempty("loss.name", self.name)
+        check_text("loss.name", self.name)
         require(isinstance(self.params, Mapping), "loss.params", self.params, "a mapping")
         ok = self.tcm is None or isinstance(self.tcm, (bool, Mapping))
         require(ok, "loss.tcm", self.tcm, "true, false, null or a mapping of TCM parameters")
@@ -172,26 +160,26 @@ class OptimConfig:
         for name in ("lr", "head_lr", "loss_lr"):
             value = getattr(self, name)
             if value is not None or name == "lr":
-                require(finite(value) and value > 0, f"optim.{name}", value, "a number > 0")
+                require(is_real(value) and value > 0, f"optim.{name}", value, "a number > 0")
         require(
-            finite(self.weight_decay) and self.weight_decay >= 0,
+            is_real(self.weight_decay) and self.weight_decay >= 0,
             "optim.weight_decay",
             self.weight_decay,
             "a number >= 0",
         )
-        in_range("optim.momentum", self.momentum, 0.0, 1.0, open_high=True)
+        check_real("optim.momentum", self.momentum, low=0.0, high=1.0, open_high=True)
         ok = isinstance(self.betas, (tuple, list)) and len(self.betas) == 2
-        ok = ok and all(finite(beta) and 0 <= beta < 1 for beta in self.betas)
+        ok = ok and all(is_real(beta) and 0 <= beta < 1 for beta in self.betas)
         require(ok, "optim.betas", self.betas, "[beta1, beta2], each in [0, 1)")
         require(
-            finite(self.warmup_epochs) and self.warmup_epochs >= 0,
+            is_real(self.warmup_epochs) and self.warmup_epochs >= 0,
             "optim.warmup_epochs",
             self.warmup_epochs,
             "a number >= 0",
         )
-        in_range("optim.min_lr_factor", self.min_lr_factor, 0.0, 1.0)
-        positive("optim.step_epochs", self.step_epochs)
-        in_range("optim.gamma", self.gamma, 0.0, 1.0, open_low=True)
+        check_real("optim.min_lr_factor", self.min_lr_factor, low=0.0, high=1.0)
+        check_int("optim.step_epochs", self.step_epochs, low=1)
+        check_real("optim.gamma", self.gamma, low=0.0, high=1.0, open_low=True)
 
 
 @dataclass(frozen=True)
@@ -210,7 +198,7 @@ class TrainerConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
-        positive("trainer.max_epochs", self.max_epochs)
+        check_int("trainer.max_epochs", self.max_epochs, low=1)
         require(
             self.accelerator in ACCELERATORS,
             "trainer.accelerator",
@@ -225,8 +213,8 @@ class TrainerConfig:
             and re.fullmatch(r"auto|-1|[1-9]\d*|\d+(,\d+)*,?", devices.strip()) is not None
         )
         require(ok, "trainer.devices", devices, "a count >= 1, -1 (all), 'auto' or a list of ids like '0,1'")
-        positive("trainer.num_nodes", self.num_nodes)
-        nonempty("trainer.strategy", self.strategy)
+        check_int("trainer.num_nodes", self.num_nodes, low=1)
+        check_text("trainer.strategy", self.strategy)
         require(
             self.precision in PRECISIONS,
             "trainer.precision",
@@ -234,9 +222,9 @@ class TrainerConfig:
             f"one of {', '.join(PRECISIONS)}",
         )
         if self.gradient_clip_val is not None:
-            ok = finite(self.gradient_clip_val) and self.gradient_clip_val >= 0
+            ok = is_real(self.gradient_clip_val) and self.gradient_clip_val >= 0
             require(ok, "trainer.gradient_clip_val", self.gradient_clip_val, "a number >= 0 or null")
-        positive("trainer.log_every_n_steps", self.log_every_n_steps)
+        check_int("trainer.log_every_n_steps", self.log_every_n_steps, low=1)
         for name in ("progress_bar", "deterministic"):
             require(
                 isinstance(getattr(self, name), bool), f"trainer.{name}", getattr(self, name), "true or false"
@@ -262,7 +250,7 @@ class EvalConfig:
     mode: str = "max"
 
     def __post_init__(self) -> None:
-        positive("eval.every_n_epochs", self.every_n_epochs)
+        check_int("eval.every_n_epochs", self.every_n_epochs, low=1)
         self.metric_settings()
         require(self.mode in ("max", "min"), "eval.mode", self.mode, "max or min")
         names = [f"recall@{k}" for k in self.ks] + list(MONITORED)
@@ -284,7 +272,7 @@ class EvalConfig:
             prefixes = (("ks", "k="), ("far_range", "far"), ("beta", "beta"), ("eps", "eps"))
             name = next((key for key, start in prefixes if str(exc).startswith(start)), "far_range")
             value = getattr(self, name)
-            raise ConfigValueError(f"eval.{name}", value, f"a valid {name} ({exc})") from None
+            raise ParameterError.of(f"eval.{name}", value, f"a valid {name} ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -304,7 +292,7 @@ class TrainConfig:
         """Checks across sections (each section checks its own keys)."""
         ok = isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= MAX_SEED
         require(ok, "seed", self.seed, f"an integer in [0, {MAX_SEED}]")
-        nonempty("output_dir", self.output_dir)
+        check_text("output_dir", self.output_dir)
         max_epochs = self.trainer.max_epochs
         require(
             self.optim.warmup_epochs <= max_epochs,
@@ -312,13 +300,18 @@ class TrainConfig:
             self.optim.warmup_epochs,
             f"at most trainer.max_epochs ({max_epochs})",
         )
-        check_tcm(self)
-        model = self.model
-        nonempty("model.backbone", model.backbone)
-        if model.img_size is not None:
-            positive("model.img_size", model.img_size)
-        if model.pooling is not None:
-            nonempty("model.pooling", model.pooling)
+        if isinstance(self.loss.tcm, Mapping):
+            data = self.data
+            config_checks.check_tcm(self.loss.tcm, data.classes_per_batch, data.samples_per_class)
+
+    def check_names(self) -> None:
+        """The dataset, backbone, strategy and loss exist (tcdml's registries, timm's and Lightning's), the
+        dataset options fit its loader and the loss parameters its constructor (``config_checks``)."""
+        data = self.data
+        config_checks.check_dataset(data.dataset, data.options, data.root)
+        config_checks.check_backbone(self.model.backbone)
+        config_checks.check_strategy(self.trainer.strategy)
+        config_checks.check_loss(self.loss.name, self.loss.params, self.model.embedding_size)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (YAML/JSON-ready; stored in checkpoints)."""
@@ -348,20 +341,18 @@ class TrainConfig:
                 if name in values:
                     value = values[name]
                     if is_config(kind):
-                        if kind is ModelConfig:
-                            check_model(value)
                         try:
                             value = kind(**{key: as_field(kind, key, item) for key, item in value.items()})
-                        except ConfigValueError:
-                            raise
-                        except TcdmlInputError as exc:  # e.g. ModelConfig's own checks: name the section
-                            raise TcdmlInputError(f"{_origin(origins, name, source)}: {exc}") from None
+                        except ParameterError as exc:  # a section's own check: name it by its dotted key
+                            prefixed = exc.name.startswith(f"{name}.")
+                            raise exc if prefixed else exc.renamed(f"{name}.{exc.name}") from None
                     sections[name] = value
             config = cls(**sections)
             if check_names:
-                config_checks.check_names(config)
-        except ConfigValueError as exc:
-            raise TcdmlInputError(f"{_origin(origins, exc.key, source)}: {exc}") from None
+                config.check_names()
+        except ParameterError as exc:
+            key, where = exc.name, _origin(origins, exc.name, source)
+            raise TcdmlInputError(f"{where}: key '{key}' = {exc.value!r}, expected {exc.expected}") from None
         return config
 
 
