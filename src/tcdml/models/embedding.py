@@ -203,6 +203,12 @@ def random_weights_note(config: ModelConfig) -> str | None:
     )
 
 
+def caches_features(config: ModelConfig) -> bool:
+    """Whether ``build_model(config)`` caches the backbone's features: a frozen (``trainable_blocks: 0``)
+    text encoder."""
+    return config.trainable_blocks == 0 and LOCAL_BACKBONES.get(config.backbone) is SentenceEncoder
+
+
 def build_model(
     config: ModelConfig, *, feature_cache: bool | str | os.PathLike | None = None
 ) -> EmbeddingModel:
@@ -229,7 +235,7 @@ def build_model(
             from_hub=config.pretrained_from_hub,
         )
     cache = None
-    if config.trainable_blocks == 0 and isinstance(backbone, SentenceEncoder):
+    if caches_features(config):
         # Before any weights are loaded: the key names the folder's weights, which these still are.
         cache = CachedFeatures(backbone, key=backbone.cache_key(), store=open_store(feature_cache))
     if config.pretrained is not None:

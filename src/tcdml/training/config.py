@@ -66,6 +66,9 @@ class DataConfig:
     datasets that ship with a package (``mnist``, ``hscodes``, ``glyphs``), required by the others.
     ``options`` are the loader's own keyword arguments, passed to ``build_dataset`` (e.g.
     ``{max_per_class: 500}`` for ``fashion_mnist``, ``{max_classes: 200}`` for ``glyphs``).
+    ``feature_cache``: where a frozen text encoder's features are kept between processes
+    (``tcdml.models.feature_store``): ``true`` (the default folder, ``$TCDML_CACHE/features`` else
+    ``~/.cache/tcdml/features``), a folder, or ``false`` (computed once per process only).
     """
 
     dataset: str = "folder"
@@ -81,8 +84,11 @@ class DataConfig:
     eval_batch_size: int = 128
     num_workers: int = 4
     options: dict[str, Any] = field(default_factory=dict)
+    feature_cache: bool | str = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.feature_cache, bool):
+            nonempty("data.feature_cache", self.feature_cache)
         for name in ("dataset", "train_split", "eval_split"):
             nonempty(f"data.{name}", getattr(self, name))
         if self.root is not None:

@@ -46,7 +46,7 @@ class EmbeddingModule(pl.LightningModule):
     def __init__(self, config: TrainConfig) -> None:
         super().__init__()
         self.config = config
-        self.model = build_model(config.model)
+        self.model = build_model(config.model, feature_cache=config.data.feature_cache)
         try:
             loss = build_loss_from_config(config.loss.registry_config())
         except ValueError as exc:  # the registry's messages name the loss and the parameter
