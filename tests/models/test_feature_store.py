@@ -215,6 +215,7 @@ def test_default_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
 
 def test_frozen_minilm_reads_the_features_another_process_wrote(tmp_path: Path, monkeypatch) -> None:
     config = ModelConfig(backbone="minilm_l6", embedding_size=8, trainable_blocks=0)
+    new_process(monkeypatch)  # nothing from other tests in memory
     first = build_model(config, feature_cache=str(tmp_path)).eval()
     expected = first.feature_cache(TEXTS)
     torch.testing.assert_close(expected, first.backbone(TEXTS))
