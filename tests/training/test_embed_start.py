@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,10 @@ def test_a_second_training_run_encodes_nothing(trained: dict, tmp_path: Path, mo
     argv = ["train", str(trained["config"]), f"output_dir={tmp_path / 'third'}"]
     assert main([*argv, "data.feature_cache=" + str(tmp_path / "a-file")]) == 2
     assert "data.feature_cache: " in capsys.readouterr().err and not (tmp_path / "third").exists()
+    # The checkpoint's folder is gone (another machine): embedding it notes that and goes on without it.
+    shutil.rmtree(cache)
+    cache.write_text("x")
+    argv = ["embed", str(tmp_path / "first" / "checkpoints" / "last.ckpt"), "--data", str(trained["texts"])]
+    assert main([*argv, "-o", str(tmp_path / "e.npz"), "--num-workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("tcdml: note: the checkpoint's data.feature_cache: ") == 1 and "is a file" in err

@@ -91,20 +91,21 @@ def check_folder(folder: str | os.PathLike, what: str = "feature cache") -> Path
 
 
 def open_store(
-    setting: bool | str | os.PathLike | None, what: str = "data.feature_cache"
+    setting: bool | str | os.PathLike | None, what: str = "data.feature_cache", *, strict: bool = True
 ) -> FeatureStore | None:
     """The store a ``data.feature_cache`` value names: ``False`` / ``None``: none; ``True``: the default
-    folder (one note and none when that is not writable); a path: that folder (``TcdmlInputError`` naming
-    ``what`` when it is a file or not writable)."""
+    folder; a path: that folder. A folder that is a file or not writable is a ``TcdmlInputError`` naming
+    ``what`` when the user chose it (``strict``, a path); else (the default folder, or a folder a checkpoint
+    recorded on another machine) one note, and no store."""
     if setting is None or setting is False:
         return None
-    if setting is True:
-        try:
-            return FeatureStore(default_folder())
-        except TcdmlInputError as exc:
-            note(f"{exc}; features are not kept on disk (set {what} to a writable folder, or false)")
-            return None
-    return FeatureStore(setting, what=what)
+    try:
+        return FeatureStore(default_folder() if setting is True else setting, what=what)
+    except TcdmlInputError as exc:
+        if strict and setting is not True:
+            raise
+        note(f"{exc}; features are not kept on disk (set {what} to a writable folder, or false)")
+        return None
 
 
 def note(text: str) -> None:
@@ -170,6 +171,8 @@ class FeatureStore:
         self.enabled = True
         #: Per encoder key: {text sha256: (file, row)}, built from the folder at the key's first lookup.
         self._index: dict[str, dict[bytes, tuple[Path, int]]] = {}
+        #: The contents of files read and checked in this process (each file is read once).
+        self._checked: dict[Path, tuple[np.ndarray, torch.Tensor]] = {}
 
     def lookup(self, key: str, texts: Sequence[str], width: int | None = None) -> dict[str, torch.Tensor]:
         """``{text: (F,) float32 row}`` of the ``texts`` stored under ``key``, from checked files only
@@ -186,7 +189,10 @@ class FeatureStore:
         found: dict[str, torch.Tensor] = {}
         for path, items in wanted.items():
             try:
-                hashes, features = read_file(path, key, width)
+                if path not in self._checked:
+                    hashes, features = read_file(path, key, width)
+                    self._checked[path] = (hashes, torch.from_numpy(features))
+                hashes, features = self._checked[path]
                 rows = [row for _, row in items]
                 if not np.array_equal(hashes[rows], text_hashes([text for text, _ in items])):
                     raise DamagedFile("its rows changed since it was indexed")
@@ -197,7 +203,7 @@ class FeatureStore:
                 problems.append(f"{path.name}: {exc}")
                 self._remove(key, path)
                 continue
-            found.update(zip([text for text, _ in items], torch.from_numpy(features[rows]), strict=True))
+            found.update((text, features[row]) for text, row in items)  # views of the file's rows
             with contextlib.suppress(OSError):
                 os.utime(path)  # recently used
         self._report(problems)
@@ -297,6 +303,7 @@ class FeatureStore:
             self._write(target, key, all_hashes, all_features, digest)
         except OSError:
             return merged  # read-only now: index the parts as they are
+        self._checked[target] = (all_hashes, torch.from_numpy(all_features))
         for path in merged:
             if path != target:
                 with contextlib.suppress(FileNotFoundError):
@@ -317,6 +324,7 @@ class FeatureStore:
             path.unlink()
 
     def _forget(self, key: str, path: Path) -> None:
+        self._checked.pop(path, None)
         index = self._index.get(key)
         if index:
             for digest in [digest for digest, (where, _) in index.items() if where == path]:

@@ -96,8 +96,13 @@ def embed_dataset(
     if checkpoint is not None:
         model, config = model_from_checkpoint(checkpoint)
         if model.feature_cache is not None:
-            setting = config.data.feature_cache if feature_cache is None else feature_cache
-            model.feature_cache.store = open_store(setting, what="data.feature_cache (of the checkpoint)")
+            if feature_cache is None:  # the run's folder, which need not exist on this machine
+                store = open_store(
+                    config.data.feature_cache, "the checkpoint's data.feature_cache", strict=False
+                )
+            else:
+                store = open_store(feature_cache, "--feature-cache")
+            model.feature_cache.store = store
         source = dataclasses.replace(config.data, root=str(root))
         if dataset is not None and dataset != config.data.dataset:  # another dataset may not take its options
             source = dataclasses.replace(source, dataset=dataset, options={})
