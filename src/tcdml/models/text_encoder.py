@@ -72,12 +72,14 @@ class SentenceEncoder(nn.Module):
 
     def feature_settings(self) -> dict[str, object]:
         """What the features depend on besides the weights, for the on-disk feature cache: ``max_length``
-        and the sha256 of the folder's tokenizer files."""
-        digest = hashlib.sha256()
-        for name in TOKENIZER_FILES:
-            if (self.path / name).is_file():
-                digest.update(f"{name}\n".encode() + (self.path / name).read_bytes())
-        return {"max_length": self.max_length, "tokenizer": digest.hexdigest()}
+        and the sha256 of the folder's tokenizer files (read once)."""
+        if getattr(self, "_tokenizer_sha256", None) is None:
+            digest = hashlib.sha256()
+            for name in TOKENIZER_FILES:
+                if (self.path / name).is_file():
+                    digest.update(f"{name}\n".encode() + (self.path / name).read_bytes())
+            self._tokenizer_sha256 = digest.hexdigest()
+        return {"max_length": self.max_length, "tokenizer": self._tokenizer_sha256}
 
     def blocks(self) -> list[nn.Module]:
         """The transformer layers, input to output."""
