@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
+
+# Tests never write to the user's cache: the default feature cache (tcdml.models.feature_store) of this
+# session, and of the commands it runs, is a fresh temporary folder.
+TEST_CACHE = tempfile.mkdtemp(prefix="tcdml-test-cache-")
+os.environ["TCDML_CACHE"] = TEST_CACHE
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 def clustered_embeddings(

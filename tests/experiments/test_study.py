@@ -130,3 +130,18 @@ def test_a_failing_cell_stops_with_its_name(tmp_path) -> None:
         run_study(load_study(path), quiet=True, echo=lambda line: None)
     assert (tmp_path / "out/mnist/broken/default/base/seed0/error.log").is_file()
     assert not list((tmp_path / "out").rglob("result.json"))
+
+
+def test_the_feature_cache_setting_does_not_rerun_finished_cells(finished, tmp_path, monkeypatch) -> None:
+    """Where features are cached cannot change a result: neither another folder nor its absence from an
+    older record makes a finished cell train again."""
+    from tcdml.experiments import runs
+
+    study, run = finished[0], finished[1]
+    path = run.cells[0].directory(study.output_dir) / "result.json"
+    record = json.loads(path.read_text())
+    del record["config"]["data"]["feature_cache"]  # measured before the key existed
+    path.write_text(json.dumps(record))
+    monkeypatch.setattr(runs, "fit_module", lambda *a, **k: pytest.fail("a finished cell was trained again"))
+    again = run_study(study, feature_cache=str(tmp_path / "cache"), echo=lambda line: None)
+    assert len(again.skipped) == 4 and not again.ran

@@ -43,6 +43,33 @@ LabelsOption = Annotated[
     ),
 ]
 
+FeatureCacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--feature-cache",
+        help="Folder that keeps a frozen text encoder's features between runs (default: data.feature_cache, "
+        "else $TCDML_CACHE/features or ~/.cache/tcdml/features).",
+    ),
+]
+NoFeatureCacheOption = Annotated[
+    bool,
+    typer.Option("--no-feature-cache", help="Keep no encoder features on disk (compute them once a run)."),
+]
+
+
+def feature_cache_setting(folder: Path | None, off: bool) -> bool | str | None:
+    """The ``data.feature_cache`` value of ``--feature-cache DIR`` / ``--no-feature-cache`` (None: neither
+    given); a folder that is a file or not writable is one line naming it, before any work."""
+    if folder is not None and off:
+        raise TcdmlInputError("--feature-cache and --no-feature-cache: give one, not both")
+    if off:
+        return False
+    if folder is None:
+        return None
+    from tcdml.models.feature_store import check_folder
+
+    return str(check_folder(folder, "--feature-cache"))
+
 
 def uncertainty_settings(bootstrap: int, level: float, seed: int):
     """The ``UncertaintySettings`` of the command line; a bad value is one line naming the option."""

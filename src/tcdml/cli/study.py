@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from tcdml.cli.options import FeatureCacheOption, NoFeatureCacheOption, feature_cache_setting
 from tcdml.errors import TcdmlInputError
 
 StudyDir = Annotated[
@@ -35,11 +36,14 @@ def study(
             "--only", help="Run only cells with KEY=VALUE (benchmark, loss, variant, tcm, seed); repeatable."
         ),
     ] = None,
+    feature_cache: FeatureCacheOption = None,
+    no_feature_cache: NoFeatureCacheOption = False,
 ) -> None:
     """Train every cell of a study grid (resuming: finished cells are skipped), then write its table."""
     from tcdml.experiments.study import RESULT_FILE, CellFailed, plan_study, run_study
     from tcdml.experiments.study_config import load_study
 
+    cache = feature_cache_setting(feature_cache, no_feature_cache)
     spec = load_study(config)
     if dry_run:
         plan = plan_study(spec, only or [])
@@ -51,7 +55,7 @@ def study(
         typer.echo(f"{len(plan)} cells ({done} done, {len(plan) - done} to run) in {spec.output_dir}")
         return
     try:
-        run = run_study(spec, only=only or [], quiet=not progress, echo=typer.echo)
+        run = run_study(spec, only=only or [], quiet=not progress, echo=typer.echo, feature_cache=cache)
     except CellFailed as exc:  # keep the finished cells' table, then one line (exit status 2)
         _write_tables_if_any(spec.output_dir)
         raise TcdmlInputError(str(exc)) from None

@@ -1,4 +1,5 @@
-"""``tcdml train CONFIG.yaml [KEY=VALUE ...]`` and ``tcdml embed CHECKPOINT --data ROOT -o out.npz``.
+"""``tcdml train CONFIG.yaml [KEY=VALUE ...]`` and ``tcdml embed CHECKPOINT --data ROOT -o out.npz`` (or
+``tcdml embed --backbone NAME --dataset NAME --data ROOT -o start.npz``: the untrained starting point).
 
 Thin: parse, call ``tcdml.training``, print a JSON summary. Lightning, timm and torch load inside the
 commands, so ``tcdml --help`` stays fast.
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tcdml.cli.options import FeatureCacheOption, NoFeatureCacheOption, feature_cache_setting
 from tcdml.cli.output import print_json
 
 
@@ -39,16 +41,23 @@ def train(
             "parameters filled), as JSON; train nothing.",
         ),
     ] = False,
+    feature_cache: FeatureCacheOption = None,
+    no_feature_cache: NoFeatureCacheOption = False,
 ) -> None:
     """Train an embedding model from a config; checkpoints and logs go to its output_dir."""
+    import dataclasses
+
     from tcdml.models.embedding import random_weights_note
     from tcdml.training.config_files import load_config
 
+    cache = feature_cache_setting(feature_cache, no_feature_cache)
     overrides = [
         *(overrides or []),
         *([] if progress is None else [f"trainer.progress_bar={str(progress).lower()}"]),
     ]
     settings = load_config(config, overrides)  # every bad value: one line, before Lightning loads
+    if cache is not None:
+        settings = dataclasses.replace(settings, data=dataclasses.replace(settings.data, feature_cache=cache))
     note = random_weights_note(settings.model)  # said once every check has passed (an error is one line)
     if check:
         from tcdml.training.build import build_loss, prepare
@@ -83,30 +92,54 @@ def _note_at_start(note: str) -> Any:
 
 
 def embed(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by tcdml train.")],
     data: Annotated[Path, typer.Option("--data", help="Dataset root (for --dataset csv: the CSV file).")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Embedding file to write (.npz); its folder must exist.")
     ],
+    checkpoint: Annotated[
+        Path | None, typer.Argument(help="A checkpoint written by tcdml train (or none, with --backbone).")
+    ] = None,
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="Embed with an untrained starting point instead of a checkpoint: minilm_l6, "
+            "efficientnet_lite0 or timm:NAME (its pooled features, L2-normalised, no head)."
+        ),
+    ] = None,
+    pretrained: Annotated[
+        Path | None, typer.Option(help="Weights file of --backbone (.safetensors or a torch file).")
+    ] = None,
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="Dataset layout (default: the checkpoint's): cub200, cars196, sop, inaturalist2018, folder, "
-            "csv, text_csv, text_jsonl, ..."
+            help="Dataset layout (default: the checkpoint's; required with --backbone): cub200, cars196, "
+            "sop, inaturalist2018, folder, csv, text_csv, text_jsonl, ..."
         ),
     ] = None,
     split: Annotated[str, typer.Option(help="train, test or all.")] = "test",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 128,
     num_workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 4,
     device: Annotated[str, typer.Option(help="Compute device, e.g. cuda.")] = "cpu",
+    feature_cache: FeatureCacheOption = None,
+    no_feature_cache: NoFeatureCacheOption = False,
 ) -> None:
-    """Embed a dataset split with a trained model into an embedding file (for evaluate / calibrate)."""
+    """Embed a dataset split with a trained model (CHECKPOINT) or the untrained starting point (--backbone)
+    into an embedding file (for evaluate / calibrate / compare)."""
     from tcdml.io.outputs import OutputSet
 
-    # The output is checked before the checkpoint loads; it is written once, atomically, at the end.
-    OutputSet(inputs=[checkpoint, data]).check_file(output, "--output")
-    from tcdml.training.embed import embed_dataset
+    cache = feature_cache_setting(feature_cache, no_feature_cache)
+    # The output is checked before the model loads; it is written once, atomically, at the end.
+    OutputSet(inputs=[path for path in (checkpoint, data, pretrained) if path is not None]).check_file(
+        output, "--output"
+    )
+    from tcdml.models.embedding import LOCAL_BACKBONES
+    from tcdml.training.embed import backbone_name, embed_dataset
 
+    if backbone is not None and checkpoint is None and pretrained is None:
+        if backbone_name(backbone) not in LOCAL_BACKBONES:  # an unknown name: its one-line error first
+            typer.echo(
+                f"tcdml: note: --backbone {backbone} starts from random weights (no --pretrained)", err=True
+            )
     summary = embed_dataset(
         checkpoint,
         data,
@@ -116,5 +149,8 @@ def embed(
         batch_size=batch_size,
         num_workers=num_workers,
         device=device,
+        backbone=backbone,
+        pretrained=pretrained,
+        feature_cache=cache,
     )
     print_json(summary)

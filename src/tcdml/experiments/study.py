@@ -111,7 +111,8 @@ class FillConfigs:
 def resumable_checkpoint(directory: Path, config: Any) -> Path | None:
     """``directory/checkpoints/last.ckpt`` when it exists and was written by ``config``, else None.
 
-    The progress bar setting is ignored in the comparison (``--quiet`` must not force a restart).
+    The progress bar and feature cache settings are ignored in the comparison (``--quiet`` or another
+    ``--feature-cache`` must not force a restart).
     """
     path = directory / "checkpoints" / "last.ckpt"
     if not path.is_file():
@@ -127,7 +128,8 @@ def resumable_checkpoint(directory: Path, config: Any) -> Path | None:
 
 
 def finished_with(directory: Path, config: Any) -> bool:
-    """Whether ``directory`` holds a ``result.json`` measured with ``config`` (progress bar aside)."""
+    """Whether ``directory`` holds a ``result.json`` measured with ``config`` (progress bar and
+    feature cache aside)."""
     path = directory / RESULT_FILE
     if not path.is_file():
         return False
@@ -139,10 +141,12 @@ def finished_with(directory: Path, config: Any) -> bool:
 
 
 def _comparable(values: Any) -> Any:
+    """A config dict without what cannot change a result: the progress bar and where features are cached."""
     if not isinstance(values, dict):
         return values
     trainer = {key: value for key, value in values.get("trainer", {}).items() if key != "progress_bar"}
-    return json.loads(json.dumps({**values, "trainer": trainer}))
+    data = {key: value for key, value in values.get("data", {}).items() if key != "feature_cache"}
+    return json.loads(json.dumps({**values, "trainer": trainer, "data": data}))
 
 
 def run_cell(
@@ -208,10 +212,12 @@ def run_study(
     quiet: bool = False,
     callbacks: Sequence[Any] = (),
     echo: Callable[[str], None] = print,
+    feature_cache: bool | str | None = None,
 ) -> StudyRun:
     """Run every selected cell without a ``result.json`` of its current config; ``echo`` a line per cell.
 
-    ``quiet`` turns Lightning's progress bars off; ``callbacks`` are added to every cell's trainer. A cell
+    ``quiet`` turns Lightning's progress bars off; ``feature_cache`` (not None) sets every cell's
+    ``data.feature_cache``; ``callbacks`` are added to every cell's trainer. A cell
     that raises stops the study with ``CellFailed`` (its traceback in ``<cell>/error.log``); finished cells
     keep their results.
     """
@@ -226,6 +232,10 @@ def run_study(
         if quiet:
             config = dataclasses.replace(
                 config, trainer=dataclasses.replace(config.trainer, progress_bar=False)
+            )
+        if feature_cache is not None:
+            config = dataclasses.replace(
+                config, data=dataclasses.replace(config.data, feature_cache=feature_cache)
             )
         try:
             config = fill(config)

@@ -8,6 +8,7 @@ only the last blocks of the backbone (or none: a frozen backbone under a trained
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -21,6 +22,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.models.backbone import as_backbone, create_backbone, load_weights
 from tcdml.models.efficientnet_lite import EfficientNetLite0
 from tcdml.models.feature_cache import CachedFeatures
+from tcdml.models.feature_store import open_store
 from tcdml.models.head import HEADS, build_head, resolve_head
 from tcdml.models.small_cnn import SmallCNN
 from tcdml.models.text_encoder import SentenceEncoder
@@ -233,8 +235,20 @@ def random_weights_note(config: ModelConfig) -> str | None:
     )
 
 
-def build_model(config: ModelConfig) -> EmbeddingModel:
-    """The embedding model of ``config``, with its pretrained weights loaded (see ``ModelConfig``)."""
+def caches_features(config: ModelConfig) -> bool:
+    """Whether ``build_model(config)`` caches the backbone's features: a frozen (``trainable_blocks: 0``)
+    text encoder."""
+    return config.trainable_blocks == 0 and LOCAL_BACKBONES.get(config.backbone) is SentenceEncoder
+
+
+def build_model(
+    config: ModelConfig, *, feature_cache: bool | str | os.PathLike | None = None
+) -> EmbeddingModel:
+    """The embedding model of ``config``, with its pretrained weights loaded (see ``ModelConfig``).
+
+    ``feature_cache`` (a ``data.feature_cache`` value: a folder, ``True`` for the default one, ``False`` /
+    ``None`` for none) keeps a frozen text encoder's features on disk too (``feature_store.open_store``).
+    """
     if config.backbone in LOCAL_BACKBONES:  # tcdml's own backbones (small_cnn, efficientnet_lite0, minilm_l6)
         timm_only = {"pooling": None, "img_size": None, "drop_path_rate": 0.0, "pretrained_from_hub": False}
         ignored = [key for key, default in timm_only.items() if getattr(config, key) != default]
@@ -253,9 +267,9 @@ def build_model(config: ModelConfig) -> EmbeddingModel:
             from_hub=config.pretrained_from_hub,
         )
     cache = None
-    if config.trainable_blocks == 0 and isinstance(backbone, SentenceEncoder):
+    if caches_features(config):
         # Before any weights are loaded: the key names the folder's weights, which these still are.
-        cache = CachedFeatures(backbone, key=backbone.cache_key())
+        cache = CachedFeatures(backbone, key=backbone.cache_key(), store=open_store(feature_cache))
     if config.pretrained is not None:
         load_weights(backbone, config.pretrained)
     features = as_backbone(backbone).num_features

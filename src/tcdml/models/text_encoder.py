@@ -6,12 +6,14 @@ normalisation: ``EmbeddingModel`` projects, then normalises). Texts are tokenise
 tokens moved to the module's device, so the text pipeline passes lists of ``str`` like image batches.
 ``build_model`` builds it for ``ModelConfig.backbone == "minilm_l6"``; the weights always come from the
 package (``ModelConfig.pretrained`` does not apply), nothing is downloaded. A frozen encoder's features are
-cached by ``CachedFeatures`` (``feature_cache.py``) around it, keyed by ``cache_key()``.
+cached by ``CachedFeatures`` (``feature_cache.py``) around it, keyed by ``cache_key()`` in memory and, on
+disk, by a hash of its weights and ``feature_settings()`` (``feature_store.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,8 @@ from tcdml.errors import TcdmlInputError
 MAX_LENGTH = 128
 #: Padded tokens per forward chunk (bounds activation memory; texts of similar length share a chunk).
 TOKENS_PER_CHUNK = 4096
+#: The files of a Hugging Face model folder that define its tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
 def minilm_path() -> Path:
@@ -65,6 +69,17 @@ class SentenceEncoder(nn.Module):
         """The identity of the weights as loaded from the folder, for ``CachedFeatures``: (folder,
         max_length). It names this encoder's features only until its weights change."""
         return (str(self.path), self.max_length)
+
+    def feature_settings(self) -> dict[str, object]:
+        """What the features depend on besides the weights, for the on-disk feature cache: ``max_length``
+        and the sha256 of the folder's tokenizer files (read once)."""
+        if getattr(self, "_tokenizer_sha256", None) is None:
+            digest = hashlib.sha256()
+            for name in TOKENIZER_FILES:
+                if (self.path / name).is_file():
+                    digest.update(f"{name}\n".encode() + (self.path / name).read_bytes())
+            self._tokenizer_sha256 = digest.hexdigest()
+        return {"max_length": self.max_length, "tokenizer": self._tokenizer_sha256}
 
     def blocks(self) -> list[nn.Module]:
         """The transformer layers, input to output."""

@@ -5,7 +5,8 @@
 - ``trainer.fit(config, resume=None)`` -> ``FitResult``; ``trainer.build_trainer(config)``.
 - ``module.EmbeddingModule`` (built model + loss in), ``evaluation.SelectOnValidation`` (the validation
   callback that keeps ``best.ckpt``), ``data.MetricDataModule``, ``optim.param_groups`` / ``lr_factor``.
-- ``checkpoint.model_from_checkpoint(path)``; ``embed.embed_dataset(checkpoint, root, output)``.
+- ``checkpoint.model_from_checkpoint(path)``; ``embed.embed_dataset(checkpoint, root, output)``;
+  ``embed.starting_point(backbone)`` (the untrained model a run starts from).
 
 Import the submodules directly: they load Lightning and timm, which ``import tcdml`` never does.
 See docs/training.md.

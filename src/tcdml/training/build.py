@@ -89,7 +89,7 @@ def build_run(config: TrainConfig) -> Run:
     """The run of ``config`` (module docstring); raises ``TcdmlInputError`` before anything is written."""
     from tcdml.models import build_model
 
-    model = build_model(config.model)
+    model = build_model(config.model, feature_cache=config.data.feature_cache)
     config, data = prepare(config, model.mean, model.std)
     if model.head_kind == "pca":
         init_head(model, data, config.data.eval_batch_size, seed=config.data.val_seed)

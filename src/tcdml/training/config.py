@@ -62,6 +62,10 @@ class DataConfig:
     tested: no selection, the last epoch is kept). ``val_seed`` seeds which classes (independent of
     ``seed``). The rule is ``tcdml.data.splits.validation_classes``. ``eval_split`` is evaluated once, at the
     end, on the kept model (a report, never a selector).
+
+    ``feature_cache``: where a frozen text encoder's features are kept between processes
+    (``tcdml.models.feature_store``): ``true`` (the default folder, ``$TCDML_CACHE/features`` else
+    ``~/.cache/tcdml/features``), a folder, or ``false`` (computed once per process only).
     """
 
     dataset: str = "folder"
@@ -79,8 +83,11 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
     val_classes: float | int = 0.2
     val_seed: int = 0
+    feature_cache: bool | str = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.feature_cache, bool):
+            check_text("data.feature_cache", self.feature_cache)
         for name in ("dataset", "train_split", "eval_split"):
             check_text(f"data.{name}", getattr(self, name))
         if self.root is not None:

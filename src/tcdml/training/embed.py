@@ -1,26 +1,38 @@
-"""Embed a dataset with a trained model: into an embedding file (docs/spec.md; ``embed_dataset``, for
-``evaluate`` / ``calibrate``) or into arrays (``embed_split``). Both run ``embed_samples``.
+"""Embed a dataset with a trained model or its untrained starting point: into an embedding file
+(docs/spec.md; ``embed_dataset``, for ``evaluate`` / ``calibrate`` / ``compare``) or into arrays
+(``embed_split``). Both run ``embed_samples``.
 
-Image datasets get the test transform (resize + centre crop, the model's normalisation); text datasets are
-passed to the model as lists of ``str``.
+A model comes from a checkpoint (``model_from_checkpoint``) or, with no checkpoint, from a backbone name
+(``starting_point``: the backbone's pooled features, L2-normalised, no head), and then goes through the same
+path: the same samples in the same order, so ``tcdml compare start.npz trained.npz`` pairs them. Image
+datasets get the test transform (resize + centre crop, the model's normalisation); text datasets are passed
+to the model as lists of ``str``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from tcdml.errors import TcdmlInputError
 from tcdml.io import save_embeddings_file
 from tcdml.metrics.validation import check_device
+from tcdml.models import EmbeddingModel, ModelConfig, build_model
+from tcdml.models.embedding import LOCAL_BACKBONES
+from tcdml.models.feature_store import check_folder, open_store
 from tcdml.training.checkpoint import model_from_checkpoint
 from tcdml.training.config import DataConfig
 from tcdml.training.data import load_split
+
+#: How ``backbone`` names a timm model explicitly (a bare timm name works too).
+TIMM_PREFIX = "timm:"
 
 
 def embed_samples(
@@ -43,7 +55,7 @@ def embed_samples(
 
 
 def embed_dataset(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | None,
     root: str | os.PathLike,
     output: str | os.PathLike,
     *,
@@ -52,21 +64,54 @@ def embed_dataset(
     batch_size: int = 128,
     num_workers: int = 4,
     device: str = "cpu",
+    backbone: str | None = None,
+    pretrained: str | os.PathLike | None = None,
+    feature_cache: bool | str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Write ``embeddings`` (N x D float32), ``labels`` and ``ids`` (sample paths) of ``split`` to ``output``.
+    """Write ``embeddings`` (N x D float32), ``labels`` and ``ids`` (sample ids) of ``split`` to ``output``.
 
-    The model, image size and normalisation come from the checkpoint; ``dataset`` defaults to the layout the
-    model was trained on (then with the training config's ``data.options``, e.g. the same class subset).
-    Images get the test transform (resize + centre crop). Returns a summary dict.
+    The model is a trained ``checkpoint`` (its image size and normalisation, and by default the layout it
+    was trained on with the training config's ``data.options``, e.g. the same class subset), or, with
+    ``checkpoint=None``, the untrained ``starting_point(backbone, pretrained)`` (then ``dataset`` is
+    required and read with its default options). Images get the test transform (resize + centre crop).
+    ``feature_cache``: a ``data.feature_cache`` value for a frozen text encoder (None: the checkpoint's, or
+    the default folder). Every argument is checked before a model is built. Returns a summary dict.
     """
     check_device(device)  # before anything is loaded
     if batch_size < 1 or num_workers < 0:
         raise TcdmlInputError(f"batch_size={batch_size}, num_workers={num_workers}: expected >= 1 and >= 0")
-    model, config = model_from_checkpoint(checkpoint)
-    transforms = config.data.transform_config(model.mean, model.std)
-    source = dataclasses.replace(config.data, root=str(root))
-    if dataset is not None and dataset != config.data.dataset:  # another dataset may not take its options
-        source = dataclasses.replace(source, dataset=dataset, options={})
+    if checkpoint is not None and backbone is not None:
+        raise TcdmlInputError("embed: both a checkpoint and --backbone given; expected one of them")
+    if checkpoint is None and backbone is None:
+        raise TcdmlInputError(
+            "embed: neither a checkpoint nor --backbone given; expected a checkpoint, or --backbone NAME for "
+            "the untrained starting point"
+        )
+    if checkpoint is not None and pretrained is not None:
+        raise TcdmlInputError("--pretrained goes with --backbone (a checkpoint holds every weight)")
+    if backbone is not None and dataset is None:
+        raise TcdmlInputError("--dataset is required with --backbone (no checkpoint to take the layout from)")
+    if feature_cache is not None and not isinstance(feature_cache, bool):
+        check_folder(feature_cache, "--feature-cache")
+    if checkpoint is not None:
+        model, config = model_from_checkpoint(checkpoint)
+        if model.feature_cache is not None:
+            if feature_cache is None:  # the run's folder, which need not exist on this machine
+                store = open_store(
+                    config.data.feature_cache, "the checkpoint's data.feature_cache", strict=False
+                )
+            else:
+                store = open_store(feature_cache, "--feature-cache")
+            model.feature_cache.store = store
+        source = dataclasses.replace(config.data, root=str(root))
+        if dataset is not None and dataset != config.data.dataset:  # another dataset may not take its options
+            source = dataclasses.replace(source, dataset=dataset, options={})
+    else:
+        model = starting_point(
+            backbone, pretrained, feature_cache=True if feature_cache is None else feature_cache
+        )
+        source = DataConfig(dataset=dataset, root=str(root))
+    transforms = source.transform_config(model.mean, model.std)
     data = load_split(source, split, transforms, train=False)
     embeddings = embed_samples(model, data, batch_size=batch_size, num_workers=num_workers, device=device)
     ids = np.array([str(path) for path in data.paths])
@@ -78,6 +123,52 @@ def embed_dataset(
         "embedding_size": int(embeddings.shape[1]),
         "split": split,
     }
+
+
+def backbone_name(backbone: str) -> str:
+    """The ``ModelConfig.backbone`` of a ``--backbone`` value: tcdml's own (``minilm_l6``,
+    ``efficientnet_lite0``, ``small_cnn``) or a timm model, as ``timm:NAME`` or ``NAME``; ``TcdmlInputError``
+    for a name neither knows."""
+    name = backbone.removeprefix(TIMM_PREFIX)
+    if backbone.startswith(TIMM_PREFIX) or name not in LOCAL_BACKBONES:
+        import timm
+
+        if not name or not timm.is_model(name):
+            raise TcdmlInputError(
+                f"--backbone {backbone!r}: unknown (expected {', '.join(LOCAL_BACKBONES)} or "
+                f"{TIMM_PREFIX}NAME with NAME one of timm.list_models())"
+            )
+    return name
+
+
+def starting_point(
+    backbone: str,
+    pretrained: str | os.PathLike | None = None,
+    *,
+    feature_cache: bool | str | os.PathLike = False,
+) -> EmbeddingModel:
+    """The untrained starting point of a run on ``backbone`` (``backbone_name``), in eval mode:
+    ``normalize(f(x))``, the backbone's pooled features L2-normalised, without a head.
+
+    ``pretrained`` is a weights file as ``model.pretrained`` takes it (missing, or of another architecture:
+    ``TcdmlInputError`` naming it); the backbone is frozen, so a text encoder's features are cached as in a
+    frozen-encoder run (``feature_cache``: a ``data.feature_cache`` value).
+    """
+    name = backbone_name(backbone)
+    if pretrained is not None and not Path(pretrained).expanduser().is_file():
+        raise TcdmlInputError(f"--pretrained {pretrained}: no such file (expected the backbone's weights)")
+    config = ModelConfig(
+        backbone=name, pretrained=None if pretrained is None else str(pretrained), trainable_blocks=0
+    )
+    try:
+        model = build_model(config, feature_cache=feature_cache)
+    except TcdmlInputError as exc:
+        if pretrained is None:
+            raise
+        reason = str(exc).removeprefix("model: ").removeprefix(f"{pretrained}: ")
+        raise TcdmlInputError(f"--pretrained {pretrained}: {reason}") from None
+    model.head = nn.Identity()  # the pooled features themselves (EmbeddingModel normalises them)
+    return model.eval()
 
 
 def embed_split(

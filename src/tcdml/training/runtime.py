@@ -93,8 +93,15 @@ def _plain(value: Any) -> Any:
 
 
 def check_runtime(config: TrainConfig) -> None:
-    """Settings this machine cannot run (e.g. a GPU accelerator without CUDA), before Lightning starts."""
+    """Settings this machine cannot run (e.g. a GPU accelerator without CUDA, a feature cache folder that is
+    a file or not writable), before Lightning starts."""
     import torch
+
+    from tcdml.models.embedding import caches_features
+    from tcdml.models.feature_store import check_folder
+
+    if caches_features(config.model) and not isinstance(config.data.feature_cache, bool):
+        check_folder(config.data.feature_cache, "data.feature_cache")
 
     settings = config.trainer
     cuda = torch.cuda.is_available()
