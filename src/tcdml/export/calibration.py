@@ -8,15 +8,19 @@ exported model's (``tcdml calibrate -o`` writes it; a file written before it did
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tcdml.deploy.manifest import sha256_file
 from tcdml.errors import TcdmlInputError
-from tcdml.io.json_file import read_json_object
+from tcdml.io.file_bytes import read_user_file
+from tcdml.io.json_file import parse_json_object
+
+#: Largest calibration file read (``tcdml calibrate -o`` writes a few kB).
+CALIBRATION_LIMIT = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,14 @@ def _is_number(value: Any) -> bool:
 
 
 def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
-    """Read and check a calibration JSON; a problem is one ``TcdmlInputError`` line naming file and key."""
+    """Read and check a calibration JSON; a problem is one ``TcdmlInputError`` line naming file and key.
+
+    The file is read once (a pipe works): the recorded sha256 is that of the bytes parsed.
+    """
     path = Path(path)
-    data = read_json_object(path, "no such calibration file (expected the JSON tcdml calibrate -o writes)")
+    missing = "no such calibration file (expected the JSON tcdml calibrate -o writes)"
+    content = read_user_file(path, CALIBRATION_LIMIT, "calibration file", missing)
+    data = parse_json_object(content, path)
     if "threshold" not in data:
         raise TcdmlInputError(f"{path}: no 'threshold' key (expected the JSON tcdml calibrate -o writes)")
     threshold = data["threshold"]
@@ -79,4 +88,6 @@ def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
             raise TcdmlInputError(f"{path}: {key}={value!r}, expected a rate in [0, 1] or null")
     kept = ("far", "frr", "class_far", "class_frr", "num_classes", "mode")
     summary = {key: data.get(key) for key in kept}
-    return CalibrationRecord(path, float(threshold), target, float(rate), summary, size, sha256_file(path))
+    return CalibrationRecord(
+        path, float(threshold), target, float(rate), summary, size, hashlib.sha256(content).hexdigest()
+    )
