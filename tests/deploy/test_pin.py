@@ -242,3 +242,21 @@ def test_a_calibration_from_a_pipe_is_hashed_from_the_bytes_read(tmp_path: Path)
         os.close(read_end)
     assert record.threshold == 0.3
     assert record.sha256 == hashlib.sha256(content).hexdigest() != hashlib.sha256(b"").hexdigest()
+
+
+def test_a_threshold_at_or_below_zero_is_warned_about_in_one_line(tmp_path: Path, capsys) -> None:
+    from tcdml.cli.main import main
+    from tcdml.io.embeddings_file import save_embeddings_file
+
+    rng = np.random.default_rng(0)  # no class structure at all: a 5 % FRR needs a threshold below 0
+    data = save_embeddings_file(tmp_path / "noise.npz", rng.normal(size=(300, 8)), rng.integers(0, 10, 300))
+    assert main(["calibrate", str(data), "--target-frr", "0.05", "-o", str(tmp_path / "t.json")]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert json.loads((tmp_path / "t.json").read_text())["threshold"] <= 0
+    assert len(lines) == 1 and lines[0].startswith("tcdml: warning: threshold=")
+    assert "orthogonal (unrelated) or closer is accepted" in lines[0]
+    head = build_head("linear", 64, 16, None)
+    calibration = write_calibration(tmp_path / "low.json", threshold=-0.2)
+    with pytest.warns(UserWarning, match=r"threshold=-0\.2 <= 0"):
+        export_module(head, torch.ones(2, 64), {"kind": "embedding", "input_size": 64}, calibration,
+                      tmp_path / "export")  # fmt: skip

@@ -13,6 +13,7 @@ when it is an adapter folder (it holds ``adapter.json``) or empty: ``--force`` n
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,7 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
     import torch
 
     from tcdml import __version__
+    from tcdml.io.file_bytes import write_new_file
     from tcdml.io.json_file import write_json
     from tcdml.io.output_folder import staged_folder
 
@@ -60,10 +62,9 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
             {"format": FORMAT, "format_version": FORMAT_VERSION, "tcdml_version": __version__, **meta},
         )
         state = {key: value.detach().cpu().clone() for key, value in head.state_dict().items()}
-        with open(staged / ADAPTER_PT, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_new_file(staged / ADAPTER_PT, buffer.getvalue())  # a full disk: an OSError naming the file
     return Path(path)
 
 

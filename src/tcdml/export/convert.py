@@ -10,6 +10,7 @@ one ``TcdmlInputError`` line naming the operator and the layer that calls it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -24,6 +25,7 @@ from torch import nn
 
 from tcdml.deploy.manifest import OUTPUT_NAME
 from tcdml.errors import TcdmlInputError
+from tcdml.io.file_bytes import write_new_file
 
 OPSET = 17
 #: Largest |exported - original| accepted on the check inputs (embeddings are unit rows).
@@ -79,12 +81,13 @@ def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequenc
     """Write ``module`` (eval mode) as ONNX at ``path``; ``TcdmlInputError`` naming the operator it cannot
     export (and the layer calling it, when found)."""
     sequence = example[0].dtype == torch.int64  # token ids: (batch, tokens)
+    buffer = io.BytesIO()
     try:
         with _quiet_export(), _quiet_descriptors(), torch.no_grad():
             torch.onnx.export(
                 module,
                 example,
-                str(path),
+                buffer,
                 dynamo=False,
                 input_names=list(names),
                 output_names=[OUTPUT_NAME],
@@ -107,6 +110,7 @@ def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequenc
         raise TcdmlInputError(
             f"cannot export the model as ONNX: {reason} (try --format torchscript)"
         ) from None
+    write_new_file(path, buffer.getvalue())  # a full disk: an OSError naming the file, not "cannot convert"
 
 
 def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operator: str) -> str | None:
@@ -144,13 +148,15 @@ def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operato
 
 def to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
     """Write ``module`` (eval mode) traced as TorchScript at ``path``; ``TcdmlInputError`` on failure."""
+    buffer = io.BytesIO()
     try:
         with _quiet_export(), torch.no_grad():
             traced = torch.jit.trace(module, example, check_trace=False)
-            torch.jit.save(traced, str(path))
+            torch.jit.save(traced, buffer)
     except Exception as exc:  # tracing raises many types
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise TcdmlInputError(f"cannot export the model as TorchScript: {text[:200]}") from None
+    write_new_file(path, buffer.getvalue())  # Python's writer: ENOSPC is an OSError, not torch's abort
 
 
 def check_files(

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tcdml.calibration.threshold import warn_low_threshold
 from tcdml.deploy.manifest import (
     FORMAT,
     FORMAT_VERSION,
@@ -163,6 +164,7 @@ def export_module(
     with torch.no_grad():
         size = int(module(*example).shape[1])
     record.check_embedding_size(size, "the exported model")
+    warn_low_threshold(record.threshold)  # shipped as it is, but never silently
     with staged_folder(out_dir) as folder:
         onnx, script, onnx_error = _write_models(module, example, names, folder, format)
         difference = check_files(module, checks, names, onnx, script)

@@ -144,3 +144,24 @@ def read_user_file(path: str | os.PathLike, limit: int, what: str, missing: str)
         os.close(fd)
         raise TcdmlInputError(f"{path}: is {kind_of(info.st_mode)}, expected a {what}")
     return read_descriptor(fd, path, limit, what, info.st_size if stat.S_ISREG(info.st_mode) else None)
+
+
+def write_new_file(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to the new file ``path`` (in a staging folder) and fsync it.
+
+    Written with plain system calls, so a full disk (``ENOSPC``) or any other failure is an ``OSError``
+    naming ``path``, never a reason for a caller to try something else, and never left to a C++ writer that
+    aborts the process.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view[:_CHUNK]) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), path) from None

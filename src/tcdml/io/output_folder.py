@@ -177,7 +177,14 @@ def staged_folder(out_dir: str | os.PathLike) -> Iterator[Path]:
         warnings.warn(line, stacklevel=3)
     staging = Path(tempfile.mkdtemp(prefix=_prefix(target, "stage"), suffix=".tmp", dir=target.parent))
     try:
-        yield staging
+        try:
+            yield staging
+        except OSError as exc:  # a full disk while writing: name the file as it would have been called
+            name = os.fsdecode(exc.filename) if exc.filename is not None else ""
+            if name.startswith(os.fspath(staging) + os.sep):
+                renamed = os.fspath(out_dir) + name[len(os.fspath(staging)) :]
+                raise OSError(exc.errno, exc.strerror, renamed) from None
+            raise
         with signals_held():  # Ctrl-C (also one a torch thread receives) waits until the swap is over
             _commit(staging, target)
     finally:
