@@ -35,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's help: each option's text in a column of 45+ characters at 80 columns
     help="Threshold-consistent deep metric learning: measure, calibrate, ship one threshold.",
 )
 

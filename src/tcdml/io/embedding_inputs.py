@@ -156,7 +156,15 @@ def _read_csv_table(path: Path) -> EmbeddingsFile:
     import pyarrow.csv as pacsv
 
     with open(path, "rb") as handle:
-        sample = handle.read(1 << 16).decode("utf-8", errors="replace")
+        raw = handle.read(1 << 16)
+    header = raw.partition(b"\n")[0]
+    try:
+        header.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TcdmlInputError(
+            f"{path}, line 1: the header is not UTF-8 (byte 0x{header[exc.start]:02x}); save it as UTF-8"
+        ) from None
+    sample = raw.decode("utf-8", errors="replace")
     columns = len(next(csv.reader([sample.partition("\n")[0]], delimiter=sniff_delimiter(sample)), []))
     check_memory(path, {"table": CSV_CELL_BYTES * max(1, columns) * count_lines(path)})
     try:
