@@ -20,7 +20,6 @@ adapt_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-
     help="Train a small adapter on a frozen model's embeddings (TCM included), and apply it.",
 )
 
