@@ -12,7 +12,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tcdml.deploy.manifest import MAX_WIDTH
+from tcdml.deploy.kinds import MAX_WIDTH
 from tcdml.errors import TcdmlInputError
 
 #: Validation objectives ``select`` accepts (docs/adapt.md, "Which epoch is kept").

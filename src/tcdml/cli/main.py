@@ -322,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             return _error("aborted", 130)
         except typer.TyperException as exc:  # usage errors: bad option value, missing argument
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tcdml` / `tcdml adapt`: help on stdout
+                print(message)
+                message = ""
             message = message or "no command given (the commands are listed above)"  # bare `tcdml`
             return _error(message.replace("\n", " "), 2)
         except TcdmlInputError as exc:

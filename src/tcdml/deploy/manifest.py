@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tcdml.deploy.kinds import KINDS, MAX_WIDTH, is_count, is_number
 from tcdml.errors import TcdmlInputError
 from tcdml.io.file_bytes import open_folder, open_member, read_descriptor
 from tcdml.io.json_file import parse_json_object
@@ -48,16 +48,6 @@ TORCHSCRIPT_NAME = "model.pt"
 OUTPUT_NAME = "embeddings"
 #: Largest manifest read (one is a few kB).
 MANIFEST_LIMIT = 1 << 20
-#: Largest width, image side and token count a manifest may declare (checked before anything is allocated).
-MAX_WIDTH = 1 << 20
-MAX_IMAGE_SIZE = 1 << 14
-MAX_TOKENS = 1 << 16
-#: Model input names by input kind (ONNX graph inputs, in order).
-INPUT_NAMES: dict[str, tuple[str, ...]] = {
-    "image": ("images",),
-    "text": ("input_ids", "attention_mask"),
-    "embedding": ("inputs",),
-}
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -98,14 +88,6 @@ def _require(ok: bool, path: Path, key: str, value: Any, expected: str) -> None:
         raise TcdmlInputError(f"{path}: malformed manifest: {key}={shown}, expected {expected}")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive_int(value: Any, high: int = MAX_WIDTH) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
-
-
 def parse_manifest(data: Any, path: Path) -> Manifest:
     """Check the structure of a manifest object (no file is read); ``path`` names it in errors."""
     _require(isinstance(data, dict), path, "(top level)", type(data).__name__, "a JSON object")
@@ -113,35 +95,17 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     version = data.get("format_version")
     _require(version == FORMAT_VERSION, path, "format_version", version, f"{FORMAT_VERSION}")
     threshold = data.get("threshold")
-    ok = _number(threshold) and -1.0 <= threshold <= 1.0
+    ok = is_number(threshold) and -1.0 <= threshold <= 1.0
     _require(ok, path, "threshold", threshold, "a number in [-1, 1]")
     size = data.get("embedding_size")
-    _require(_positive_int(size), path, "embedding_size", size, f"an integer in [1, {MAX_WIDTH}]")
+    _require(is_count(size), path, "embedding_size", size, f"an integer in [1, {MAX_WIDTH}]")
     contract = data.get("input")
     _require(isinstance(contract, dict), path, "input", contract, "an object")
     kind = contract.get("kind")
-    _require(kind in INPUT_NAMES, path, "input.kind", kind, " or ".join(map(repr, INPUT_NAMES)))
-    if kind == "image":
-        image_size = contract.get("image_size")
-        ok = _positive_int(image_size, MAX_IMAGE_SIZE)
-        _require(ok, path, "input.image_size", image_size, f"an integer in [1, {MAX_IMAGE_SIZE}]")
-        for key in ("mean", "std"):
-            values = contract.get(key)
-            ok = isinstance(values, list) and len(values) == 3 and all(map(_number, values))
-            _require(ok, path, f"input.{key}", values, "3 numbers")
-        _require(all(v > 0 for v in contract["std"]), path, "input.std", contract["std"], "positive numbers")
-    elif kind == "text":
-        tokenizer, length = contract.get("tokenizer"), contract.get("max_length")
-        _require(isinstance(tokenizer, str), path, "input.tokenizer", tokenizer, "a file name")
-        ok = _positive_int(length, MAX_TOKENS)
-        _require(ok, path, "input.max_length", length, f"an integer in [1, {MAX_TOKENS}]")
-        pad_id, pad_token = contract.get("pad_id", 0), contract.get("pad_token", "[PAD]")
-        ok = isinstance(pad_id, int) and not isinstance(pad_id, bool) and pad_id >= 0
-        _require(ok, path, "input.pad_id", pad_id, "a token id >= 0")
-        _require(isinstance(pad_token, str), path, "input.pad_token", pad_token, "a token")
-    else:
-        width = contract.get("input_size")
-        _require(_positive_int(width), path, "input.input_size", width, f"an integer in [1, {MAX_WIDTH}]")
+    _require(kind in KINDS, path, "input.kind", kind, " or ".join(map(repr, KINDS)))
+    KINDS[kind].check_contract(
+        contract, lambda ok, key, value, expected: _require(ok, path, f"input.{key}", value, expected)
+    )
     model = data.get("model")
     _require(isinstance(model, dict), path, "model", model, "an object")
     onnx_name, script_name = model.get("onnx"), model.get("torchscript")

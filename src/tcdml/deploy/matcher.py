@@ -15,16 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from tcdml.deploy.kinds import KINDS
 from tcdml.deploy.manifest import Manifest, load_folder
-from tcdml.deploy.runtime import (
-    Runner,
-    TextTokenizer,
-    build_runner,
-    check_images,
-    check_texts,
-    check_vectors,
-    model_file,
-)
+from tcdml.deploy.runtime import Runner, TextTokenizer, build_runner, model_file
 from tcdml.deploy.similarity import (
     MatchResult,
     SearchResult,
@@ -67,20 +60,13 @@ class Matcher:
 
     def embed(self, inputs: Any) -> np.ndarray:
         """(N, D) L2-normalised float32 embeddings of a batch of inputs, ``batch_size`` at a time."""
-        kind = self.manifest.kind
-        if kind == "text":
-            texts = check_texts(inputs)
-            chunks = [
-                self.tokenizer(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
-            ]
+        kind = KINDS[self.manifest.kind]
+        batch = kind.check_batch(inputs, self.manifest.input)
+        size = self.batch_size
+        if self.tokenizer is not None:
+            chunks = [self.tokenizer(batch[i : i + size]) for i in range(0, len(batch), size)]
         else:
-            array = (
-                check_images(inputs, self.manifest.input)
-                if kind == "image"
-                else check_vectors(inputs, self.manifest.input)
-            )
-            name = "images" if kind == "image" else "inputs"
-            chunks = [{name: array[i : i + self.batch_size]} for i in range(0, len(array), self.batch_size)]
+            chunks = [{kind.inputs[0]: batch[i : i + size]} for i in range(0, len(batch), size)]
         parts = [np.asarray(self.runner(chunk), dtype=np.float32) for chunk in chunks]
         if not parts:
             return np.zeros((0, self.embedding_size), dtype=np.float32)

@@ -1,6 +1,7 @@
 """Run an exported model file: onnxruntime for ``model.onnx``, torch for ``model.pt`` (TorchScript).
 
-Each runner maps named numpy inputs (``INPUT_NAMES`` of the input kind) to the (N, D) float32 embeddings.
+Each runner maps named numpy inputs (``tcdml.deploy.kinds``: the input kind's names) to the (N, D) float32
+embeddings.
 Inputs are prepared by kind: image batches as float32 (N, 3, S, S) arrays (already resized, cropped and
 normalised as ``input`` in the manifest says), texts tokenised with the ``tokenizers`` package from the
 folder's ``tokenizer.json``, embeddings (adapter heads) as float32 (N, input_size) arrays.
@@ -17,7 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tcdml.deploy.manifest import INPUT_NAMES, OUTPUT_NAME, Manifest
+from tcdml.deploy.kinds import KINDS
+from tcdml.deploy.manifest import OUTPUT_NAME, Manifest
 from tcdml.errors import TcdmlInputError, first_line
 
 
@@ -97,7 +99,8 @@ class OnnxRunner:
 
     def check_graph(self, manifest: Manifest) -> None:
         """Refuse a graph whose input names, kinds and widths or output width differ from the manifest."""
-        names = INPUT_NAMES[manifest.kind]
+        kind = KINDS[manifest.kind]
+        names = kind.inputs
         inputs = self.session.get_inputs()
         if tuple(item.name for item in inputs) != names:
             found = [item.name for item in inputs]
@@ -105,8 +108,8 @@ class OnnxRunner:
                 f"{self.path}: graph inputs {found}, but the manifest's input.kind {manifest.kind!r} "
                 f"expects {list(names)}"
             )
-        wanted, says = _input_shape(manifest)
-        expected_type = "tensor(int64)" if manifest.kind == "text" else "tensor(float)"
+        wanted, says = kind.graph_shape(manifest.input)
+        expected_type = kind.onnx_type
         for item in inputs:
             if item.type != expected_type:
                 raise TcdmlInputError(
@@ -128,17 +131,6 @@ class OnnxRunner:
             return self.session.run([OUTPUT_NAME], feeds)[0]
         except Exception as exc:  # onnxruntime's own types
             raise TcdmlInputError(f"{self.path}: onnxruntime failed ({first_line(exc)})") from None
-
-
-def _input_shape(manifest: Manifest) -> tuple[list[int | None], str]:
-    """The shape of each model input by the manifest (None: any size), and the keys that say so."""
-    contract = manifest.input
-    if manifest.kind == "image":
-        size = contract["image_size"]
-        return [None, 3, size, size], f"input.image_size={size}"
-    if manifest.kind == "text":
-        return [None, None], "input.kind='text'"
-    return [None, contract["input_size"]], f"input.input_size={contract['input_size']}"
 
 
 def _check_shape(path: Path, what: str, shape: list[Any], wanted: list[int | None], says: str) -> None:
@@ -209,26 +201,14 @@ def build_runner(
         onnx_runner.check_graph(manifest)
         runner: Runner = onnx_runner
     else:
-        runner = TorchScriptRunner(path, model, INPUT_NAMES[manifest.kind])
-    output = np.asarray(runner(probe_input(manifest)))
+        runner = TorchScriptRunner(path, model, KINDS[manifest.kind].inputs)
+    output = np.asarray(runner(KINDS[manifest.kind].probe(manifest.input)))
     if output.shape != (1, manifest.embedding_size):
         raise TcdmlInputError(
             f"{path}: the model gives {output.shape[1:] if output.ndim == 2 else output.shape}-wide outputs, "
             f"but the manifest says embedding_size={manifest.embedding_size}"
         )
     return runner
-
-
-def probe_input(manifest: Manifest) -> dict[str, np.ndarray]:
-    """One input of the manifest's contract (a constant image, one token, a row of ones)."""
-    contract = manifest.input
-    if manifest.kind == "image":
-        size = contract["image_size"]
-        return {"images": np.zeros((1, 3, size, size), dtype=np.float32)}
-    if manifest.kind == "text":
-        pad = contract.get("pad_id", 0)
-        return {"input_ids": np.full((1, 1), pad, np.int64), "attention_mask": np.ones((1, 1), np.int64)}
-    return {"inputs": np.ones((1, contract["input_size"]), dtype=np.float32)}
 
 
 class TextTokenizer:
@@ -261,83 +241,3 @@ class TextTokenizer:
             "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
         }
-
-
-#: Rows whose largest magnitude lies within 2^±SAFE_EXPONENT normalise in float32 as they are (the numpy
-#: counterpart of ``tcdml.metrics.validation.rescale_rows``, which serving cannot import: it needs torch).
-SAFE_EXPONENT = 40
-
-
-def _rows(mask: np.ndarray) -> str:
-    """The rows ``mask`` marks, in words: ``"2 rows (3, 7)"``, at most 5 listed."""
-    found = np.flatnonzero(mask)
-    shown = ", ".join(map(str, found[:5].tolist())) + (", ..." if len(found) > 5 else "")
-    return f"{len(found)} row{'s' if len(found) != 1 else ''} ({shown})"
-
-
-def _numeric(values: Any, expected: str) -> np.ndarray:
-    try:
-        array = np.asarray(values)
-    except (TypeError, ValueError):
-        raise TcdmlInputError(f"embed: expected {expected}") from None
-    if array.dtype.kind not in "fiu":
-        raise TcdmlInputError(f"embed: values of dtype {array.dtype}, expected {expected}")
-    return array
-
-
-def _refuse_non_finite(array: np.ndarray) -> None:
-    if not array.size:
-        return
-    flat = array.reshape(len(array), -1)
-    finite = np.isfinite(flat).all(axis=1) if array.dtype.kind == "f" else np.ones(len(array), bool)
-    if not finite.all():
-        raise TcdmlInputError(f"embed: {_rows(~finite)} contain NaN or Inf")
-
-
-def check_images(values: Any, contract: dict[str, Any]) -> np.ndarray:
-    """An image batch as a C-contiguous float32 (N, 3, S, S) array of finite values, else
-    ``TcdmlInputError``."""
-    size = contract["image_size"]
-    array = _numeric(values, f"a float32 (N, 3, {size}, {size}) image array")
-    if array.ndim != 4 or array.shape[1:] != (3, size, size):
-        raise TcdmlInputError(
-            f"embed: image batch of shape {array.shape}, expected (N, 3, {size}, {size}) "
-            "(RGB, resized, centre-cropped and normalised as the manifest's input says)"
-        )
-    _refuse_non_finite(array)
-    with np.errstate(over="ignore"):
-        array = np.ascontiguousarray(array, dtype=np.float32)
-    _refuse_non_finite(array)  # float64 values beyond float32's range
-    return array
-
-
-def check_texts(values: Any) -> list[str]:
-    """A batch of texts as a list of ``str``, else ``TcdmlInputError``."""
-    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
-        raise TcdmlInputError("embed: expected a list of str (one text per item)")
-    texts = list(values)
-    bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
-    if bad is not None:
-        raise TcdmlInputError(f"embed: item {bad} is {type(texts[bad]).__name__}, expected str")
-    return texts
-
-
-def check_vectors(values: Any, contract: dict[str, Any]) -> np.ndarray:
-    """An adapter's input batch as a C-contiguous float32 (N, input_size) array, as the library checks
-    embeddings: NaN / Inf rows and all-zero rows are one ``TcdmlInputError`` naming them, and each row whose
-    largest magnitude lies outside 2^±``SAFE_EXPONENT`` is first multiplied by the power of two that puts it
-    in [0.5, 1) (exact; the direction, all the model sees after its normalisation, is kept), so rows of
-    1e-20 or 1e20 give the embeddings of the same rows at unit scale."""
-    width = contract["input_size"]
-    array = _numeric(values, f"a float32 (N, {width}) array of input embeddings")
-    if array.ndim != 2 or array.shape[1] != width:
-        raise TcdmlInputError(f"embed: input of shape {array.shape}, expected (N, {width}) embeddings")
-    _refuse_non_finite(array)
-    largest = np.abs(array.astype(np.float64, copy=False)).max(axis=1) if len(array) else np.zeros(0)
-    if (largest == 0).any():
-        raise TcdmlInputError(f"embed: {_rows(largest == 0)} are all zero (no direction to embed)")
-    exponent = np.frexp(largest)[1]
-    if np.all(np.abs(exponent) <= SAFE_EXPONENT):
-        return np.ascontiguousarray(array, dtype=np.float32)
-    scaled = np.ldexp(array.astype(np.float64), -exponent[:, None])  # exact powers of two
-    return np.ascontiguousarray(scaled, dtype=np.float32)

@@ -9,12 +9,12 @@ exported model's (``tcdml calibrate -o`` writes it; a file written before it did
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tcdml.deploy.kinds import is_number
 from tcdml.errors import TcdmlInputError
 from tcdml.io.file_bytes import read_user_file
 from tcdml.io.json_file import parse_json_object
@@ -55,10 +55,6 @@ class CalibrationRecord:
         }
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
     """Read and check a calibration JSON; a problem is one ``TcdmlInputError`` line naming file and key.
 
@@ -71,20 +67,20 @@ def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
     if "threshold" not in data:
         raise TcdmlInputError(f"{path}: no 'threshold' key (expected the JSON tcdml calibrate -o writes)")
     threshold = data["threshold"]
-    if not _is_number(threshold) or not -1.0 <= threshold <= 1.0:
+    if not is_number(threshold) or not -1.0 <= threshold <= 1.0:
         raise TcdmlInputError(f"{path}: threshold={threshold!r}, expected a number in [-1, 1]")
     target = data.get("target")
     if target not in ("far", "frr"):
         raise TcdmlInputError(f"{path}: target={target!r}, expected 'far' or 'frr'")
     rate = data.get("target_rate")
-    if not _is_number(rate) or not 0.0 < rate < 1.0:
+    if not is_number(rate) or not 0.0 < rate < 1.0:
         raise TcdmlInputError(f"{path}: target_rate={rate!r}, expected a number in (0, 1)")
     size = data.get("embedding_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise TcdmlInputError(f"{path}: embedding_size={size!r}, expected a positive integer")
     for key in ("far", "frr"):
         value = data.get(key)
-        if value is not None and not (_is_number(value) and 0.0 <= value <= 1.0):
+        if value is not None and not (is_number(value) and 0.0 <= value <= 1.0):
             raise TcdmlInputError(f"{path}: {key}={value!r}, expected a rate in [0, 1] or null")
     kept = ("far", "frr", "class_far", "class_frr", "num_classes", "mode")
     summary = {key: data.get(key) for key in kept}

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tcdml.deploy.kinds import InputKind
 from tcdml.deploy.manifest import OUTPUT_NAME
 from tcdml.errors import TcdmlInputError
 from tcdml.io.file_bytes import write_new_file
@@ -71,16 +72,9 @@ def _quiet_descriptors() -> Iterator[None]:
             os.close(fd)
 
 
-def _dynamic_axes(names: Sequence[str], sequence: bool) -> dict[str, dict[int, str]]:
-    """Batch axis 0 dynamic on every input and the output; token axis 1 too for text inputs."""
-    axes = {name: ({0: "batch", 1: "tokens"} if sequence else {0: "batch"}) for name in names}
-    return {**axes, OUTPUT_NAME: {0: "batch"}}
-
-
-def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequence[str], path: Path) -> None:
+def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], kind: InputKind, path: Path) -> None:
     """Write ``module`` (eval mode) as ONNX at ``path``; ``TcdmlInputError`` naming the operator it cannot
     export (and the layer calling it, when found)."""
-    sequence = example[0].dtype == torch.int64  # token ids: (batch, tokens)
     buffer = io.BytesIO()
     try:
         with _quiet_export(), _quiet_descriptors(), torch.no_grad():
@@ -89,9 +83,9 @@ def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequenc
                 example,
                 buffer,
                 dynamo=False,
-                input_names=list(names),
+                input_names=list(kind.inputs),
                 output_names=[OUTPUT_NAME],
-                dynamic_axes=_dynamic_axes(names, sequence),
+                dynamic_axes=kind.dynamic_axes(OUTPUT_NAME),
                 opset_version=OPSET,
                 do_constant_folding=True,
             )
