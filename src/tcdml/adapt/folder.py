@@ -13,6 +13,8 @@ when it is an adapter folder (it holds ``adapter.json``) or empty: ``--force`` n
 
 from __future__ import annotations
 
+import io
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +32,8 @@ FORMAT = "tcdml-adapter"
 FORMAT_VERSION = 1
 #: Keys every ``adapter.json`` has (``hidden`` is null for a linear head).
 REQUIRED_KEYS = ("format", "format_version", "kind", "input_size", "hidden", "embedding_size")
+#: Largest ``adapter.json`` read (one is a few kB).
+ADAPTER_JSON_LIMIT = 1 << 20
 
 
 def check_output_dir(
@@ -51,6 +55,7 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
     import torch
 
     from tcdml import __version__
+    from tcdml.io.file_bytes import write_new_file
     from tcdml.io.json_file import write_json
     from tcdml.io.output_folder import staged_folder
 
@@ -60,21 +65,22 @@ def write_adapter_dir(path: str | os.PathLike, head: nn.Module, meta: dict[str, 
             {"format": FORMAT, "format_version": FORMAT_VERSION, "tcdml_version": __version__, **meta},
         )
         state = {key: value.detach().cpu().clone() for key, value in head.state_dict().items()}
-        with open(staged / ADAPTER_PT, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_new_file(staged / ADAPTER_PT, buffer.getvalue())  # a full disk: an OSError naming the file
     return Path(path)
 
 
 def read_adapter_meta(folder: str | os.PathLike) -> dict[str, Any]:
     """``adapter.json`` of an adapter folder, its keys and sizes checked (one line naming the file)."""
-    from tcdml.adapt.settings import KINDS
+    from tcdml.adapt.settings import KINDS, MAX_HIDDEN, MAX_WIDTH
 
     path = Path(folder) / ADAPTER_JSON
     if not Path(folder).is_dir():
         raise TcdmlInputError(f"{folder}: no such adapter folder (expected {ADAPTER_JSON} and {ADAPTER_PT})")
-    meta = read_json_object(path, "no such file (not a folder written by tcdml adapt train)")
+    meta = read_json_object(
+        path, "no such file (not a folder written by tcdml adapt train)", ADAPTER_JSON_LIMIT
+    )
     for key in REQUIRED_KEYS:
         if key not in meta:
             raise TcdmlInputError(f"{path}: missing key '{key}'")
@@ -86,10 +92,65 @@ def read_adapter_meta(folder: str | os.PathLike) -> dict[str, Any]:
     if meta["kind"] not in KINDS:
         raise TcdmlInputError(f"{path}: kind={meta['kind']!r}, expected one of {', '.join(KINDS)}")
     for key in ["input_size", "embedding_size"] + (["hidden"] if meta["kind"] == "residual" else []):
-        value = meta[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise TcdmlInputError(f"{path}: {key}={value!r}, expected a positive integer")
+        value, high = meta[key], MAX_HIDDEN if key == "hidden" else MAX_WIDTH
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+            raise TcdmlInputError(f"{path}: {key}={value!r}, expected an integer in [1, {high}]")
+    if meta["kind"] == "residual" and meta["embedding_size"] != meta["input_size"]:
+        raise TcdmlInputError(
+            f"{path}: embedding_size={meta['embedding_size']}, but a residual adapter keeps its "
+            f"input_size={meta['input_size']}"
+        )
     return meta
+
+
+def weight_shapes(meta: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The head's ``state_dict`` shapes that ``adapter.json`` declares (``tcdml.adapt.head``)."""
+    width, size, hidden = meta["input_size"], meta["embedding_size"], meta["hidden"]
+    if meta["kind"] == "residual":
+        return {"up.weight": (hidden, width), "up.bias": (hidden,), "down.weight": (width, hidden),
+                "down.bias": (width,)}  # fmt: skip
+    return {"proj.weight": (size, width), "proj.bias": (size,)}
+
+
+#: Bytes of a weights file's entries other than tensor data (pickle, version, ids): a few hundred.
+_OVERHEAD_LIMIT = 1 << 20
+
+
+def check_weights_entries(folder: Path, meta: dict[str, Any]) -> None:
+    """Refuse ``adapter.pt`` unless its zip entries declare the float32 tensors ``adapter.json`` does.
+
+    Read from the zip's directory only (nothing is inflated): one data entry per tensor, their declared
+    sizes adding up to 4 x the declared parameters, the other entries small. So a tampered width or a zip
+    bomb is refused before any head is built or any entry read.
+    """
+    import zipfile
+
+    weights = folder / ADAPTER_PT
+    shapes = weight_shapes(meta)
+    expected = 4 * sum(math.prod(shape) for shape in shapes.values())
+    try:
+        with zipfile.ZipFile(weights) as archive:
+            entries = archive.infolist()
+    except FileNotFoundError:
+        raise TcdmlInputError(f"{weights}: no such adapter weights file") from None
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TcdmlInputError(
+            f"{weights}: cannot read as adapter weights (not a torch zip: {reason})"
+        ) from None
+    data = [item for item in entries if "/data/" in item.filename and "/.data/" not in item.filename]
+    held = sum(entry.file_size for entry in data)
+    if len(data) != len(shapes) or held != expected:
+        raise TcdmlInputError(
+            f"{weights}: weights do not fit {folder / ADAPTER_JSON} (it declares a {meta['kind']} head of "
+            f"{len(shapes)} float32 tensors, {expected:,} bytes; the file holds {len(data)}, {held:,} bytes)"
+        )
+    for entry in entries:
+        if entry not in data and entry.file_size > _OVERHEAD_LIMIT:
+            raise TcdmlInputError(
+                f"{weights}: entry {entry.filename!r} declares {entry.file_size:,} bytes, more than an "
+                "adapter weights file holds besides its tensors"
+            )
 
 
 def load_adapter(folder: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
@@ -104,11 +165,9 @@ def load_adapter(folder: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
 
     meta = read_adapter_meta(folder)
     weights = Path(folder) / ADAPTER_PT
-    try:
-        head = build_head(meta["kind"], meta["input_size"], meta["embedding_size"], meta["hidden"])
-    except TcdmlInputError as exc:
-        raise TcdmlInputError(f"{Path(folder) / ADAPTER_JSON}: {exc}") from None
-    state = load_torch_file(weights, "adapter weights file")
+    check_weights_entries(Path(folder), meta)  # sizes from the zip's directory, before anything is built
+    state = load_torch_file(weights, "adapter weights")
+    head = build_head(meta["kind"], meta["input_size"], meta["embedding_size"], meta["hidden"])
     if not isinstance(state, dict):
         raise TcdmlInputError(f"{weights}: expected a state_dict, got {type(state).__name__}")
     try:

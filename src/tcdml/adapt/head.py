@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tcdml.adapt.settings import KINDS
+from tcdml.adapt.settings import KINDS, MAX_WIDTH
 from tcdml.errors import TcdmlInputError
 
 
@@ -62,6 +62,22 @@ class LinearAdapter(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # normalize(W x^ + b) = normalize(W x + ||x|| b): W = I, b = 0 gives normalize(x) exactly.
         return F.normalize(F.linear(x, self.proj.weight) + _norm(x) * self.proj.bias, dim=1)
+
+
+def check_head_size(kind: str, input_size: int, embedding_size: int, hidden: int | None) -> None:
+    """Refuse, before it is built, a head wider than ``MAX_WIDTH`` inputs or whose training (float32
+    weights, gradients and AdamW's two moments: 16 bytes a parameter) needs more memory than is available."""
+    from tcdml.io.embeddings_file import check_memory
+
+    if input_size > MAX_WIDTH:
+        raise TcdmlInputError(
+            f"embeddings of dimension {input_size:,}: an adapter takes at most {MAX_WIDTH:,} inputs"
+        )
+    if kind == "residual":
+        parameters = 2 * input_size * (hidden or 0) + (hidden or 0) + input_size
+    else:
+        parameters = embedding_size * (input_size + 1)
+    check_memory(f"the {kind} adapter head", {"weights, gradients and optimiser state": 16 * parameters})
 
 
 def build_head(kind: str, input_size: int, embedding_size: int, hidden: int | None) -> nn.Module:

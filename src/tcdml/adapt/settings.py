@@ -12,20 +12,25 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tcdml.deploy.kinds import MAX_WIDTH
 from tcdml.errors import TcdmlInputError
 
 #: Validation objectives ``select`` accepts (docs/adapt.md, "Which epoch is kept").
 SELECT = ("recall@1-opis", "recall@1", "opis")
 KINDS = ("residual", "linear")
+#: Widths a head may have: ``input_size`` / ``embedding_size`` as in an export's manifest, ``hidden`` up to
+#: 65,536 (a residual head of 1,024 inputs is then 0.5 GB of float32 weights).
+MAX_HIDDEN = 1 << 16
 MARGINS = ("auto", "fixed")
 #: configs/loss/tcm.yaml (auto) and configs/loss/tcm-fixed.yaml (fixed): lambdas when none is given.
 RECIPE_LAMBDA = {"auto": 3.0, "fixed": 1.0}
 
 
-def _integer(name: str, value: Any, low: int) -> None:
+def _integer(name: str, value: Any, low: int, high: int | None = None) -> None:
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-    if not ok:
-        raise TcdmlInputError(f"--{name}={value!r}: expected an integer >= {low}")
+    if not ok or (high is not None and value > high):
+        expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+        raise TcdmlInputError(f"--{name}={value!r}: expected {expected}")
 
 
 def _number(name: str, value: Any, low: float, high: float, *, open_low: bool, open_high: bool) -> None:
@@ -81,9 +86,9 @@ class AdaptSettings:
         ):
             if value not in choices:
                 raise TcdmlInputError(f"--{name}={value!r}: expected one of {', '.join(choices)}")
-        _integer("hidden", self.hidden, 1)
+        _integer("hidden", self.hidden, 1, MAX_HIDDEN)
         if self.embedding_size is not None:
-            _integer("embedding-size", self.embedding_size, 1)
+            _integer("embedding-size", self.embedding_size, 1, MAX_WIDTH)
         if not isinstance(self.loss, str) or not self.loss.strip():
             raise TcdmlInputError(
                 f"--loss={self.loss!r}: expected a loss name (tcdml.losses.available_losses())"

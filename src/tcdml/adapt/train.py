@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tcdml.adapt.head import build_head, head_meta, init_projection, transform
+from tcdml.adapt.head import build_head, check_head_size, head_meta, init_projection, transform
 from tcdml.adapt.settings import AdaptSettings
 from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.metrics.validation import as_embeddings, as_labels, as_mask
@@ -269,6 +269,7 @@ def train_adapter(
     num_classes = _check_train_classes(y)
     classes, y_index = np.unique(y, return_inverse=True)  # 0 .. C-1 for classification losses
     embedding_size = settings.embedding_size or input_size
+    check_head_size(settings.kind, input_size, embedding_size, settings.hidden)
     per_batch = min(settings.classes_per_batch, len(classes))
     data.update(
         num_train_samples=len(y),

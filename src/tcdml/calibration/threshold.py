@@ -6,6 +6,7 @@ the result gives the spread of per-class FAR and FRR at it and the classes that 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,7 @@ def calibrate_counts(
     num_worst = check_integer(num_worst, "num_worst", 1)
     threshold = counts.far_threshold(rate) if target == "far" else counts.frr_threshold(rate)
     at = np.array([threshold])
+    warn_low_threshold(float(threshold))
     return CalibrationResult(
         target=target,
         target_rate=rate,
@@ -132,6 +134,24 @@ def calibrate_counts(
         mode=mode,
         num_worst=num_worst,
     )
+
+
+def low_threshold_note(threshold: float) -> str | None:
+    """For a threshold <= 0, what it means in one line (None otherwise)."""
+    if threshold > 0:
+        return None
+    return (
+        f"threshold={threshold:.4g} <= 0: every pair whose embeddings are orthogonal (unrelated) or closer "
+        "is accepted as a match; the calibration data's classes are poorly separated"
+    )
+
+
+def warn_low_threshold(threshold: float) -> None:
+    """``warnings.warn`` the ``low_threshold_note`` of ``threshold``, if any (the CLI shows it in one
+    line)."""
+    note = low_threshold_note(threshold)
+    if note is not None:
+        warnings.warn(note, stacklevel=3)
 
 
 def _check_target(target_far: Any, target_frr: Any) -> tuple[str, float]:

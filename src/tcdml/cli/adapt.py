@@ -207,7 +207,8 @@ def apply(
     from tcdml.adapt.apply import apply_file
     from tcdml.io.outputs import OutputSet
 
-    OutputSet(inputs=[source]).check_file(output, "--output")  # checked before the adapter loads
+    inputs = [folder, source, *filter(None, [labels])]  # the adapter's own files are inputs too
+    OutputSet(inputs=inputs).check_file(output, "--output")  # checked before the adapter loads
     summary = apply_file(folder, source, output, labels)
     if output_format is OutputFormat.json:
         print_json(summary)

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's help: each option's text in a column of 45+ characters at 80 columns
     help="Threshold-consistent deep metric learning: measure, calibrate, ship one threshold.",
 )
 
@@ -290,6 +292,12 @@ def _missing_extra(exc: ModuleNotFoundError) -> str:
     return f"this command needs the Python module {name!r}: pip install 'tcdml[{extra}]'"
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """Show a warning as one line ``tcdml: warning: ...`` on stderr (not Python's two-line form)."""
+    text = " ".join(str(message).split())
+    print(f"tcdml: warning: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit status.
 
@@ -298,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     one line and status 1; an interrupt with one line and
     status 130 (SIGINT, Ctrl-C) or 143 (SIGTERM), after the command removed its temporary files.
     """
-    with _signals_as_exceptions() as received:
+    with _signals_as_exceptions() as received, warnings.catch_warnings():
+        warnings.showwarning = _warning_line
         try:
             # standalone_mode=False: typer returns the exit status (130 for KeyboardInterrupt) instead of
             # exiting, and raises usage errors instead of printing them.
@@ -313,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
             return _error("aborted", 130)
         except typer.TyperException as exc:  # usage errors: bad option value, missing argument
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `tcdml` / `tcdml adapt`: help on stdout
+                print(message)
+                message = ""
             message = message or "no command given (the commands are listed above)"  # bare `tcdml`
             return _error(message.replace("\n", " "), 2)
         except TcdmlInputError as exc:

@@ -28,14 +28,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tcdml.deploy.kinds import KINDS, MAX_WIDTH, is_count, is_number
 from tcdml.errors import TcdmlInputError
-from tcdml.io.json_file import read_json_object
+from tcdml.io.file_bytes import open_folder, open_member, read_descriptor
+from tcdml.io.json_file import parse_json_object
+from tcdml.io.output_folder import aside_note
 
 MANIFEST_NAME = "tcdml-export.json"
 FORMAT = "tcdml-export"
@@ -43,12 +46,8 @@ FORMAT_VERSION = 1
 ONNX_NAME = "model.onnx"
 TORCHSCRIPT_NAME = "model.pt"
 OUTPUT_NAME = "embeddings"
-#: Model input names by input kind (ONNX graph inputs, in order).
-INPUT_NAMES: dict[str, tuple[str, ...]] = {
-    "image": ("images",),
-    "text": ("input_ids", "attention_mask"),
-    "embedding": ("inputs",),
-}
+#: Largest manifest read (one is a few kB).
+MANIFEST_LIMIT = 1 << 20
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -89,14 +88,6 @@ def _require(ok: bool, path: Path, key: str, value: Any, expected: str) -> None:
         raise TcdmlInputError(f"{path}: malformed manifest: {key}={shown}, expected {expected}")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def parse_manifest(data: Any, path: Path) -> Manifest:
     """Check the structure of a manifest object (no file is read); ``path`` names it in errors."""
     _require(isinstance(data, dict), path, "(top level)", type(data).__name__, "a JSON object")
@@ -104,33 +95,17 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     version = data.get("format_version")
     _require(version == FORMAT_VERSION, path, "format_version", version, f"{FORMAT_VERSION}")
     threshold = data.get("threshold")
-    ok = _number(threshold) and -1.0 <= threshold <= 1.0
+    ok = is_number(threshold) and -1.0 <= threshold <= 1.0
     _require(ok, path, "threshold", threshold, "a number in [-1, 1]")
     size = data.get("embedding_size")
-    _require(_positive_int(size), path, "embedding_size", size, "a positive integer")
+    _require(is_count(size), path, "embedding_size", size, f"an integer in [1, {MAX_WIDTH}]")
     contract = data.get("input")
     _require(isinstance(contract, dict), path, "input", contract, "an object")
     kind = contract.get("kind")
-    _require(kind in INPUT_NAMES, path, "input.kind", kind, " or ".join(map(repr, INPUT_NAMES)))
-    if kind == "image":
-        image_size = contract.get("image_size")
-        _require(_positive_int(image_size), path, "input.image_size", image_size, "a positive integer")
-        for key in ("mean", "std"):
-            values = contract.get(key)
-            ok = isinstance(values, list) and len(values) == 3 and all(map(_number, values))
-            _require(ok, path, f"input.{key}", values, "3 numbers")
-        _require(all(v > 0 for v in contract["std"]), path, "input.std", contract["std"], "positive numbers")
-    elif kind == "text":
-        tokenizer, length = contract.get("tokenizer"), contract.get("max_length")
-        _require(isinstance(tokenizer, str), path, "input.tokenizer", tokenizer, "a file name")
-        _require(_positive_int(length), path, "input.max_length", length, "a positive integer")
-        pad_id, pad_token = contract.get("pad_id", 0), contract.get("pad_token", "[PAD]")
-        ok = isinstance(pad_id, int) and not isinstance(pad_id, bool) and pad_id >= 0
-        _require(ok, path, "input.pad_id", pad_id, "a token id >= 0")
-        _require(isinstance(pad_token, str), path, "input.pad_token", pad_token, "a token")
-    else:
-        width = contract.get("input_size")
-        _require(_positive_int(width), path, "input.input_size", width, "a positive integer")
+    _require(kind in KINDS, path, "input.kind", kind, " or ".join(map(repr, KINDS)))
+    KINDS[kind].check_contract(
+        contract, lambda ok, key, value, expected: _require(ok, path, f"input.{key}", value, expected)
+    )
     model = data.get("model")
     _require(isinstance(model, dict), path, "model", model, "an object")
     onnx_name, script_name = model.get("onnx"), model.get("torchscript")
@@ -141,6 +116,9 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     for name, entry in files.items():
         ok = isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
         _require(ok, path, f"files.{name}", entry, 'an object with a "sha256" hex digest')
+        count = entry.get("bytes")
+        ok = count is None or (isinstance(count, int) and not isinstance(count, bool) and count >= 0)
+        _require(ok, path, f"files.{name}.bytes", count, "a byte count >= 0")
         _require(_safe_name(name), path, "files", name, "a plain file name inside the folder")
     for name in (onnx_name, script_name, contract.get("tokenizer")):
         _require(name is None or name in files, path, "files", sorted(files), f"an entry for {name!r}")
@@ -164,40 +142,99 @@ def _safe_name(name: str) -> bool:
     )
 
 
+def check_pin(manifest_sha256: str) -> str:
+    """The pin as 64 lowercase hex digits (any case, surrounding whitespace ignored), else
+    ``TcdmlInputError``."""
+    pin = manifest_sha256.strip().lower() if isinstance(manifest_sha256, str) else None
+    if pin is None or len(pin) != 64 or any(char not in "0123456789abcdef" for char in pin):
+        shown = repr(manifest_sha256)[:80]
+        raise TcdmlInputError(f"manifest_sha256={shown}: expected the 64 hex digits tcdml export printed")
+    return pin
+
+
+def _refuse_changed(path: Path, actual: str, expected: str, pinned: str) -> None:
+    if actual != expected:
+        raise TcdmlInputError(
+            f"{path}: sha256 {actual[:12]}... differs from {expected[:12]}... in {pinned} "
+            "(changed or damaged after export)"
+        )
+
+
+def load_folder(
+    folder: str | os.PathLike,
+    *,
+    verify: bool = True,
+    manifest_sha256: str | None = None,
+    keep: Callable[[Manifest], Iterable[str]] | None = None,
+) -> tuple[Manifest, dict[str, bytes]]:
+    """Read and check an export folder once: ``(manifest, {name: bytes})`` for the names ``keep(manifest)``.
+
+    The manifest is parsed from the very bytes that were hashed against ``manifest_sha256``; each listed
+    file is opened once inside the folder (a regular file, no link, FIFO or device: ``tcdml.io.file_bytes``),
+    its size compared with ``files.bytes`` before it is hashed, and the bytes of the kept files are those that
+    were hashed: a file swapped after the check is never the one used. ``verify=False`` skips the listed
+    files (the manifest is still checked, and pinned when ``manifest_sha256`` is given).
+    """
+    folder = Path(folder)
+    pin = check_pin(manifest_sha256) if manifest_sha256 is not None else None
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise TcdmlInputError(
+            f"{folder}: {what}, expected a folder written by tcdml export{aside_note(folder)}"
+        )
+    folder_fd = open_folder(folder)
+    try:
+        path = folder / MANIFEST_NAME
+        fd, info = open_member(
+            folder_fd, MANIFEST_NAME, path, "missing (not a folder written by tcdml export)"
+        )
+        data = read_descriptor(fd, path, MANIFEST_LIMIT, "manifest", info.st_size)
+        if pin is not None:
+            _refuse_changed(path, hashlib.sha256(data).hexdigest(), pin, "the pinned manifest_sha256")
+        manifest = parse_manifest(parse_json_object(data, path), path)
+        wanted = set(keep(manifest)) if keep is not None else set()
+        kept: dict[str, bytes] = {}
+        for name, entry in manifest.files.items():
+            if verify or name in wanted:
+                content = _read_listed(folder_fd, folder / name, entry, keep=name in wanted)
+                if content is not None:
+                    kept[name] = content
+    finally:
+        os.close(folder_fd)
+    return manifest, kept
+
+
+def _read_listed(folder_fd: int, path: Path, entry: dict[str, Any], keep: bool) -> bytes | None:
+    """Check one listed file (size, then sha256) from one open descriptor; its bytes when ``keep``."""
+    fd, info = open_member(folder_fd, path.name, path, f"missing (listed in {MANIFEST_NAME})")
+    size = entry.get("bytes")
+    if size is not None and size != info.st_size:
+        os.close(fd)
+        raise TcdmlInputError(
+            f"{path}: {info.st_size} bytes, but {MANIFEST_NAME} lists {size} "
+            "(changed or damaged after export)"
+        )
+    if keep:
+        content = read_descriptor(fd, path, info.st_size, "listed file", info.st_size)
+        _refuse_changed(path, hashlib.sha256(content).hexdigest(), entry["sha256"], MANIFEST_NAME)
+        return content
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    _refuse_changed(path, digest.hexdigest(), entry["sha256"], MANIFEST_NAME)
+    return None
+
+
 def read_manifest(
     folder: str | os.PathLike, *, verify: bool = True, manifest_sha256: str | None = None
 ) -> Manifest:
-    """Read and check ``folder/tcdml-export.json``; with ``verify`` every listed file's sha256 too.
+    """Read and check ``folder/tcdml-export.json``; with ``verify`` every listed file's size and sha256 too.
 
-    The manifest cannot list its own hash: ``manifest_sha256`` (what ``tcdml export`` printed) pins it, so
-    a changed threshold or contract is refused too.
+    The manifest cannot list its own hash: ``manifest_sha256`` (what ``tcdml export`` printed; any case,
+    surrounding whitespace ignored) pins it, so a changed threshold or contract is refused too.
 
-    Every problem (no folder, no manifest, bad JSON, a missing key, a missing or changed file) is one
-    ``TcdmlInputError`` line naming the file.
+    Every problem (no folder, no manifest, bad JSON, a missing key, a missing, changed or non-regular file)
+    is one ``TcdmlInputError`` line naming the file. ``load_folder`` also returns the verified bytes.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "no such folder"
-        raise TcdmlInputError(f"{folder}: {what}, expected a folder written by tcdml export")
-    path = folder / MANIFEST_NAME
-    if manifest_sha256 is not None and path.is_file():
-        verify_file(path, manifest_sha256, pinned="the pinned manifest_sha256")
-    data = read_json_object(path, "missing (not a folder written by tcdml export)")
-    manifest = parse_manifest(data, path)
-    if verify:
-        for name, entry in manifest.files.items():
-            verify_file(folder / name, entry["sha256"])
-    return manifest
-
-
-def verify_file(path: Path, expected: str, pinned: str = MANIFEST_NAME) -> None:
-    """Refuse ``path`` when it is missing or its sha256 is not ``expected`` (one line naming it; ``pinned``
-    says where ``expected`` comes from)."""
-    if not path.is_file():
-        raise TcdmlInputError(f"{path}: missing (listed in {MANIFEST_NAME})")
-    actual = sha256_file(path)
-    if actual != expected:
-        raise TcdmlInputError(
-            f"{path}: sha256 {actual[:12]}... differs from {str(expected)[:12]}... in {pinned} "
-            "(changed or damaged after export)"
-        )
+    return load_folder(folder, verify=verify, manifest_sha256=manifest_sha256)[0]

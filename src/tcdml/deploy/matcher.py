@@ -15,15 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from tcdml.deploy.manifest import Manifest, read_manifest
-from tcdml.deploy.runtime import (
-    Runner,
-    TextTokenizer,
-    build_runner,
-    check_images,
-    check_texts,
-    check_vectors,
-)
+from tcdml.deploy.kinds import KINDS
+from tcdml.deploy.manifest import Manifest, load_folder
+from tcdml.deploy.runtime import Runner, TextTokenizer, build_runner, model_file
 from tcdml.deploy.similarity import (
     MatchResult,
     SearchResult,
@@ -66,24 +60,22 @@ class Matcher:
 
     def embed(self, inputs: Any) -> np.ndarray:
         """(N, D) L2-normalised float32 embeddings of a batch of inputs, ``batch_size`` at a time."""
-        kind = self.manifest.kind
-        if kind == "text":
-            texts = check_texts(inputs)
-            chunks = [
-                self.tokenizer(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
-            ]
+        kind = KINDS[self.manifest.kind]
+        batch = kind.check_batch(inputs, self.manifest.input)
+        size = self.batch_size
+        if self.tokenizer is not None:
+            chunks = [self.tokenizer(batch[i : i + size]) for i in range(0, len(batch), size)]
         else:
-            array = (
-                check_images(inputs, self.manifest.input)
-                if kind == "image"
-                else check_vectors(inputs, self.manifest.input)
-            )
-            name = "images" if kind == "image" else "inputs"
-            chunks = [{name: array[i : i + self.batch_size]} for i in range(0, len(array), self.batch_size)]
+            chunks = [{kind.inputs[0]: batch[i : i + size]} for i in range(0, len(batch), size)]
         parts = [np.asarray(self.runner(chunk), dtype=np.float32) for chunk in chunks]
         if not parts:
             return np.zeros((0, self.embedding_size), dtype=np.float32)
-        return np.ascontiguousarray(np.concatenate(parts))
+        out = np.ascontiguousarray(np.concatenate(parts))
+        finite = np.isfinite(out).all(axis=1)
+        if not finite.all():
+            rows = np.flatnonzero(~finite)[:5].tolist()
+            raise TcdmlInputError(f"embed: the model gave NaN or Inf for {int((~finite).sum())} rows {rows}")
+        return out
 
     def _embedded(self, values: Any, embedded: bool, name: str) -> np.ndarray:
         if embedded:
@@ -120,23 +112,32 @@ def load_matcher(
     batch_size: int = 64,
     manifest_sha256: str | None = None,
 ) -> Matcher:
-    """The matcher of a ``tcdml export`` folder; every file's sha256 is checked against the manifest first.
+    """The matcher of a ``tcdml export`` folder; every file's size and sha256 is checked against the
+    manifest first, and the model (and tokenizer) run from the very bytes that were checked.
 
     ``backend``: ``"onnx"`` (onnxruntime) or ``"torchscript"`` (torch); None: ONNX when the folder has it.
     ``providers``: onnxruntime execution providers (default CPU). Every problem (a missing, changed or
     extra-damaged file, a malformed manifest, onnxruntime not installed) is one ``TcdmlInputError`` line.
-    ``manifest_sha256``: the manifest's own hash as ``tcdml export`` printed it; given, a changed manifest
-    (e.g. its threshold) is refused too.
+    ``manifest_sha256``: the manifest's own hash as ``tcdml export`` printed it (any case, whitespace around
+    it ignored); given, a changed manifest (e.g. its threshold) is refused too. The model's graph (input
+    names, kinds and widths, output width) and one probe input are checked against the manifest.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TcdmlInputError(f"load_matcher: batch_size={batch_size!r}, expected a positive integer")
-    manifest = read_manifest(folder, manifest_sha256=manifest_sha256)
-    chosen, runner = build_runner(manifest, backend=backend, providers=providers)
+
+    def used(manifest: Manifest) -> list[str]:
+        tokenizer = [manifest.input["tokenizer"]] if manifest.kind == "text" else []
+        return [model_file(manifest, backend)[1], *tokenizer]
+
+    manifest, content = load_folder(folder, manifest_sha256=manifest_sha256, keep=used)
+    chosen, name = model_file(manifest, backend)
+    runner = build_runner(manifest, chosen, content[name], providers)
     tokenizer = None
     if manifest.kind == "text":
         contract = manifest.input
         tokenizer = TextTokenizer(
             manifest.folder / contract["tokenizer"],
+            content[contract["tokenizer"]],
             contract["max_length"],
             pad_id=contract.get("pad_id", 0),  # checked by parse_manifest
             pad_token=contract.get("pad_token", "[PAD]"),

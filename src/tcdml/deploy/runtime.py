@@ -1,6 +1,7 @@
 """Run an exported model file: onnxruntime for ``model.onnx``, torch for ``model.pt`` (TorchScript).
 
-Each runner maps named numpy inputs (``INPUT_NAMES`` of the input kind) to the (N, D) float32 embeddings.
+Each runner maps named numpy inputs (``tcdml.deploy.kinds``: the input kind's names) to the (N, D) float32
+embeddings.
 Inputs are prepared by kind: image batches as float32 (N, 3, S, S) arrays (already resized, cropped and
 normalised as ``input`` in the manifest says), texts tokenised with the ``tokenizers`` package from the
 folder's ``tokenizer.json``, embeddings (adapter heads) as float32 (N, input_size) arrays.
@@ -9,6 +10,7 @@ onnxruntime, torch and tokenizers are imported only when a runner or tokenizer i
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tcdml.deploy.manifest import INPUT_NAMES, OUTPUT_NAME, Manifest
+from tcdml.deploy.kinds import KINDS
+from tcdml.deploy.manifest import OUTPUT_NAME, Manifest
 from tcdml.errors import TcdmlInputError, first_line
 
 
@@ -26,11 +29,44 @@ class Runner(Protocol):
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
+def _external_data(model: bytes) -> list[str]:
+    """The external-data files ``model`` (ONNX bytes) refers to; [] when the ``onnx`` package is missing
+    (onnxruntime then refuses external data of a model loaded from bytes by itself)."""
+    try:
+        import onnx
+    except ImportError:
+        return []
+    try:
+        proto = onnx.load_model_from_string(model)
+    except Exception:  # a damaged file: onnxruntime names the problem
+        return []
+    found: list[str] = []
+
+    def tensors(graph) -> None:
+        for tensor in [*graph.initializer, *(s.values for s in graph.sparse_initializer)]:
+            check(tensor)
+        for node in graph.node:
+            for attribute in node.attribute:
+                for tensor in [attribute.t, *attribute.tensors]:
+                    check(tensor)
+                for sub in [attribute.g, *attribute.graphs]:
+                    tensors(sub)
+
+    def check(tensor) -> None:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            entries = {entry.key: entry.value for entry in tensor.external_data}
+            found.append(entries.get("location", "?"))
+
+    tensors(proto.graph)
+    return sorted(set(found))
+
+
 class OnnxRunner:
-    """``model.onnx`` in an onnxruntime session (CPU unless ``providers`` says otherwise)."""
+    """ONNX bytes (checked against the manifest) in an onnxruntime session (CPU unless ``providers`` says
+    otherwise): what was hashed is what runs."""
 
     def __init__(
-        self, path: Path, providers: Sequence[str] | None = None, threads: int | None = None
+        self, path: Path, model: bytes, providers: Sequence[str] | None = None, threads: int | None = None
     ) -> None:
         try:
             import onnxruntime
@@ -38,25 +74,81 @@ class OnnxRunner:
             raise TcdmlInputError(
                 f"{path}: running an ONNX export needs onnxruntime: pip install 'tcdml[deploy]'"
             ) from None
+        external = _external_data(model)
+        if external:
+            raise TcdmlInputError(
+                f"{path}: refers to external data {', '.join(map(repr, external))}, which tcdml export never "
+                "writes and the manifest does not pin (refused)"
+            )
+        chosen = list(providers or ["CPUExecutionProvider"])
+        available = onnxruntime.get_available_providers()
+        unknown = [name for name in chosen if name not in available]
+        if unknown:
+            raise TcdmlInputError(
+                f"providers={unknown}: not available in this onnxruntime (available: {', '.join(available)})"
+            )
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # errors only
+        options.log_severity_level = 4  # fatal only: a load failure is reported below, in one line
         try:
-            self.session = onnxruntime.InferenceSession(
-                str(path), options, providers=list(providers or ["CPUExecutionProvider"])
-            )
+            self.session = onnxruntime.InferenceSession(model, options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own types for a bad file or provider
             raise TcdmlInputError(f"{path}: onnxruntime cannot load it ({first_line(exc)})") from None
+        self.path = path
+
+    def check_graph(self, manifest: Manifest) -> None:
+        """Refuse a graph whose input names, kinds and widths or output width differ from the manifest."""
+        kind = KINDS[manifest.kind]
+        names = kind.inputs
+        inputs = self.session.get_inputs()
+        if tuple(item.name for item in inputs) != names:
+            found = [item.name for item in inputs]
+            raise TcdmlInputError(
+                f"{self.path}: graph inputs {found}, but the manifest's input.kind {manifest.kind!r} "
+                f"expects {list(names)}"
+            )
+        wanted, says = kind.graph_shape(manifest.input)
+        expected_type = kind.onnx_type
+        for item in inputs:
+            if item.type != expected_type:
+                raise TcdmlInputError(
+                    f"{self.path}: graph input {item.name!r} is {item.type}, expected {expected_type}"
+                )
+            _check_shape(self.path, f"graph input {item.name!r}", list(item.shape), wanted, says)
+        outputs = self.session.get_outputs()
+        if [item.name for item in outputs] != [OUTPUT_NAME]:
+            raise TcdmlInputError(
+                f"{self.path}: graph outputs {[item.name for item in outputs]}, expected [{OUTPUT_NAME!r}]"
+            )
+        size = manifest.embedding_size
+        _check_shape(
+            self.path, "graph output", list(outputs[0].shape), [None, size], f"embedding_size={size}"
+        )
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run([OUTPUT_NAME], feeds)[0]
+        try:
+            return self.session.run([OUTPUT_NAME], feeds)[0]
+        except Exception as exc:  # onnxruntime's own types
+            raise TcdmlInputError(f"{self.path}: onnxruntime failed ({first_line(exc)})") from None
+
+
+def _check_shape(path: Path, what: str, shape: list[Any], wanted: list[int | None], says: str) -> None:
+    """Refuse a graph ``shape`` (ints or symbolic names) that cannot be ``wanted`` (``says``: the manifest
+    keys behind it)."""
+    pairs = zip(shape, wanted, strict=False)
+    fits = len(shape) == len(wanted) and all(
+        want is None or not isinstance(have, int) or have == want for have, want in pairs
+    )
+    if not fits:
+        raise TcdmlInputError(f"{path}: {what} has shape {shape}, but the manifest says {says}")
 
 
 class TorchScriptRunner:
-    """``model.pt`` (TorchScript) run with torch on the CPU, without gradients."""
+    """TorchScript bytes (checked against the manifest) loaded from a buffer, run with torch on the CPU,
+    without gradients."""
 
-    def __init__(self, path: Path, names: Sequence[str]) -> None:
+    def __init__(self, path: Path, model: bytes, names: Sequence[str]) -> None:
         try:
             import torch
         except ImportError:
@@ -66,25 +158,27 @@ class TorchScriptRunner:
         try:
             with warnings.catch_warnings():  # torch.jit.load's deprecation notice: TorchScript is what ran
                 warnings.simplefilter("ignore", FutureWarning)
-                self.module = torch.jit.load(str(path), map_location="cpu").eval()
+                self.module = torch.jit.load(io.BytesIO(model), map_location="cpu").eval()
         except Exception as exc:  # torch raises several types for a damaged or foreign file
             raise TcdmlInputError(
                 f"{path}: torch cannot load it as TorchScript ({first_line(exc)})"
             ) from None
+        self.path = path
         self.names = tuple(names)
         self.torch = torch
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        with self.torch.inference_mode():
-            out = self.module(*(self.torch.from_numpy(feeds[name]) for name in self.names))
-        return out.float().numpy()
+        try:
+            with self.torch.inference_mode():
+                out = self.module(*(self.torch.from_numpy(feeds[name]) for name in self.names))
+            return out.float().numpy()
+        except Exception as exc:  # TorchScript raises its own types
+            raise TcdmlInputError(f"{self.path}: TorchScript failed ({first_line(exc)})") from None
 
 
-def build_runner(
-    manifest: Manifest, *, backend: str | None = None, providers: Sequence[str] | None = None
-) -> tuple[str, Runner]:
-    """The runner of the folder's model: ``backend`` ``"onnx"`` / ``"torchscript"``, or None: ONNX if
-    exported, else TorchScript. Returns (backend, runner)."""
+def model_file(manifest: Manifest, backend: str | None) -> tuple[str, str]:
+    """(backend, file name) of the folder's model: ``backend`` ``"onnx"`` / ``"torchscript"``, or None: ONNX
+    if exported, else TorchScript."""
     files = {"onnx": manifest.model.get("onnx"), "torchscript": manifest.model.get("torchscript")}
     if backend is None:
         backend = "onnx" if files["onnx"] else "torchscript"
@@ -93,20 +187,41 @@ def build_runner(
     name = files[backend]
     if not name:
         raise TcdmlInputError(f"{manifest.folder}: has no {backend} model (model.{backend} is null)")
-    path = manifest.folder / name
+    return backend, name
+
+
+def build_runner(
+    manifest: Manifest, backend: str, model: bytes, providers: Sequence[str] | None = None
+) -> Runner:
+    """The runner of the verified ``model`` bytes, checked against the manifest: the ONNX graph's inputs and
+    output (names, kinds, widths), then one probe input of the contract, whose output must be (1, D)."""
+    path = manifest.folder / model_file(manifest, backend)[1]
     if backend == "onnx":
-        return backend, OnnxRunner(path, providers)
-    return backend, TorchScriptRunner(path, INPUT_NAMES[manifest.kind])
+        onnx_runner = OnnxRunner(path, model, providers)
+        onnx_runner.check_graph(manifest)
+        runner: Runner = onnx_runner
+    else:
+        runner = TorchScriptRunner(path, model, KINDS[manifest.kind].inputs)
+    output = np.asarray(runner(KINDS[manifest.kind].probe(manifest.input)))
+    if output.shape != (1, manifest.embedding_size):
+        raise TcdmlInputError(
+            f"{path}: the model gives {output.shape[1:] if output.ndim == 2 else output.shape}-wide outputs, "
+            f"but the manifest says embedding_size={manifest.embedding_size}"
+        )
+    return runner
 
 
 class TextTokenizer:
-    """The folder's ``tokenizer.json`` (``tokenizers`` package): texts -> padded int64 ids and mask.
+    """The folder's ``tokenizer.json`` (``tokenizers`` package), from its verified bytes: texts -> padded
+    int64 ids and mask.
 
     Truncated to ``max_length`` tokens, padded to the longest text of the batch (masked attention and
     pooling make a text's embedding independent of its padding).
     """
 
-    def __init__(self, path: Path, max_length: int, pad_id: int = 0, pad_token: str = "[PAD]") -> None:
+    def __init__(
+        self, path: Path, content: bytes, max_length: int, pad_id: int = 0, pad_token: str = "[PAD]"
+    ) -> None:
         try:
             from tokenizers import Tokenizer
         except ImportError:
@@ -114,8 +229,8 @@ class TextTokenizer:
                 f"{path}: text exports need the tokenizers package: pip install tokenizers"
             ) from None
         try:
-            self.tokenizer = Tokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises its own exception type
+            self.tokenizer = Tokenizer.from_str(content.decode("utf-8"))
+        except Exception as exc:  # tokenizers raises its own exception type; UnicodeDecodeError
             raise TcdmlInputError(f"{path}: cannot read as a tokenizer ({first_line(exc)})") from None
         self.tokenizer.enable_truncation(max_length=max_length)
         self.tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
@@ -126,41 +241,3 @@ class TextTokenizer:
             "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
         }
-
-
-def check_images(values: Any, contract: dict[str, Any]) -> np.ndarray:
-    """An image batch as a C-contiguous float32 (N, 3, S, S) array, else ``TcdmlInputError``."""
-    size = contract["image_size"]
-    try:
-        array = np.ascontiguousarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise TcdmlInputError(f"embed: expected a float32 (N, 3, {size}, {size}) image array") from None
-    if array.ndim != 4 or array.shape[1:] != (3, size, size):
-        raise TcdmlInputError(
-            f"embed: image batch of shape {array.shape}, expected (N, 3, {size}, {size}) "
-            "(RGB, resized, centre-cropped and normalised as the manifest's input says)"
-        )
-    return array
-
-
-def check_texts(values: Any) -> list[str]:
-    """A batch of texts as a list of ``str``, else ``TcdmlInputError``."""
-    if isinstance(values, str) or not isinstance(values, Sequence | np.ndarray):
-        raise TcdmlInputError("embed: expected a list of str (one text per item)")
-    texts = list(values)
-    bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
-    if bad is not None:
-        raise TcdmlInputError(f"embed: item {bad} is {type(texts[bad]).__name__}, expected str")
-    return texts
-
-
-def check_vectors(values: Any, contract: dict[str, Any]) -> np.ndarray:
-    """An adapter's input batch as a C-contiguous float32 (N, input_size) array, else ``TcdmlInputError``."""
-    width = contract["input_size"]
-    try:
-        array = np.ascontiguousarray(values, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise TcdmlInputError(f"embed: expected a float32 (N, {width}) array of input embeddings") from None
-    if array.ndim != 2 or array.shape[1] != width:
-        raise TcdmlInputError(f"embed: input of shape {array.shape}, expected (N, {width}) embeddings")
-    return array

@@ -8,15 +8,19 @@ exported model's (``tcdml calibrate -o`` writes it; a file written before it did
 
 from __future__ import annotations
 
-import math
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tcdml.deploy.manifest import sha256_file
+from tcdml.deploy.kinds import is_number
 from tcdml.errors import TcdmlInputError
-from tcdml.io.json_file import read_json_object
+from tcdml.io.file_bytes import read_user_file
+from tcdml.io.json_file import parse_json_object
+
+#: Largest calibration file read (``tcdml calibrate -o`` writes a few kB).
+CALIBRATION_LIMIT = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -51,32 +55,35 @@ class CalibrationRecord:
         }
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
-    """Read and check a calibration JSON; a problem is one ``TcdmlInputError`` line naming file and key."""
+    """Read and check a calibration JSON; a problem is one ``TcdmlInputError`` line naming file and key.
+
+    The file is read once (a pipe works): the recorded sha256 is that of the bytes parsed.
+    """
     path = Path(path)
-    data = read_json_object(path, "no such calibration file (expected the JSON tcdml calibrate -o writes)")
+    missing = "no such calibration file (expected the JSON tcdml calibrate -o writes)"
+    content = read_user_file(path, CALIBRATION_LIMIT, "calibration file", missing)
+    data = parse_json_object(content, path)
     if "threshold" not in data:
         raise TcdmlInputError(f"{path}: no 'threshold' key (expected the JSON tcdml calibrate -o writes)")
     threshold = data["threshold"]
-    if not _is_number(threshold) or not -1.0 <= threshold <= 1.0:
+    if not is_number(threshold) or not -1.0 <= threshold <= 1.0:
         raise TcdmlInputError(f"{path}: threshold={threshold!r}, expected a number in [-1, 1]")
     target = data.get("target")
     if target not in ("far", "frr"):
         raise TcdmlInputError(f"{path}: target={target!r}, expected 'far' or 'frr'")
     rate = data.get("target_rate")
-    if not _is_number(rate) or not 0.0 < rate < 1.0:
+    if not is_number(rate) or not 0.0 < rate < 1.0:
         raise TcdmlInputError(f"{path}: target_rate={rate!r}, expected a number in (0, 1)")
     size = data.get("embedding_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise TcdmlInputError(f"{path}: embedding_size={size!r}, expected a positive integer")
     for key in ("far", "frr"):
         value = data.get(key)
-        if value is not None and not (_is_number(value) and 0.0 <= value <= 1.0):
+        if value is not None and not (is_number(value) and 0.0 <= value <= 1.0):
             raise TcdmlInputError(f"{path}: {key}={value!r}, expected a rate in [0, 1] or null")
     kept = ("far", "frr", "class_far", "class_frr", "num_classes", "mode")
     summary = {key: data.get(key) for key in kept}
-    return CalibrationRecord(path, float(threshold), target, float(rate), summary, size, sha256_file(path))
+    return CalibrationRecord(
+        path, float(threshold), target, float(rate), summary, size, hashlib.sha256(content).hexdigest()
+    )

@@ -10,6 +10,7 @@ one ``TcdmlInputError`` line naming the operator and the layer that calls it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -22,8 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from tcdml.deploy.kinds import InputKind
 from tcdml.deploy.manifest import OUTPUT_NAME
 from tcdml.errors import TcdmlInputError
+from tcdml.io.file_bytes import write_new_file
 
 OPSET = 17
 #: Largest |exported - original| accepted on the check inputs (embeddings are unit rows).
@@ -69,26 +72,20 @@ def _quiet_descriptors() -> Iterator[None]:
             os.close(fd)
 
 
-def _dynamic_axes(names: Sequence[str], sequence: bool) -> dict[str, dict[int, str]]:
-    """Batch axis 0 dynamic on every input and the output; token axis 1 too for text inputs."""
-    axes = {name: ({0: "batch", 1: "tokens"} if sequence else {0: "batch"}) for name in names}
-    return {**axes, OUTPUT_NAME: {0: "batch"}}
-
-
-def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequence[str], path: Path) -> None:
+def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], kind: InputKind, path: Path) -> None:
     """Write ``module`` (eval mode) as ONNX at ``path``; ``TcdmlInputError`` naming the operator it cannot
     export (and the layer calling it, when found)."""
-    sequence = example[0].dtype == torch.int64  # token ids: (batch, tokens)
+    buffer = io.BytesIO()
     try:
         with _quiet_export(), _quiet_descriptors(), torch.no_grad():
             torch.onnx.export(
                 module,
                 example,
-                str(path),
+                buffer,
                 dynamo=False,
-                input_names=list(names),
+                input_names=list(kind.inputs),
                 output_names=[OUTPUT_NAME],
-                dynamic_axes=_dynamic_axes(names, sequence),
+                dynamic_axes=kind.dynamic_axes(OUTPUT_NAME),
                 opset_version=OPSET,
                 do_constant_folding=True,
             )
@@ -107,6 +104,7 @@ def to_onnx(module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequenc
         raise TcdmlInputError(
             f"cannot export the model as ONNX: {reason} (try --format torchscript)"
         ) from None
+    write_new_file(path, buffer.getvalue())  # a full disk: an OSError naming the file, not "cannot convert"
 
 
 def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operator: str) -> str | None:
@@ -144,13 +142,15 @@ def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operato
 
 def to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
     """Write ``module`` (eval mode) traced as TorchScript at ``path``; ``TcdmlInputError`` on failure."""
+    buffer = io.BytesIO()
     try:
         with _quiet_export(), torch.no_grad():
             traced = torch.jit.trace(module, example, check_trace=False)
-            torch.jit.save(traced, str(path))
+            torch.jit.save(traced, buffer)
     except Exception as exc:  # tracing raises many types
         text = " ".join(str(exc).split()) or type(exc).__name__
         raise TcdmlInputError(f"cannot export the model as TorchScript: {text[:200]}") from None
+    write_new_file(path, buffer.getvalue())  # Python's writer: ENOSPC is an OSError, not torch's abort
 
 
 def check_files(

@@ -25,10 +25,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from tcdml.calibration.threshold import warn_low_threshold
+from tcdml.deploy.kinds import KINDS
 from tcdml.deploy.manifest import (
     FORMAT,
     FORMAT_VERSION,
-    INPUT_NAMES,
     MANIFEST_NAME,
     ONNX_NAME,
     OUTPUT_NAME,
@@ -109,14 +110,14 @@ def _versions() -> dict[str, str | None]:
 
 
 def _write_models(
-    module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequence[str], folder: Path, format: str
+    module: nn.Module, example: tuple[torch.Tensor, ...], kind: str, folder: Path, format: str
 ) -> tuple[Path | None, Path | None, str | None]:
     """Write the model file(s) of ``format`` into ``folder``: (onnx path, torchscript path, why no ONNX)."""
     onnx = script = None
     onnx_error = None
     if format in ("auto", "onnx", "both"):
         try:
-            to_onnx(module, example, names, folder / ONNX_NAME)
+            to_onnx(module, example, KINDS[kind], folder / ONNX_NAME)
             onnx = folder / ONNX_NAME
         except TcdmlInputError as exc:
             if format != "auto":
@@ -152,19 +153,20 @@ def export_module(
     """
     check_format(format)
     kind = input_contract.get("kind")
-    if kind not in INPUT_NAMES:
-        raise TcdmlInputError(f"input contract: kind={kind!r}, expected one of {', '.join(INPUT_NAMES)}")
+    if kind not in KINDS:
+        raise TcdmlInputError(f"input contract: kind={kind!r}, expected one of {', '.join(KINDS)}")
     record = calibration if isinstance(calibration, CalibrationRecord) else read_calibration(calibration)
     out_dir = check_export_folder(out_dir, force, [*inputs, record.path])
     module = module.eval()
     example = _as_tuple(example_input)
     checks = _as_tuple(check_input) if check_input is not None else example
-    names = INPUT_NAMES[kind]
+    names = KINDS[kind].inputs
     with torch.no_grad():
         size = int(module(*example).shape[1])
     record.check_embedding_size(size, "the exported model")
+    warn_low_threshold(record.threshold)  # shipped as it is, but never silently
     with staged_folder(out_dir) as folder:
-        onnx, script, onnx_error = _write_models(module, example, names, folder, format)
+        onnx, script, onnx_error = _write_models(module, example, kind, folder, format)
         difference = check_files(module, checks, names, onnx, script)
         for name, path in (extra_files or {}).items():
             shutil.copyfile(path, folder / name)

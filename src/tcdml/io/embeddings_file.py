@@ -9,8 +9,10 @@ five are not read.
 
 from __future__ import annotations
 
+import io
 import math
 import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -183,12 +185,20 @@ def save_embeddings_file(
     is_query: np.ndarray | None = None,
     is_gallery: np.ndarray | None = None,
 ) -> Path:
-    """Write an embedding file atomically (docs/spec.md's layout) and return its path."""
+    """Write an embedding file atomically (docs/spec.md's layout) and return its path.
+
+    A device or pipe (``-o /dev/null``, ``-o >(...)``) does not seek as a zip writer needs: the file is
+    then built in memory and written through in one piece."""
     arrays = {"embeddings": np.asarray(embeddings), "labels": np.asarray(labels)}
     for key, value in (("ids", ids), ("is_query", is_query), ("is_gallery", is_gallery)):
         if value is not None:
             arrays[key] = np.asarray(value)
     path = Path(path)
     with atomic_write(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            np.savez(handle, **arrays)
+        else:
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            handle.write(buffer.getvalue())
     return path

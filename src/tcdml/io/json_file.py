@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 from tcdml.io.atomic import atomic_write
+from tcdml.io.file_bytes import read_user_file
 
 
 def json_safe(value: Any) -> Any:
@@ -34,22 +35,35 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     return path
 
 
-def read_json_object(path: str | os.PathLike, missing: str) -> dict[str, Any]:
-    """The JSON object stored in ``path``; ``TcdmlInputError`` naming the file when it is a folder, missing
-    (``missing`` says what was expected there), unreadable, not UTF-8, not JSON or not an object."""
-    path = Path(path)
-    if path.is_dir():
-        raise TcdmlInputError(f"{path}: is a folder, expected a JSON file")
+#: Largest JSON file tcdml reads (a manifest, a calibration, an adapter.json are a few kB).
+JSON_LIMIT = 16 << 20
+
+
+def parse_json_object(data: bytes, path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in ``data`` (the bytes of ``path``, which names it in errors).
+
+    Not UTF-8, not JSON, nested too deep for the parser, an integer of thousands of digits or not an object:
+    one ``TcdmlInputError`` line each.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TcdmlInputError(f"{path}: {missing}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TcdmlInputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TcdmlInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        data = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TcdmlInputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise TcdmlInputError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
+    except RecursionError:
+        raise TcdmlInputError(f"{path}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer longer than Python's int digit limit
+        raise TcdmlInputError(f"{path}: not readable JSON ({first_line(exc, 120)})") from None
+    if not isinstance(value, dict):
+        raise TcdmlInputError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_json_object(path: str | os.PathLike, missing: str, limit: int = JSON_LIMIT) -> dict[str, Any]:
+    """The JSON object stored in ``path``, read once and at most ``limit`` bytes (``tcdml.io.file_bytes``);
+    ``TcdmlInputError`` naming the file when it is a folder, missing (``missing`` says what was expected
+    there), too large, unreadable, not UTF-8, not JSON or not an object (``parse_json_object``)."""
+    return parse_json_object(read_user_file(path, limit, "JSON file", missing), path)

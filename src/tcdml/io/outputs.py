@@ -7,7 +7,8 @@ The rules, the same for every command and option:
   device / pipe (written through). Its folder must exist and be writable; it is never created.
 - A FOLDER output (``--plot DIR``) is created when missing, but its parent must exist. A name with a figure
   suffix (``out.png``) is refused: the figures are written into the folder as ``NAME.png`` and ``NAME.svg``.
-- No output may be the command's input file, and no two outputs may be the same file.
+- No output may be an input of the command (a file, or an existing file inside an input folder such as an
+  adapter's ``adapter.pt``; ``refuse_inputs``), and no two outputs may be the same file.
 
 ``OutputSet.check_file`` / ``check_folder`` raise ``TcdmlInputError`` (one line naming the option, the
 path and the problem) before anything is computed. ``OutputSet.staging()`` then hands out temporary paths
@@ -123,6 +124,27 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.abspath(a) == os.path.abspath(b)
 
 
+def refuse_inputs(
+    option: str, path: str | os.PathLike, target: Path, inputs: Sequence[str | os.PathLike]
+) -> None:
+    """Refuse an output ``target`` (``option path`` in the message) that is one of a command's ``inputs``, an
+    existing file inside an input folder (an adapter's ``adapter.pt``), or a folder holding an input.
+
+    The one rule every command's output check uses (``OutputSet``, ``tcdml.io.output_folder``): no command
+    overwrites what it reads.
+    """
+    real = Path(os.path.realpath(target))
+    for source in map(Path, inputs):
+        if not os.fspath(source) or not os.path.lexists(source):
+            continue
+        resolved = Path(os.path.realpath(source))
+        if (target.exists() and _same_file(source, target)) or (resolved in real.parents and target.exists()):
+            kind = "folder" if resolved.is_dir() else "file"
+            raise _fail(option, path, f"would overwrite the input {kind} {os.fspath(source)}")
+        if real in resolved.parents:
+            raise _fail(option, path, f"holds the input {os.fspath(source)} (choose another path)")
+
+
 @dataclass
 class OutputSet:
     """The outputs of one command run: check them all, compute, then write them all (see module docstring)."""
@@ -153,9 +175,7 @@ class OutputSet:
 
     def _refuse_overlap(self, option: str, path: Path, targets: list[Path]) -> None:
         for target in targets:
-            for source in map(Path, self.inputs):
-                if source.exists() and target.exists() and _same_file(source, target):
-                    raise _fail(option, path, f"would overwrite the input file {os.fspath(source)}")
+            refuse_inputs(option, path, target, self.inputs)
             for other_option, other in self._taken():
                 if _same_file(other, target) and not is_write_through(target):
                     raise _fail(option, path, f"is also the output of {other_option}")
@@ -182,16 +202,28 @@ class OutputSet:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while the block runs (main thread, POSIX); they are delivered when it ends."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT and SIGTERM while the block runs; each is delivered (to the handler it had) when it ends.
+
+    Python runs signal handlers in the main thread whichever thread the signal arrives on (torch's worker
+    threads included), so the handlers are swapped for one that only records the signal: blocking it in the
+    main thread alone would not stop a signal arriving on another thread. Outside the main thread (where
+    handlers cannot be set) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    received: list[int] = []
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+            previous[signum] = signal.signal(signum, lambda number, frame: received.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received:
+            signal.raise_signal(signum)
 
 
 class Staging:

@@ -24,7 +24,7 @@ def check_torch_zip(path: Path, what: str = "checkpoint") -> None:
     """Refuse ``path`` unless it is a zip (torch's format) whose every member matches its CRC."""
     try:
         if not zipfile.is_zipfile(path):
-            raise TcdmlInputError(f"{path}: cannot read as a {what} (not a torch zip file)")
+            raise TcdmlInputError(f"{path}: cannot read as {_a(what)} (not a torch zip file)")
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
     except TcdmlInputError:
@@ -47,15 +47,25 @@ def load_torch_file(
 
     path = Path(path)
     if path.is_dir():
-        raise TcdmlInputError(f"{path}: is a directory, expected a {what} file")
+        raise TcdmlInputError(f"{path}: is a directory, expected {_a(_file(what))}")
     if not path.is_file():
-        raise TcdmlInputError(f"{path}: no such {what} file")
+        raise TcdmlInputError(f"{path}: no such {_file(what)}")
     if require_zip or zipfile.is_zipfile(path):
         check_torch_zip(path, what)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise TcdmlInputError(f"{path}: cannot read as a {what} ({_reason(exc)})") from None
+        raise TcdmlInputError(f"{path}: cannot read as {_a(what)} ({_reason(exc)})") from None
+
+
+def _file(what: str) -> str:
+    """``what`` ending in "file" once: "checkpoint file", "weights file" (not "weights file file")."""
+    return what if what.endswith("file") else f"{what} file"
+
+
+def _a(what: str) -> str:
+    """``what`` with its article: "a checkpoint", "an adapter weights"."""
+    return f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
 
 
 def _reason(exc: BaseException) -> str:
