@@ -7,11 +7,10 @@ The TCM options use the vocabulary of ``configs/loss/tcm.yaml`` (``margins: auto
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tcdml.checks import check_int, check_real
 from tcdml.deploy.kinds import MAX_WIDTH
 from tcdml.errors import TcdmlInputError
 
@@ -27,19 +26,13 @@ RECIPE_LAMBDA = {"auto": 3.0, "fixed": 1.0}
 
 
 def _integer(name: str, value: Any, low: int, high: int | None = None) -> None:
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-    if not ok or (high is not None and value > high):
-        expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise TcdmlInputError(f"--{name}={value!r}: expected {expected}")
+    check_int(f"--{name.replace('_', '-')}", value, low=low, high=high)
 
 
 def _number(name: str, value: Any, low: float, high: float, *, open_low: bool, open_high: bool) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
-    if not ok:
-        interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
-        raise TcdmlInputError(f"--{name}={value!r}: expected a number in {interval}")
+    check_real(
+        f"--{name.replace('_', '-')}", value, low=low, high=high, open_low=open_low, open_high=open_high
+    )
 
 
 @dataclass(frozen=True)

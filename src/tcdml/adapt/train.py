@@ -171,8 +171,8 @@ def check_loss_name(name: str) -> list[str]:
 
 def _build_loss(settings: AdaptSettings, num_classes: int, embedding_size: int, per_batch: int) -> nn.Module:
     """The registry loss (+ TCM), its ``num_classes`` / ``embedding_size`` filled in when it needs them."""
-    from tcdml.losses.margins import TCMParamError, check_tcm_params
     from tcdml.losses.registry import build_loss, fill_runtime_params
+    from tcdml.losses.tcm_settings import TCMSettings
 
     check_loss_name(settings.loss)
     try:  # the rule tcdml train shares: filled when required and left out, refused when it disagrees
@@ -183,12 +183,11 @@ def _build_loss(settings: AdaptSettings, num_classes: int, embedding_size: int, 
         raise TcdmlInputError(f"--loss={settings.loss!r}: loss parameter {exc}") from None
     tcm = settings.tcm_params()
     if tcm is not None:
-        try:
-            check_tcm_params(tcm, per_batch, settings.m_per_class)
-        except TCMParamError as exc:
-            option = "--" + exc.key.rpartition(".")[2].replace("_", "-")
-            message = str(exc).replace("data.classes_per_batch x data.samples_per_class", "P x --m-per-class")
-            raise TcdmlInputError(f"{option}={exc.value!r}: {message.partition(': ')[2]}") from None
+        try:  # TCM's own checks and batch rule; its parameter names become the CLI's options
+            TCMSettings.from_mapping(tcm).check_batches(per_batch, settings.m_per_class)
+        except ParameterError as exc:
+            expected = f"{exc.expected} (P x --m-per-class)"
+            raise ParameterError.of("--" + exc.name.replace("_", "-"), exc.value, expected) from None
     try:
         return build_loss(settings.loss, tcm=tcm, **params)
     except (ValueError, TypeError) as exc:
