@@ -19,7 +19,7 @@ LAYERS: list[set[str]] = [
     {"figures", "distributed"},
     {"metrics", "deploy"},
     {"losses", "data", "models"},
-    {"calibration"},
+    {"calibration", "posthoc"},
     {"training", "adapt"},
     {"export"},
     {"experiments"},
