@@ -6,7 +6,7 @@ The recipe (issue 17, the lead's held-out text study): every encoder layer train
 too), masked mean pooling, no head (the 384-d pooled features are the embeddings); m-per-class batches
 (``MPerClassBatchSampler``: 16 headings x 4 texts = 64); the registry loss ``ntxent``
 (pytorch-metric-learning's NT-Xent, in-batch, τ 0.05) ± TCM (``auto``: m- at FAR 0.1, m+ at FRR 0.5 read
-off the batches, λ 3 = the shipped ``configs/loss/tcm.yaml``; ``fixed``: the SPEC's m+ 0.9, m- 0.5, λ 1);
+off the batches, λ 3 = the shipped ``configs/loss/tcm.yaml``; ``fixed``: docs/spec.md's m+ 0.9, m- 0.5, λ 1);
 AdamW lr 2e-5, no schedule.
 
 Selection never reads the test headings: 20 % of the **training** headings
