@@ -12,7 +12,9 @@
    OPIS with 95 % paired bootstrap intervals over classes.
 
 Writes ``runs/posthoc_hscodes/results.json``; ``--data DIR`` reads another model's ``train.npz`` /
-``test.npz`` instead (e.g. ``benchmarks/glyphs_features.py``'s) and writes ``DIR/posthoc/results.json``.
+``test.npz`` instead (e.g. ``benchmarks/glyphs_features.py``'s, or an adapter's / a fine-tune's outputs) and
+writes ``DIR/posthoc/results.json``; ``--start FILE`` (the untrained model's test.npz, same samples) also
+compares each calibrated model with the start's cosine.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--data", type=Path, default=None, help="folder of train.npz, test.npz")
+    parser.add_argument("--start", type=Path, default=None, help="the start's test.npz, also compared with")
     args = parser.parse_args()
     import torch
     from adapt_hscodes import OUT as EMBEDDINGS
@@ -78,6 +81,18 @@ def main() -> None:
                 cosine_matrix(test.embeddings), model.score_matrix(test.embeddings), test.labels
             ).to_dict()
             row = {"method": method, "setting": chosen, "seed": seed, **change}
+            if args.start is not None:  # a model trained from the start, calibrated: against the start
+                start = load_embeddings_file(args.start)
+                versus = compare_scores(
+                    cosine_matrix(start.embeddings), model.score_matrix(test.embeddings), test.labels
+                ).to_dict()
+                row["vs_start"] = versus
+                print(
+                    f"  vs the start: R@1 {versus['delta_recall@1']:+.4f} {_ci(versus['delta_recall@1_ci95'])}, "
+                    f"OPIS {versus['a']['opis']:.5f} -> {versus['b']['opis']:.5f} "
+                    f"{_ci(versus['delta_opis_ci95'])}",
+                    flush=True,
+                )
             rows["test"].append(row)
             print(
                 f"{method} ({chosen}) seed {seed}: test R@1 {change['a']['recall@1']:.4f} -> "

@@ -17,6 +17,8 @@ kept unless an epoch beats it). Every epoch's embeddings of the 478 held-out tes
 (``runs/recipes_hscodes/<arm>/seed<k>/test-epoch<e>.npz``), and the kept epoch is compared with the raw
 encoder (``tcdml.metrics.compare.compare``: 95 % paired bootstrap over classes). Writes
 ``runs/recipes_hscodes/results.json`` (one row per arm and seed; rows of earlier runs kept).
+``--save-train`` also writes each epoch's embeddings of all training headings (``train-epoch<e>.npz``): the
+calibration set of a post-hoc model on top (``benchmarks/posthoc_hscodes.py --data``).
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ def run_arm(arm: str, seed: int, epochs: int, data: dict, raw: dict) -> dict:
         val.append(dict(epoch=epoch, **score(embed(encoder, data["val_texts"]), data["val_labels"])))
         test = embed(encoder, data["test_texts"])
         save_embeddings_file(folder / f"test-epoch{epoch}.npz", test, data["test_labels"])
+        if data["train_texts"] is not None:  # the cohort / calibration set of a post-hoc model on top
+            train = embed(encoder, data["train_texts"])
+            save_embeddings_file(folder / f"train-epoch{epoch}.npz", train, data["train_labels"])
         print(f"{arm} seed {seed} epoch {epoch}: {seconds[-1]:.0f} s, validation {val[-1]}", flush=True)
     chosen = max(val, key=lambda v: (v["objective"], -v["epoch"]))["epoch"]
     return {
@@ -133,6 +138,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--val-seed", type=int, default=0)
+    parser.add_argument("--save-train", action="store_true", help="embed the training headings too")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -153,6 +159,8 @@ def main() -> None:
         "val_labels": train_labels[val],
         "test_texts": list(test.texts),
         "test_labels": np.asarray(test.labels),
+        "train_texts": list(train.texts) if args.save_train else None,
+        "train_labels": train_labels,
     }
     cache = OUT / "raw.npz"
     if not cache.exists():
