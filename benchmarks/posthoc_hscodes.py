@@ -88,7 +88,8 @@ def main() -> None:
                 ).to_dict()
                 row["vs_start"] = versus
                 print(
-                    f"  vs the start: R@1 {versus['delta_recall@1']:+.4f} {_ci(versus['delta_recall@1_ci95'])}, "
+                    f"  vs the start: R@1 {versus['delta_recall@1']:+.4f} "
+                    f"{_ci(versus['delta_recall@1_ci95'])}, "
                     f"OPIS {versus['a']['opis']:.5f} -> {versus['b']['opis']:.5f} "
                     f"{_ci(versus['delta_opis_ci95'])}",
                     flush=True,
