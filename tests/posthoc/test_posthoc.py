@@ -9,6 +9,7 @@ import pytest
 
 from tcdml.errors import TcdmlInputError
 from tcdml.posthoc import ASNormModel, FairCalModel, fit_asnorm, fit_faircal
+from tcdml.posthoc.asnorm import MIN_SIGMA
 from tcdml.posthoc.evaluate import cosine_matrix
 from tests.posthoc.regions import class_far_spread, two_regions
 
@@ -63,7 +64,8 @@ def test_asnorm_is_the_formula(regions) -> None:
     top_a = np.sort(cohort @ unit(a[0]))[-5:]
     top_b = np.sort(cohort @ unit(b[0]))[-5:]
     s = unit(a[0]) @ unit(b[0])
-    expected = 0.5 * ((s - top_a.mean()) / top_a.std() + (s - top_b.mean()) / top_b.std())
+    sd_a, sd_b = max(top_a.std(), MIN_SIGMA), max(top_b.std(), MIN_SIGMA)
+    expected = 0.5 * ((s - top_a.mean()) / sd_a + (s - top_b.mean()) / sd_b)
     assert model.scores(a, b)[0] == pytest.approx(expected, rel=1e-12)
 
 

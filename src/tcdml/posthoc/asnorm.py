@@ -9,9 +9,10 @@ of a pair with cosine ``s = <a, b>`` is
 
 so a pair is judged against how similar each side is to its nearest impostors: in a dense region of the
 embedding space (many close cohort neighbours) a high cosine counts for less than in a sparse one. This is
-what makes one threshold mean the same false-accept rate across regions. ``sigma`` is floored at
-``MIN_SIGMA``. Fitting only stores the cohort; applying needs numpy only. The cohort should not contain the
-embeddings being scored (their own similarity 1 would enter their top-k).
+what makes one threshold mean the same false-accept rate across regions. ``sigma`` is floored at ``MIN_SIGMA``
+(a side whose top-k cohort cosines agree to 1e-3, e.g. near-duplicates of it in the cohort, would otherwise
+get scores in the hundreds of thousands). Fitting only stores the cohort; applying needs numpy only. The
+cohort should not contain the embeddings being scored (their own similarity 1 would enter their top-k).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from tcdml.errors import TcdmlInputError
 from tcdml.posthoc.common import check_kind, paired_rows, stored_array, unit_rows
 
 KIND = "asnorm"
-#: The floor of a side's cohort standard deviation (a degenerate cohort would divide by 0).
-MIN_SIGMA = 1e-6
+#: The floor of a side's cohort standard deviation (in cosine units; a degenerate cohort would divide by 0).
+MIN_SIGMA = 1e-3
 #: Default cohort size per side.
 DEFAULT_TOP_K = 100
 

@@ -5,11 +5,14 @@
 calibration range is the FAR range of the negative **scores**, the grid is even in score units, and a
 threshold accepts a pair when its score is ``>= t``, as the user thresholds it.
 
-How: the metrics' own pass runs on the query rows ``(scores - centre) / half_range`` (an increasing affine
-map into [-1, 1], under which the quantile-based calibration range, the even grid, every count ``>= t``, the
-rankings and so OPIS and R@k are unchanged) against the identity matrix as the gallery, so each block of the
-pass is exactly a block of the mapped scores. ``t_lo``, ``t_hi``, ``thresholds`` and the per-class table's
-threshold are mapped back to score units; ``counts`` stays in the mapped units.
+The default ``mode`` is ``"exact"`` (every pair score kept; up to ``MAX_SAMPLES``): calibrated scores can be
+heavy-tailed, and even histogram bins over their whole range can be too coarse for the calibration range.
+
+How: the metrics' own pass runs, in float64, on the query rows ``(scores - centre) / half_range`` (an
+increasing affine map into [-1, 1], under which the quantile-based calibration range, the even grid, every
+count ``>= t``, the rankings and so OPIS and R@k are unchanged) against the identity matrix as the gallery, so
+each block of the pass is exactly a block of the mapped scores. ``t_lo``, ``t_hi``, ``thresholds`` and the
+per-class table's threshold are mapped back to score units; ``counts`` stays in the mapped units.
 """
 
 from __future__ import annotations
@@ -38,15 +41,18 @@ def evaluate_scores(
 ) -> EvaluationResult:
     """Evaluate a symmetric N x N score matrix with integer ``labels`` (N,) (module docstring); settings as in
     ``tcdml.metrics.evaluate`` (``far_range``, ``beta``, ``ks``, ``uncertainty`` ...)."""
+    if settings is None:
+        overrides.setdefault("mode", "exact")
     settings = resolve_settings(EvaluationSettings, settings, overrides)
     matrix = _score_matrix(scores)
     label_array = as_labels(labels, len(matrix))
     low, high = float(matrix.min()), float(matrix.max())
     centre, half = (high + low) / 2.0, max((high - low) / 2.0, 1e-300)
-    mapped = torch.as_tensor((matrix - centre) / half, dtype=torch.float64).clamp_(-1.0, 1.0).float()
+    mapped = torch.as_tensor((matrix - centre) / half, dtype=torch.float64).clamp_(-1.0, 1.0)
     everyone = np.ones(len(matrix), dtype=bool)
     prepared = prepare(torch.eye(len(matrix)), label_array, everyone, everyone, torch.device("cpu"))
-    prepared = replace(prepared, queries=mapped[torch.as_tensor(prepared.query_index)])
+    gallery = prepared.gallery.double()
+    prepared = replace(prepared, queries=mapped[torch.as_tensor(prepared.query_index)], gallery=gallery)
     check_evaluation(prepared, settings)
     result = finish(prepared, run_prepared(prepared, settings, ks=settings.ks), settings)
     if result.t_lo is None:
@@ -67,6 +73,8 @@ def compare_scores(
 ) -> Comparison:
     """Two score matrices of the same samples (e.g. raw cosines and calibrated scores), B minus A, with the
     paired bootstrap of ``tcdml.metrics.compare`` (classes resampled jointly for both)."""
+    if settings is None:
+        overrides.setdefault("mode", "exact")
     settings = resolve_settings(EvaluationSettings, settings, overrides)
     if 1 not in settings.ks:
         settings = replace(settings, ks=(1, *settings.ks))
