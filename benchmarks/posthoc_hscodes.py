@@ -43,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--data", type=Path, default=None, help="folder of train.npz, test.npz")
+    parser.add_argument("--methods", default="asnorm,faircal")
     parser.add_argument("--start", type=Path, default=None, help="the start's test.npz, also compared with")
     args = parser.parse_args()
     import torch
@@ -65,7 +66,8 @@ def main() -> None:
     fit, val = split_classes(y, 0.2, 0)
     raw_val = evaluate_scores(cosine_matrix(x[val]), y[val], ks=(1,))
     rows: dict = {"validation_raw": _summary(raw_val), "selection": {}, "test": []}
-    for method, (grid, build) in fitters(0).items():
+    for method in args.methods.split(","):
+        grid, build = fitters(0)[method]
         scored = {}
         for setting in grid:
             model = build(x[fit], y[fit], setting)
