@@ -10,7 +10,10 @@
    ``tcdml compare test.npz test-adapted.npz --format json``: R@1 and OPIS before / after on the held-out
    headings with paired bootstrap intervals over classes (``delta_*_ci95``).
 
-Prints one row per variant and seed and writes ``runs/adapt_hscodes/results.json``.
+Prints one row per variant and seed and writes ``runs/adapt_hscodes/results.json``. ``--tag NAME`` keeps a
+run with other options apart (``runs/adapt_hscodes/NAME/``), e.g.
+``--tag ntxent -- --loss ntxent --loss-param temperature=0.05``; ``--data DIR`` reads another model's
+``train.npz`` / ``test.npz`` (e.g. ``benchmarks/glyphs_features.py``'s).
 """
 
 from __future__ import annotations
@@ -59,33 +62,40 @@ def tcdml(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--tag", default="", help="subfolder for this run's adapters and results")
+    parser.add_argument("--data", type=Path, default=OUT, help="folder of train.npz, test.npz")
     parser.add_argument("extra", nargs="*", help="more adapt train options (after --)")
     args = parser.parse_args()
+    data = args.data
+    run_folder = data / args.tag
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    OUT.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
-        if not (OUT / f"{split}.npz").exists():
+        if not (data / f"{split}.npz").exists() and data == OUT:
             start = time.perf_counter()
-            embed_split(split, OUT / f"{split}.npz")
+            embed_split(split, data / f"{split}.npz")
             print(f"embedded {split} in {time.perf_counter() - start:.0f} s")
     rows = []
     for variant, options in VARIANTS.items():
         for seed in [int(s) for s in args.seeds.split(",")]:
-            rows.append(run_seed(variant, seed, [*TRAIN_OPTIONS, *options, *args.extra]))
+            rows.append(run_seed(data, run_folder, variant, seed, [*TRAIN_OPTIONS, *options, *args.extra]))
     summary = {"options": TRAIN_OPTIONS + args.extra, "variants": VARIANTS, "runs": rows}
-    (OUT / "results.json").write_text(json.dumps(summary, indent=2))
+    (run_folder / "results.json").write_text(json.dumps(summary, indent=2))
 
 
-def run_seed(variant: str, seed: int, options: list[str]) -> dict:
-    """Train, apply and compare one adapter; print and return its row."""
-    folder, adapted = OUT / f"adapter-{variant}-seed{seed}", OUT / f"test-{variant}-seed{seed}.npz"
+def run_seed(data: Path, run_folder: Path, variant: str, seed: int, options: list[str]) -> dict:
+    """Train on ``data``/train.npz, apply to ``data``/test.npz and compare one adapter (in ``run_folder``);
+    print and return its row."""
+    run_folder.mkdir(parents=True, exist_ok=True)
+    folder = run_folder / f"adapter-{variant}-seed{seed}"
+    adapted = run_folder / f"test-{variant}-seed{seed}.npz"
     start = time.perf_counter()
     trained = tcdml(
-        "adapt", "train", str(OUT / "train.npz"), "-o", str(folder), "--force", "--seed", str(seed), *options
+        "adapt", "train", str(data / "train.npz"), "-o", str(folder), "--force", "--seed", str(seed), *options
     )
     seconds = time.perf_counter() - start
-    tcdml("adapt", "apply", str(folder), str(OUT / "test.npz"), "-o", str(adapted))
-    change = tcdml("compare", str(OUT / "test.npz"), str(adapted))
+    tcdml("adapt", "apply", str(folder), str(data / "test.npz"), "-o", str(adapted))
+    change = tcdml("compare", str(data / "test.npz"), str(adapted))
     r = {
         "variant": variant,
         "seed": seed,

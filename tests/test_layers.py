@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"figures", "distributed"},
     {"metrics", "deploy"},
     {"losses", "data", "models"},
-    {"calibration"},
+    {"calibration", "posthoc"},
     {"training", "adapt"},
     {"export"},
     {"experiments"},
