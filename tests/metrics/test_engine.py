@@ -30,6 +30,7 @@ METRIC_BAD = {
     "num_thresholds": 1,
     "threshold": 2.0,
     "uncertainty": "many",
+    "fmr_targets": (1e-3, 1e-3),
 }
 PASS_BAD = {
     "mode": "approx",

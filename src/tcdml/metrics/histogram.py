@@ -44,6 +44,10 @@ class PairHistogram(PairCounts):
         self._pos_global = self.pos.sum(axis=0) / pos_multiplicity
         self._neg_global = self.neg.sum(axis=0) / 2.0
 
+    def global_histograms(self) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) positive and negative pair counts of all classes by bin, in true pair counts."""
+        return self._pos_global, self._neg_global
+
     def num_pos(self) -> np.ndarray:
         return self.pos.sum(axis=1) / self.pos_multiplicity
 

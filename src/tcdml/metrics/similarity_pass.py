@@ -4,7 +4,9 @@ Samples are first reordered by class, so the rows of a block form a few class se
 positive columns are one contiguous slice. From each block the pass accumulates
 
 * per-class histograms of positive and negative pair similarities (``torch.histc`` per class segment), and
-* per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block).
+* per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block), and
+* (optional) per-sample histograms of each sample's positive and negative pair similarities in a few coarse
+  cells, what the sample jackknife of ``opis_debiased`` reads (``tcdml.metrics.jackknife``).
 
 A pass over a subset of rows gives a ``PassState`` (``tcdml.metrics.state``); states over disjoint rows merge,
 which is how several processes or GPUs share the work (see ``tcdml.metrics.engine`` and
@@ -59,6 +61,14 @@ class PreparedSet:
     def positive_classes(self) -> np.ndarray:
         """Class ids with positive pairs (a query with another member of its class in the gallery)."""
         return np.unique(self.query_classes[self.num_relevant > 0])
+
+    @cached_property
+    def sample_classes(self) -> np.ndarray:
+        """(num_samples,) the class id of every sample, -1 for one neither query nor gallery."""
+        out = np.full(self.num_samples, -1)
+        out[self.gallery_index] = self.gallery_classes
+        out[self.query_index] = self.query_classes
+        return out
 
     @cached_property
     def num_negative_pairs(self) -> int:
@@ -140,12 +150,14 @@ def run_pass(
     neighbours: torch.Tensor | None = None,
     max_block_bytes: int | None = None,
     progress: bool = False,
+    sample_cells: int | None = None,
 ) -> PassState:
     """Process query rows ``rows`` (positions in the class-sorted order) against the whole gallery.
 
     ``num_bins=None`` skips the histograms; ``ks=None`` skips the neighbour search (Recall@k at ``ks`` and
     MAP@R otherwise); ``neighbours`` (Nq x k) supplies precomputed neighbour columns (e.g. from faiss) instead
-    of the block's top-k. With neither, no block is computed.
+    of the block's top-k. ``sample_cells``: cells of the per-sample histograms (None: none kept). With no
+    histogram and no neighbours, no block is computed.
     """
     from tqdm.auto import tqdm
 
@@ -154,7 +166,11 @@ def run_pass(
     processed = np.zeros(num_queries, dtype=bool)
     processed[rows.start : rows.stop] = True
     if num_bins is None and ks is None:
-        return PassState(None, None, None, None, processed)
+        return PassState(None, None, None, None, processed, None, None)
+    cells = sample_cells if num_bins is not None else None
+    sample_shape = (prepared.num_samples, cells or 1)
+    sample_pos = torch.zeros(sample_shape, dtype=torch.float64, device=device)
+    sample_neg = torch.zeros_like(sample_pos)
     pos = torch.zeros((num_classes, num_bins or 1), dtype=torch.float64, device=device)
     neg = torch.zeros_like(pos)
     hits = torch.zeros((num_queries, len(ks or ())), dtype=torch.float64, device=device)
@@ -177,6 +193,8 @@ def run_pass(
         ] = -torch.inf
         if num_bins is not None:
             _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg)
+        if cells is not None:
+            _accumulate_sample_histograms(sim, prepared, start, stop, cells, sample_pos, sample_neg)
         if ks is not None:
             if neighbours is None:
                 # Rows are class-sorted, so a block needs only its own classes' largest R.
@@ -190,7 +208,8 @@ def run_pass(
     bar.close()
     histograms = (pos.cpu().numpy(), neg.cpu().numpy()) if num_bins is not None else (None, None)
     found = (hits.cpu().numpy(), ap.cpu().numpy()) if ks is not None else (None, None)
-    return PassState(*histograms, *found, processed)
+    samples = (sample_pos.cpu().numpy(), sample_neg.cpu().numpy()) if cells is not None else (None, None)
+    return PassState(*histograms, *found, processed, *samples)
 
 
 def _histc(values: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -234,3 +253,55 @@ def _accumulate_histograms(
         columns = sim[:, prepared.gallery_segment(int(class_id))]
         other_rows = torch.as_tensor(block_classes != class_id, device=sim.device)
         neg[class_id] += _histc(columns[other_rows], num_bins)
+
+
+#: Rows histogrammed per ``torch.histc`` call in ``_row_histc`` (keeps the row offsets exact in float32).
+_ROWS_PER_HISTC = 64
+
+
+def _row_histc(values: torch.Tensor, cells: int) -> torch.Tensor:
+    """(R, cells) one histogram over [-1, 1] per row of ``values`` (-inf ignored), by shifting row ``r`` by
+    ``2 r`` and taking one ``torch.histc`` over the stacked ranges."""
+    out = torch.zeros((values.shape[0], cells), dtype=torch.float64, device=values.device)
+    if values.numel() == 0:
+        return out
+    for start in range(0, values.shape[0], _ROWS_PER_HISTC):
+        chunk = values[start : start + _ROWS_PER_HISTC]
+        offsets = 2.0 * torch.arange(chunk.shape[0], device=values.device, dtype=values.dtype)[:, None]
+        counts = torch.histc(
+            chunk + offsets, bins=chunk.shape[0] * cells, min=-1.0, max=2.0 * chunk.shape[0] - 1
+        )
+        out[start : start + chunk.shape[0]] = counts.reshape(chunk.shape[0], cells).double()
+    return out
+
+
+def _accumulate_sample_histograms(
+    sim: torch.Tensor,
+    prepared: PreparedSet,
+    start: int,
+    stop: int,
+    cells: int,
+    sample_pos: torch.Tensor,
+    sample_neg: torch.Tensor,
+) -> None:
+    """Add one block's pairs to the per-sample histograms (in place): each query row's pairs to its sample;
+    with a query/gallery split, each gallery column's pairs (with these rows) to its sample too."""
+    device = sim.device
+    block_classes = prepared.query_classes[start:stop]
+    boundaries = np.flatnonzero(np.diff(block_classes)) + 1
+    for segment in np.split(np.arange(stop - start), boundaries):
+        rows = sim[segment[0] : segment[-1] + 1]
+        positives = _row_histc(rows[:, prepared.gallery_segment(int(block_classes[segment[0]]))], cells)
+        samples = torch.as_tensor(prepared.query_index[start + segment], device=device)
+        sample_pos.index_add_(0, samples, positives)
+        sample_neg.index_add_(0, samples, _row_histc(rows, cells) - positives)
+    if prepared.all_pairs:
+        return
+    for class_id in np.unique(prepared.gallery_classes):
+        segment = prepared.gallery_segment(int(class_id))
+        columns = sim[:, segment].T
+        own_rows = torch.as_tensor(block_classes == class_id, device=device)
+        positives = _row_histc(columns[:, own_rows], cells)
+        samples = torch.as_tensor(prepared.gallery_index[segment], device=device)
+        sample_pos.index_add_(0, samples, positives)
+        sample_neg.index_add_(0, samples, _row_histc(columns[:, ~own_rows], cells))

@@ -195,6 +195,27 @@ def check_ks(ks: Any) -> tuple[int, ...]:
     return tuple(sorted({int(k) for k in values}))
 
 
+#: The most FMR targets one evaluation reports.
+MAX_FMR_TARGETS = 20
+
+
+def check_fmr_targets(targets: Any) -> tuple[float, ...]:
+    """Check the FMR targets of FNMR@FMR: 1 to ``MAX_FMR_TARGETS`` distinct rates in (0, 1), sorted."""
+    try:
+        values = list(targets)
+    except TypeError:
+        values = None
+    if isinstance(targets, (str, bytes)) or not values:
+        raise TcdmlInputError(f"fmr={targets!r}: expected one or more rates in (0, 1), e.g. 1e-4,1e-3,1e-2")
+    if len(values) > MAX_FMR_TARGETS:
+        raise TcdmlInputError(f"fmr: {len(values)} targets; expected at most {MAX_FMR_TARGETS}")
+    rates = [check_open_unit(value, "fmr") for value in values]
+    repeated = sorted({rate for rate in rates if rates.count(rate) > 1})
+    if repeated:
+        raise TcdmlInputError(f"fmr={show(repeated[0])} is given twice; expected distinct targets")
+    return tuple(sorted(rates))
+
+
 def check_device(name: Any) -> torch.device:
     """The compute device named by the user (``cpu``, ``cuda``, ``cuda:1``, ``mps``), checked to exist."""
     try:
