@@ -9,7 +9,7 @@ key in ``EvaluationResult.to_dict()``; every table and verdict then knows it::
 
     >>> metric("fnmr@fmr=1e-3").higher_is_better, metric("recall@4").display
     (False, 'R@4')
-    >>> verdict("opis", (-0.002, -0.001))
+    >>> metric("opis").verdict((-0.002, -0.001))
     'better'
 """
 
@@ -45,6 +45,10 @@ class Metric:
     def direction(self) -> str:
         """``"max"`` or ``"min"`` (what a checkpoint monitor wants)."""
         return "max" if self.higher_is_better else "min"
+
+    def verdict(self, ci: tuple[float, float]) -> str:
+        """The verdict on this metric's change B minus A with interval ``ci`` (``verdict``)."""
+        return verdict(ci, self.higher_is_better)
 
     def shown(self, value: float | None, digits: int = 4) -> str:
         """``value`` on the metric's display scale (``n/a`` for None / NaN)."""
@@ -101,13 +105,13 @@ def higher_is_better(key: str) -> bool:
     return metric(key).higher_is_better
 
 
-def verdict(key: str, ci: tuple[float, float]) -> str:
-    """``better`` / ``worse`` when the interval of B minus A excludes 0 (in ``key``'s direction), else
-    ``no detectable change``."""
+def verdict(ci: tuple[float, float], higher_is_better: bool) -> str:
+    """The one verdict rule: ``better`` / ``worse`` when the interval of B minus A excludes 0 (in the
+    metric's direction), else ``no detectable change`` (also for a NaN interval)."""
     low, high = ci
     if math.isnan(low) or (low <= 0.0 <= high):
         return NO_CHANGE
-    return "better" if (low > 0.0) == higher_is_better(key) else "worse"
+    return "better" if (low > 0.0) == higher_is_better else "worse"
 
 
 def fmr_key(fmr: float, stem: str = "fnmr@fmr=") -> str:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 from tcdml.metrics.exact import MAX_EXACT_PAIRS, ExactPairSimilarities
 from tcdml.metrics.histogram import PairHistogram
 from tcdml.metrics.jackknife import (
@@ -29,6 +30,7 @@ from tcdml.metrics.jackknife import (
     jackknife_variance,
     sample_counts_from_histograms,
     sample_counts_from_similarity,
+    sample_low,
 )
 from tcdml.metrics.opis import check_worst_group, eps_opis, opis
 from tcdml.metrics.pair_counts import PairCounts
@@ -73,7 +75,9 @@ def prepare_inputs(
     query_mask = as_mask(is_query, len(label_array), "is_query")
     gallery_mask = as_mask(is_gallery, len(label_array), "is_gallery")
     num_classes = len(np.unique(label_array))
-    settings.check_histogram_memory(num_classes, num_samples=len(label_array))
+    all_pairs = bool(query_mask.all() and gallery_mask.all())
+    slots = int(query_mask.sum()) + (0 if all_pairs else int(gallery_mask.sum()))  # per-sample histogram rows
+    settings.check_histogram_memory(num_classes, num_samples=slots)
     device = check_device(settings.device) if settings.device else tensor.device
     return prepare(tensor, label_array, query_mask, gallery_mask, device)
 
@@ -163,8 +167,14 @@ def run_prepared(
         neighbours=neighbours,
         max_block_bytes=settings.max_block_bytes,
         progress=progress,
-        sample_cells=settings.sample_cells_for(prepared.num_samples) if per_sample else None,
+        sample_cells=_sample_cells(prepared, settings) if per_sample else None,
     )
+
+
+def _sample_cells(prepared: PreparedSet, settings: PassSettings) -> tuple[float, int]:
+    """``(low, count)`` of the per-sample histograms (``tcdml.metrics.jackknife``)."""
+    far_max = getattr(settings, "far_range", DEFAULT_FAR_RANGE)[1]
+    return sample_low(prepared, far_max), settings.sample_cells_for(len(prepared.sample_slots))
 
 
 def pair_counts(
@@ -263,6 +273,7 @@ _CONSISTENCY_FIELDS = (
     "eps_opis_noise_floor",
     "opis_debiased",
     "opis_debiased_ci",
+    "sample_variances",
 )
 
 
@@ -314,11 +325,17 @@ def _debiased(
     if similarity is not None:
         counts = sample_counts_from_similarity(similarity, prepared, thresholds)
     elif state.sample_pos is not None and state.sample_neg is not None:
-        counts = sample_counts_from_histograms(state.sample_pos, state.sample_neg, thresholds)
+        low = sample_low(prepared, settings.far_range[1])
+        if thresholds[0] < low:
+            return {}  # the pilot put the cells above the calibration range: no per-sample counts there
+        counts = sample_counts_from_histograms(state.sample_pos, state.sample_neg, thresholds, low, prepared)
     else:
         return {}
-    variances = jackknife_variance(counts, prepared.sample_classes, prepared.positive_classes, settings.beta)
+    variances = jackknife_variance(
+        counts, prepared.sample_classes, prepared.positive_classes, settings.beta, prepared.all_pairs
+    )
     out: dict[str, Any] = {"opis_debiased": consistency["opis"] - float(variances.mean())}
+    out["sample_variances"] = variances
     if settings.uncertainty is not None:
         interval = debiased_opis_interval(consistency["utilities"], variances, settings.uncertainty)
         out["opis_debiased_ci"] = interval

@@ -130,6 +130,8 @@ class EvaluationResult:
     #: OPIS minus the classes' sample-jackknife variance (``tcdml.metrics.jackknife``) and its interval.
     opis_debiased: float | None = None
     opis_debiased_ci: tuple[float, float] | None = None
+    #: (T,) each class's ``mean_k Var_jack(U_c(t_k))``, the rows of ``utilities`` (what compare resamples).
+    sample_variances: np.ndarray | None = field(default=None, repr=False)
     #: The FMR targets of FNMR@FMR and the verification metrics (None without positive and negative pairs).
     fmr_targets: tuple[float, ...] = DEFAULT_FMR_TARGETS
     verification: Verification | None = None

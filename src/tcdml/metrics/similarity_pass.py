@@ -16,7 +16,7 @@ which is how several processes or GPUs share the work (see ``tcdml.metrics.engin
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -45,6 +45,8 @@ class PreparedSet:
     class_sizes: np.ndarray
     all_pairs: bool
     num_samples: int
+    #: ``negative_quantile_estimate``'s values, by quantile.
+    pilot_quantiles: dict[float, float] = field(default_factory=dict, repr=False)
 
     @property
     def num_queries(self) -> int:
@@ -69,6 +71,41 @@ class PreparedSet:
         out[self.gallery_index] = self.gallery_classes
         out[self.query_index] = self.query_classes
         return out
+
+    @cached_property
+    def sample_slots(self) -> np.ndarray:
+        """The sample index of each row of the per-sample histograms: the query rows, then (with a
+        query/gallery split) the gallery columns; a sample both query and gallery has two."""
+        if self.all_pairs:
+            return self.query_index
+        return np.concatenate([self.query_index, self.gallery_index])
+
+    @cached_property
+    def slot_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of the per-sample histograms (``sample_slots``): its sample's positive and negative pairs
+        at that end (a query row: the gallery members of its class other than itself, and the others)."""
+        num_classes = len(self.class_labels)
+        in_gallery = np.bincount(self.gallery_classes, minlength=num_classes)
+        positives = [self.num_relevant]
+        negatives = [len(self.gallery_classes) - in_gallery[self.query_classes]]
+        if not self.all_pairs:
+            in_queries = np.bincount(self.query_classes, minlength=num_classes)
+            is_query = np.zeros(self.num_samples, dtype=bool)
+            is_query[self.query_index] = True
+            positives.append(in_queries[self.gallery_classes] - is_query[self.gallery_index])
+            negatives.append(self.num_queries - in_queries[self.gallery_classes])
+        return np.concatenate(positives).astype(np.float64), np.concatenate(negatives).astype(np.float64)
+
+    def negative_quantile_estimate(self, q: float, rows: int = 256) -> float:
+        """The ``q`` quantile of the negative similarities of ``rows`` query rows drawn with a fixed seed
+        (a pilot, before the pass: the same on every process); -1 without negatives there."""
+        if q not in self.pilot_quantiles:
+            drawn = np.sort(np.random.default_rng(0).permutation(self.num_queries)[:rows])
+            sim = (self.queries[torch.as_tensor(drawn, device=self.queries.device)] @ self.gallery.T).cpu()
+            negative = self.query_classes[drawn][:, None] != self.gallery_classes[None, :]
+            values = sim.double().numpy()[negative]
+            self.pilot_quantiles[q] = float(np.quantile(values, q)) if len(values) else -1.0
+        return self.pilot_quantiles[q]
 
     @cached_property
     def num_negative_pairs(self) -> int:
@@ -150,14 +187,14 @@ def run_pass(
     neighbours: torch.Tensor | None = None,
     max_block_bytes: int | None = None,
     progress: bool = False,
-    sample_cells: int | None = None,
+    sample_cells: tuple[float, int] | None = None,
 ) -> PassState:
     """Process query rows ``rows`` (positions in the class-sorted order) against the whole gallery.
 
     ``num_bins=None`` skips the histograms; ``ks=None`` skips the neighbour search (Recall@k at ``ks`` and
     MAP@R otherwise); ``neighbours`` (Nq x k) supplies precomputed neighbour columns (e.g. from faiss) instead
-    of the block's top-k. ``sample_cells``: cells of the per-sample histograms (None: none kept). With no
-    histogram and no neighbours, no block is computed.
+    of the block's top-k. ``sample_cells``: ``(low, count)``, the per-sample histograms' cells on [low, 1]
+    (None: none kept). With no histogram and no neighbours, no block is computed.
     """
     from tqdm.auto import tqdm
 
@@ -168,7 +205,7 @@ def run_pass(
     if num_bins is None and ks is None:
         return PassState(None, None, None, None, processed, None, None)
     cells = sample_cells if num_bins is not None else None
-    sample_shape = (prepared.num_samples, cells or 1)
+    sample_shape = (len(prepared.sample_slots), cells[1] if cells else 1)
     sample_pos = torch.zeros(sample_shape, dtype=torch.float64, device=device)
     sample_neg = torch.zeros_like(sample_pos)
     pos = torch.zeros((num_classes, num_bins or 1), dtype=torch.float64, device=device)
@@ -255,53 +292,31 @@ def _accumulate_histograms(
         neg[class_id] += _histc(columns[other_rows], num_bins)
 
 
-#: Rows histogrammed per ``torch.histc`` call in ``_row_histc`` (keeps the row offsets exact in float32).
-_ROWS_PER_HISTC = 64
-
-
-def _row_histc(values: torch.Tensor, cells: int) -> torch.Tensor:
-    """(R, cells) one histogram over [-1, 1] per row of ``values`` (-inf ignored), by shifting row ``r`` by
-    ``2 r`` and taking one ``torch.histc`` over the stacked ranges."""
-    out = torch.zeros((values.shape[0], cells), dtype=torch.float64, device=values.device)
-    if values.numel() == 0:
-        return out
-    for start in range(0, values.shape[0], _ROWS_PER_HISTC):
-        chunk = values[start : start + _ROWS_PER_HISTC]
-        offsets = 2.0 * torch.arange(chunk.shape[0], device=values.device, dtype=values.dtype)[:, None]
-        counts = torch.histc(
-            chunk + offsets, bins=chunk.shape[0] * cells, min=-1.0, max=2.0 * chunk.shape[0] - 1
-        )
-        out[start : start + chunk.shape[0]] = counts.reshape(chunk.shape[0], cells).double()
-    return out
-
-
 def _accumulate_sample_histograms(
     sim: torch.Tensor,
     prepared: PreparedSet,
     start: int,
     stop: int,
-    cells: int,
+    cells: tuple[float, int],
     sample_pos: torch.Tensor,
     sample_neg: torch.Tensor,
 ) -> None:
-    """Add one block's pairs to the per-sample histograms (in place): each query row's pairs to its sample;
-    with a query/gallery split, each gallery column's pairs (with these rows) to its sample too."""
+    """Add one block's pairs at or above ``low`` to the per-sample histograms (in place) on ``cells = (low,
+    count)`` equal cells of [low, 1], whose rows are ``sample_slots``: each query row's pairs to its row;
+    with a query/gallery split, each gallery column's pairs to the row ``Nq + column`` too."""
+    low, count = cells
     device = sim.device
-    block_classes = prepared.query_classes[start:stop]
-    boundaries = np.flatnonzero(np.diff(block_classes)) + 1
-    for segment in np.split(np.arange(stop - start), boundaries):
-        rows = sim[segment[0] : segment[-1] + 1]
-        positives = _row_histc(rows[:, prepared.gallery_segment(int(block_classes[segment[0]]))], cells)
-        samples = torch.as_tensor(prepared.query_index[start + segment], device=device)
-        sample_pos.index_add_(0, samples, positives)
-        sample_neg.index_add_(0, samples, _row_histc(rows, cells) - positives)
-    if prepared.all_pairs:
-        return
-    for class_id in np.unique(prepared.gallery_classes):
-        segment = prepared.gallery_segment(int(class_id))
-        columns = sim[:, segment].T
-        own_rows = torch.as_tensor(block_classes == class_id, device=device)
-        positives = _row_histc(columns[:, own_rows], cells)
-        samples = torch.as_tensor(prepared.gallery_index[segment], device=device)
-        sample_pos.index_add_(0, samples, positives)
-        sample_neg.index_add_(0, samples, _row_histc(columns[:, ~own_rows], cells))
+    rows, columns = (sim >= low).nonzero(as_tuple=True)  # -inf (excluded pairs) falls below
+    cell = ((sim[rows, columns] - low) * (count / (1.0 - low))).long().clamp_(0, count - 1)
+    query_classes = torch.as_tensor(prepared.query_classes[start:stop], device=device)
+    gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
+    positive = query_classes[rows] == gallery_classes[columns]
+    ends = [(rows + start, stop - start, start)]
+    if not prepared.all_pairs:
+        ends.append((columns + prepared.num_queries, len(prepared.gallery_classes), prepared.num_queries))
+    for slot, size, first in ends:
+        index = (slot - first) * count + cell
+        every = torch.bincount(index, minlength=size * count).reshape(size, count).double()
+        pos = torch.bincount(index[positive], minlength=size * count).reshape(size, count).double()
+        sample_pos[first : first + size] += pos
+        sample_neg[first : first + size] += every - pos

@@ -188,6 +188,15 @@ def weighted_rates(
     return {key: value for key, value in rates.items() if ":" not in key}
 
 
+def occupied(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The class histograms cut to the bins from the first to the last holding a pair (the rates do not
+    change: an empty bin adds nothing at either end), so the resamples handle fewer bins."""
+    used = np.flatnonzero((pos.sum(axis=0) + neg.sum(axis=0)) > 0)
+    if len(used) == 0:
+        return pos, neg
+    return pos[:, used[0] : used[-1] + 1], neg[:, used[0] : used[-1] + 1]
+
+
 def bootstrap_rates(
     pos: np.ndarray,
     neg: np.ndarray,
@@ -197,6 +206,7 @@ def bootstrap_rates(
 ) -> dict[str, np.ndarray]:
     """(resamples,) each verification metric over class resamples (``resample_class_weights``)."""
     rng = np.random.default_rng([settings.seed, 3])
+    pos, neg = occupied(pos, neg)
     draws: dict[str, list[np.ndarray]] = {}
     for start in range(0, settings.resamples, RESAMPLE_CHUNK):
         weights = resample_class_weights(drawn, min(RESAMPLE_CHUNK, settings.resamples - start), rng)
