@@ -141,7 +141,13 @@ def test_merge_of_row_splits_is_the_one_pass_state() -> None:
 
 def test_every_field_of_the_state_declares_its_merge() -> None:
     rules = merge_rules(PassState)
-    assert rules == {"pos_hist": "sum", "neg_hist": "sum", "hits": "sum", "ap": "sum", "processed": "rows"} | {
+    assert rules == {
+        "pos_hist": "sum",
+        "neg_hist": "sum",
+        "hits": "sum",
+        "ap": "sum",
+        "processed": "rows",
+    } | {
         "sample_pos": "sum",
         "sample_neg": "sum",
     }
