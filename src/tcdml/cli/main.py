@@ -15,9 +15,11 @@ from typing import Annotated
 import typer
 
 from tcdml.cli.options import (
+    DEFAULT_FMR_TEXT,
     EMBEDDING_INPUTS_HELP,
     BootstrapOption,
     DeviceOption,
+    FmrOption,
     FormatOption,
     LabelsOption,
     LevelOption,
@@ -25,9 +27,10 @@ from tcdml.cli.options import (
     ProgressOption,
     SeedOption,
     about,
+    parse_fmr,
     uncertainty_settings,
 )
-from tcdml.cli.output import print_json, print_table
+from tcdml.cli.output import print_evaluation, print_json, print_table
 from tcdml.errors import TcdmlInputError
 
 app = typer.Typer(
@@ -62,6 +65,23 @@ def _load(path: Path, labels: Path | None = None):
     from tcdml.io.embedding_inputs import read_embeddings
 
     return read_embeddings(path, labels)
+
+
+def evaluation_notes(summary: dict) -> list[str]:
+    """The lines under evaluate's table: why OPIS is undefined, the worst classes, the histogram bounds."""
+    notes = []
+    if summary.get("opis_undefined"):
+        notes.append(f"OPIS undefined: {summary['opis_undefined']}")
+    if summary.get("worst_classes"):
+        worst = ", ".join(f"{w['label']} ({w['mean_utility']:.3g})" for w in summary["worst_classes"][:5])
+        notes.append(f"Worst classes (mean utility over the calibration range): {worst}")
+    resolution = summary.get("verification_resolution")
+    if resolution and any(resolution.values()):
+        bounds = ", ".join(f"{key} {value:.2g}" for key, value in resolution.items())
+        notes.append(
+            f"Histogram resolution (each value within this of the exact one, docs/metrics.md): {bounds}"
+        )
+    return notes
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
@@ -106,9 +126,11 @@ def evaluate(
     bootstrap: BootstrapOption = 1000,
     level: LevelOption = 0.95,
     seed: SeedOption = 0,
+    fmr: FmrOption = DEFAULT_FMR_TEXT,
 ) -> None:
     """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (docs/spec.md), OPIS with its bootstrap
-    interval over classes and its noise floor (docs/metrics.md)."""
+    interval over classes, its noise floor and its debiased value, and the verification metrics (ROC AUC,
+    EER, FNMR@FMR) (docs/metrics.md)."""
     from tcdml.figures import figure_names
     from tcdml.io.json_file import write_json
     from tcdml.io.outputs import OutputSet
@@ -129,6 +151,7 @@ def evaluate(
         device=device,
         progress=progress,
         uncertainty=uncertainty_settings(bootstrap, level, seed),
+        fmr_targets=parse_fmr(fmr),
     )
     outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
     output = outputs.check_file(output, "--output")
@@ -153,7 +176,12 @@ def evaluate(
     if output_format is OutputFormat.json:
         print_json(summary)
     else:
-        print_table(f"tcdml evaluate {file.name}", list(summary.items()))
+        from tcdml.metrics.result import ci_key
+
+        def level_key(key: str) -> str:
+            return ci_key(key, level)
+
+        print_evaluation(f"tcdml evaluate {file.name}", summary, level_key, evaluation_notes(summary))
 
 
 @app.command()
