@@ -16,8 +16,8 @@ A class whose every positive pair involves one sample (2 samples) has no jackkni
 Exact mode counts every sample's pairs at the grid exactly. The grid is known only after the histogram pass,
 so the pass keeps per-sample histograms in ``SAMPLE_CELLS`` cells on ``[low, 1]``, ``low`` the
 negatives' ``1 - 1.5 far_max`` quantile estimated before the pass on 256 query rows (``sample_low``): only
-the pairs at or above it are counted, the ones any grid threshold can accept. They are read at the grid by the same
-within-cell interpolation as the class histograms; the class counts of the jackknife are the sums of those
+the pairs at or above it are counted, the ones any grid threshold can accept. They are read at the grid by
+the same within-cell interpolation as the class histograms; the class counts of the jackknife are the sums of those
 per-sample counts, so each ``U_c^(-i)`` is consistent with its own class total. Where the calibration range
 starts below ``low`` (the pilot missed), ``opis_debiased`` is None.
 

@@ -207,7 +207,7 @@ def check_fmr_targets(targets: Any, name: str = "fmr_targets") -> tuple[float, .
     except TypeError:
         values = None
     if isinstance(targets, (str, bytes)) or not values:
-        raise TcdmlInputError(f"{name}={targets!r}: expected one or more rates in (0, 1), e.g. 1e-4,1e-3,1e-2")
+        raise TcdmlInputError(f"{name}={targets!r}: expected one or more rates in (0, 1), e.g. 1e-4,1e-3")
     if len(values) > MAX_FMR_TARGETS:
         raise TcdmlInputError(f"{name}: {len(values)} targets; expected at most {MAX_FMR_TARGETS}")
     for value in values:
