@@ -13,13 +13,13 @@ over the T classes with positive pairs and the grid ``t_k``. ``U_c^(-i)`` needs 
 positive and negative pairs of sample ``i`` with ``s >= t_k`` (N x K numbers), subtracted from the class's.
 A class whose every positive pair involves one sample (2 samples) has no jackknife; its variance counts as 0.
 
-Exact mode counts every sample's pairs at the grid exactly. The grid is known only after the histogram pass,
-so the pass keeps per-sample histograms in ``SAMPLE_CELLS`` cells on ``[low, 1]``, ``low`` the
+Exact mode counts every sample's pairs at the grid exactly. The grid is known only after the histogram
+pass, so the pass keeps per-sample histograms in ``SAMPLE_CELLS`` cells on ``[low, 1]``, ``low`` the
 negatives' ``1 - 1.5 far_max`` quantile estimated before the pass on 256 query rows (``sample_low``): only
 the pairs at or above it are counted, the ones any grid threshold can accept. They are read at the grid by
-the same within-cell interpolation as the class histograms; the class counts of the jackknife are the sums of those
-per-sample counts, so each ``U_c^(-i)`` is consistent with its own class total. Where the calibration range
-starts below ``low`` (the pilot missed), ``opis_debiased`` is None.
+the same within-cell interpolation as the class histograms; the class counts of the jackknife are the sums
+of those per-sample counts, so each ``U_c^(-i)`` is consistent with its own class total. Where the
+calibration range starts below ``low`` (the pilot missed), ``opis_debiased`` is None.
 
 Its interval: the bootstrap over classes of ``opis_ci``, each resample's ``OPIS_w - sum_c w_c V_c / n``.
 """
