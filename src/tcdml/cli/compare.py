@@ -26,6 +26,7 @@ from tcdml.cli.options import (
 )
 from tcdml.cli.output import print_comparison, print_json
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 
 COMPARE_STEM = "utility_curves_compare"
 
@@ -40,8 +41,12 @@ def compare(
     ],
     labels: LabelsOption = None,
     output_format: FormatOption = OutputFormat.table,
-    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = 1e-2,
-    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = 1e-1,
+    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
+        0
+    ],
+    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
+        1
+    ],
     beta: Annotated[float, typer.Option(help="F-beta weight of the utility (>1 favours TPR).")] = 1.0,
     eps: Annotated[float, typer.Option(help="Worst fraction of classes in eps-OPIS.")] = 0.1,
     thresholds: Annotated[int, typer.Option(help="Number of thresholds in the calibration grid.")] = 100,

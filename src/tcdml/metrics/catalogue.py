@@ -7,8 +7,8 @@ member: ``recall@4`` is a member of ``recall@k``, ``fnmr@fmr=1e-3`` of ``fnmr@fm
 Add a metric (docs/extend.md): one ``Metric`` entry here, the code computing it in ``tcdml.metrics``, and its
 key in ``EvaluationResult.to_dict()``; every table and verdict then knows it::
 
-    >>> metric("fnmr@fmr=1e-3").higher_is_better, metric("recall@4").display
-    (False, 'R@4')
+    >>> metric("fnmr@fmr=1e-3").higher_is_better, metric("recall@4").display, metric("opis").display
+    (False, 'R@4', 'OPIS x1e-3')
     >>> metric("opis").verdict((-0.002, -0.001))
     'better'
 """
@@ -30,16 +30,24 @@ NO_CHANGE = "no detectable change"
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric: ``key`` (the JSON key, or a family's stem), ``higher_is_better``, ``display`` (a table's
-    name), ``scale`` (a table shows ``value * scale``, e.g. 1e3 for OPIS), ``group`` (evaluate's table
-    section) and ``undefined_with_opis`` (read off the calibration range: None where OPIS is undefined)."""
+    """One metric: ``key`` (the JSON key, or a family's stem), ``higher_is_better``, ``name`` (short, for
+    prose and verdict lists), ``scale`` (a table shows ``value * scale``, e.g. 1e3 for OPIS), ``group``
+    (evaluate's table section) and ``undefined_with_opis`` (read off the calibration range: None where OPIS
+    is undefined)."""
 
     key: str
     higher_is_better: bool
-    display: str
+    name: str
     scale: float = 1.0
     group: str = "retrieval"
     undefined_with_opis: bool = False
+
+    @property
+    def display(self) -> str:
+        """A table's name: ``name``, with the unit of the scaled values (``OPIS x1e-3``)."""
+        if self.scale == 1.0:
+            return self.name
+        return f"{self.name} x1e{-round(math.log10(self.scale))}"
 
     @property
     def direction(self) -> str:
@@ -57,8 +65,8 @@ class Metric:
         return f"{value * self.scale:.{digits}g}"
 
 
-def _consistency(key: str, display: str, scale: float = 1e3) -> Metric:
-    return Metric(key, False, display, scale, "consistency", True)
+def _consistency(key: str, name: str, scale: float = 1e3) -> Metric:
+    return Metric(key, False, name, scale, "consistency", True)
 
 
 #: Every fixed metric, by key (families below).
@@ -66,19 +74,19 @@ CATALOGUE: dict[str, Metric] = {
     metric.key: metric
     for metric in (
         Metric("map@r", True, "MAP@R"),
-        _consistency("opis", "OPIS x1e-3"),
-        _consistency("eps_opis", "eps-OPIS x1e-3"),
-        _consistency("opis_debiased", "OPIS debiased x1e-3"),
-        _consistency("opis_noise_floor", "OPIS noise floor x1e-3"),
-        _consistency("eps_opis_noise_floor", "eps-OPIS noise floor x1e-3"),
-        _consistency("opis_excess", "OPIS minus floor x1e-3"),
-        _consistency("eps_opis_excess", "eps-OPIS minus floor x1e-3"),
+        _consistency("opis", "OPIS"),
+        _consistency("eps_opis", "eps-OPIS"),
+        _consistency("opis_debiased", "OPIS debiased"),
+        _consistency("opis_noise_floor", "OPIS noise floor"),
+        _consistency("eps_opis_noise_floor", "eps-OPIS noise floor"),
+        _consistency("opis_excess", "OPIS minus floor"),
+        _consistency("eps_opis_excess", "eps-OPIS minus floor"),
         Metric("auc", True, "ROC AUC", group="verification"),
         Metric("eer", False, "EER", group="verification"),
         Metric("eer_threshold", True, "EER threshold", group="verification"),
         Metric("class_spread", False, "per-digit spread (degrees)", group="demo"),
-        Metric("far_spread", False, "class FAR spread (max-min)", group="demo"),
-        Metric("frr_spread", False, "class FRR spread (max-min)", group="demo"),
+        Metric("far_spread", False, "class FAR spread", group="demo"),
+        Metric("frr_spread", False, "class FRR spread", group="demo"),
     )
 }
 #: Families: a key ``<stem><suffix>`` is a member (``recall@4``, ``fnmr@fmr=1e-3``).
@@ -96,7 +104,7 @@ def metric(key: str) -> Metric:
     for stem, family in FAMILIES.items():
         if key.startswith(stem) and len(key) > len(stem):
             suffix = key[len(stem) :]
-            return Metric(key, family.higher_is_better, family.display + suffix, family.scale, family.group)
+            return Metric(key, family.higher_is_better, family.name + suffix, family.scale, family.group)
     raise TcdmlInputError(f"metric {key!r}: not in the catalogue (tcdml.metrics.catalogue)")
 
 

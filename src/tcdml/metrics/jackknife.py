@@ -7,9 +7,18 @@ delete-one-**sample** jackknife within each class estimates it: with ``n_c`` sam
 
     ``Var_jack(U_c(t)) = (n_c - 1) / n_c * sum_i (U_c^(-i)(t) - mean_j U_c^(-j)(t))^2``
 
-    ``opis_debiased = OPIS - mean_c mean_k Var_jack(U_c(t_k))``
+    ``opis_debiased = OPIS - mean_c mean_k V_c(t_k)``,
+    ``V_c(t) = Var_jack(U_c(t)) - (dU/dTPR)^2 (Var_jack(TPR_c(t)) - Var_U(TPR_c(t)))``
 
-over the T classes with positive pairs and the grid ``t_k``. ``U_c^(-i)`` needs only per-sample counts: the
+over the T classes with positive pairs and the grid ``t_k``. The second term of ``V_c`` removes what the
+jackknife is known to add (Efron-Stein): a class's TPR is a U-statistic of degree 2 over its samples, whose
+delete-one jackknife overestimates its variance by ``2 (zeta_2 - 2 zeta_1) / ((n - 1) (n - 2))``;
+``Var_U`` is its unbiased variance (``positive_rate_variance``), carried into the utility by the slope of
+``U`` in TPR. Without it, on 50 draws of alike classes (3 to 50 samples) 0 fell in the interval of the
+plain version 24 times; with it 45 or more times for classes of 4 to 40 samples (tests). With 3 samples no
+two positive pairs are disjoint, the unbiased variance does not exist, and the plain jackknife is kept: it
+overestimates, so ``opis_debiased`` is then low (conservative). With a query/gallery split the plain
+jackknife is kept too. ``U_c^(-i)`` needs only per-sample counts: the
 positive and negative pairs of sample ``i`` with ``s >= t_k`` (N x K numbers), subtracted from the class's.
 A class whose every positive pair involves one sample (2 samples) has no jackknife; its variance counts as 0.
 
