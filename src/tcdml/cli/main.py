@@ -30,7 +30,7 @@ from tcdml.cli.options import (
     parse_fmr,
     uncertainty_settings,
 )
-from tcdml.cli.output import print_evaluation, print_json, print_table
+from tcdml.cli.output import evaluation_notes, print_evaluation, print_json, print_table
 from tcdml.errors import TcdmlInputError
 from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 
@@ -66,23 +66,6 @@ def _load(path: Path, labels: Path | None = None):
     from tcdml.io.embedding_inputs import read_embeddings
 
     return read_embeddings(path, labels)
-
-
-def evaluation_notes(summary: dict) -> list[str]:
-    """The lines under evaluate's table: why OPIS is undefined, the worst classes, the histogram bounds."""
-    notes = []
-    if summary.get("opis_undefined"):
-        notes.append(f"OPIS undefined: {summary['opis_undefined']}")
-    if summary.get("worst_classes"):
-        worst = ", ".join(f"{w['label']} ({w['mean_utility']:.3g})" for w in summary["worst_classes"][:5])
-        notes.append(f"Worst classes (mean utility over the calibration range): {worst}")
-    resolution = summary.get("verification_resolution")
-    if resolution and any(resolution.values()):
-        bounds = ", ".join(f"{key} {value:.2g}" for key, value in resolution.items())
-        notes.append(
-            f"Histogram resolution (each value within this of the exact one, docs/metrics.md): {bounds}"
-        )
-    return notes
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:

@@ -147,3 +147,20 @@ def print_comparison(title: str, rows: list[tuple[str, str, str, str, str]], not
     console.print(table)
     for note in notes:
         console.print(note, highlight=False)
+
+
+def evaluation_notes(summary: dict) -> list[str]:
+    """The lines under evaluate's table: why OPIS is undefined, the worst classes, the histogram bounds."""
+    notes = []
+    if summary.get("opis_undefined"):
+        notes.append(f"OPIS undefined: {summary['opis_undefined']}")
+    if summary.get("worst_classes"):
+        worst = ", ".join(f"{w['label']} ({w['mean_utility']:.3g})" for w in summary["worst_classes"][:5])
+        notes.append(f"Worst classes (mean utility over the calibration range): {worst}")
+    resolution = summary.get("verification_resolution")
+    if resolution and any(resolution.values()):
+        bounds = ", ".join(f"{key} {value:.2g}" for key, value in resolution.items())
+        notes.append(
+            f"Histogram resolution (each value within this of the exact one, docs/metrics.md): {bounds}"
+        )
+    return notes

@@ -97,6 +97,17 @@ FAMILIES: dict[str, Metric] = {
 }
 
 
+#: The metrics an evaluation during training reports besides ``recall@k`` (what a checkpoint monitor may
+#: name), in the order they are logged.
+HEADLINE = ("map@r", "opis", "eps_opis")
+
+
+def headline_metrics(ks: tuple[int, ...]) -> dict[str, Metric]:
+    """``recall@k`` for each k of ``ks``, then ``HEADLINE``: key -> catalogue entry (its ``direction`` is
+    what a checkpoint monitor's mode needs)."""
+    return {key: metric(key) for key in [*(f"recall@{k}" for k in ks), *HEADLINE]}
+
+
 def metric(key: str) -> Metric:
     """The catalogue entry of ``key`` (a family member gets its family's direction, its own key and name)."""
     if key in CATALOGUE:

@@ -173,10 +173,15 @@ def pooled_deltas(
     undefined = _undefined_reason(pairs)
     unverified = _unverified_reason(pairs)
     fmr_targets = first.fmr_targets
+    undebiased = None
+    if undefined is None and any(r.opis_debiased is None for pair in pairs for r in pair):
+        undebiased = "opis_debiased: the calibration range starts below the per-sample counts of a model"
     names = [
         name
         for name in compared_metrics(fmr_targets)
-        if not (undefined and name in CONSISTENCY_METRICS) and not (unverified and _verifies(name))
+        if not (undefined and name in CONSISTENCY_METRICS)
+        and not (unverified and _verifies(name))
+        and not (undebiased and name == "opis_debiased")
     ]
     # The T classes with positive pairs are drawn (as evaluate's own intervals draw them); the others have
     # no query that counts and no utility curve, so they would only make the resample size vary (their
@@ -204,7 +209,8 @@ def pooled_deltas(
     deltas = {}
     for name in compared_metrics(fmr_targets):
         if name not in draws:
-            deltas[name] = Delta(None, None, None, unverified if _verifies(name) else undefined)
+            reason = unverified if _verifies(name) else undefined or undebiased
+            deltas[name] = Delta(None, None, None, reason)
             continue
         point = float(np.mean([_point(b, name) - _point(a, name) for a, b in pairs]))
         ci = percentile_interval(np.concatenate(draws[name]), settings.level)
