@@ -153,7 +153,7 @@ def evaluation_notes(summary: dict) -> list[str]:
     """The lines under evaluate's table: why OPIS is undefined, the worst classes, the histogram bounds."""
     notes = []
     if summary.get("opis_undefined"):
-        notes.append(f"OPIS undefined: {summary['opis_undefined']}")
+        notes.append(f"opis_undefined: {summary['opis_undefined']}")
     if summary.get("worst_classes"):
         worst = ", ".join(f"{w['label']} ({w['mean_utility']:.3g})" for w in summary["worst_classes"][:5])
         notes.append(f"Worst classes (mean utility over the calibration range): {worst}")
