@@ -10,20 +10,27 @@ RSS is its own) on the same seeded embeddings:
 * ``tcdml-nostats``: ``tcdml.metrics.evaluate`` without the intervals and noise floor (``uncertainty=None``),
   i.e. the pass before they were added;
 * ``tcdml``: ``tcdml.metrics.evaluate`` (R@1/2/4/8, MAP@R, OPIS, eps-OPIS, per-class table, OPIS and eps-OPIS
-  bootstrap intervals over classes with 1,000 resamples, the noise floor);
+  bootstrap intervals over classes with 1,000 resamples, the noise floor, the debiased OPIS and its per-sample
+  counts, the verification metrics AUC / EER / FNMR@FMR with their intervals);
+* ``tcdml-before``: the same call on the tcdml at ``--before-src`` (a checkout of the commit before the
+  verification metrics and the debiased OPIS, e.g. ``git worktree add /tmp/before 91b7720``): the pass before,
+  measured in the same run, for the cost ratio tcdml / tcdml-before (goal <= 1.05);
 * ``pml``: baseline (b), pytorch-metric-learning's AccuracyCalculator for precision@1 + MAP@R (faiss kNN);
 * ``exact``: baseline (c), brute-force OPIS (``mode="exact"``) where it fits (N = 10k).
 
 Each contender runs ``--repeat`` times, interleaved with the others, and its best time is kept (the machine's
-other load then hits every contender alike). Prints wall time, peak RSS and the ratios against the matrix
-product measured in the same run, and the two ratios the goals are set on: tcdml / matmul-best (goal 1.3x)
-and tcdml / tcdml-nostats (the cost of the uncertainty statistics, goal 1.1x).
+other load then hits every contender alike); the load average before and after is printed. ``--contenders``
+picks some (e.g. ``tcdml-before,tcdml`` on a busy machine). Prints wall time, peak RSS and the ratios against
+the matrix product (else the first contender) measured in the same run, and the ratios the goals are set
+on: tcdml / matmul-best (goal 1.3x), tcdml / tcdml-nostats (the cost of the uncertainty statistics, goal
+1.1x) and tcdml / tcdml-before (goal 1.05x).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,6 +39,7 @@ import time
 import numpy as np
 
 DIM, CLASSES = 512, 300
+CONTENDERS = ("idle", "matmul", "matmul-best", "tcdml-nostats", "tcdml-before", "tcdml", "pml", "exact")
 
 
 def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -80,12 +88,14 @@ def run_contender(name: str, n: int) -> dict:
         for i in range(0, n, step):
             checksum += float((xt[i : i + step] @ xt.T)[:, 0].sum())
         extra["block_rows"] = step
-    elif name in ("tcdml", "tcdml-nostats"):
+    elif name in ("tcdml", "tcdml-nostats", "tcdml-before"):
         from tcdml.metrics import evaluate
 
         uncertainty = {"uncertainty": None} if name == "tcdml-nostats" else {}
         result = evaluate(x, y, progress=False, **uncertainty)
-        extra = {key: result.to_dict()[key] for key in ("recall@1", "map@r", "opis", "eps_opis")}
+        keys = ("recall@1", "map@r", "opis", "eps_opis", "opis_debiased", "auc", "eer")
+        summary = result.to_dict()
+        extra = {key: summary[key] for key in keys if key in summary}
     elif name == "exact":
         from tcdml.metrics import evaluate
 
@@ -109,20 +119,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,60000", help="comma-separated N")
     parser.add_argument("--repeat", type=int, default=2, help="runs per contender; the fastest counts")
+    parser.add_argument("--before-src", help="src folder of the tcdml before this change (tcdml-before)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         print(json.dumps(run_contender(args.run, args.n)))
         return
+    chosen = [name for name in args.contenders.split(",") if name]
+    print(f"load average before: {os.getloadavg()}, {os.cpu_count()} CPUs")
     for n in (int(s) for s in args.sizes.split(",")):
         rows: dict[str, dict] = {}
         for _ in range(args.repeat):  # interleaved: load on the machine hits every contender alike
-            for name in ("idle", "matmul", "matmul-best", "tcdml-nostats", "tcdml", "pml", "exact"):
-                if name == "exact" and n > 20_000:
+            for name in chosen:
+                if (name == "exact" and n > 20_000) or (name == "tcdml-before" and not args.before_src):
                     continue
+                env = dict(os.environ)
+                if name == "tcdml-before":
+                    env["PYTHONPATH"] = args.before_src
                 out = subprocess.run(
-                    [sys.executable, __file__, "--run", name, "--n", str(n)], capture_output=True, text=True
+                    [sys.executable, __file__, "--run", name, "--n", str(n)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
                 )
                 if out.returncode != 0:
                     rows[name] = {"name": name, "error": out.stderr.strip().splitlines()[-1]}
@@ -130,9 +150,9 @@ def main() -> None:
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 if name not in rows or row["seconds"] < rows[name].get("seconds", float("inf")):
                     rows[name] = row
-        base = rows["matmul"]["seconds"]
+        base = rows.get("matmul", rows.get("tcdml-before", rows.get("tcdml", {}))).get("seconds", 1.0)
         print(f"\nN = {n:,}, D = {DIM}, {CLASSES} classes")
-        print(f"{'contender':<13} {'seconds':>9} {'x matmul':>9} {'peak RSS MB':>12}  metrics")
+        print(f"{'contender':<13} {'seconds':>9} {'x first':>9} {'peak RSS MB':>12}  metrics")
         for name, row in rows.items():
             if "error" in row:
                 print(f"{name:<13} failed: {row['error']}")
@@ -146,6 +166,10 @@ def main() -> None:
             tcdml = rows["tcdml"]["seconds"]
             print(f"tcdml / matmul-best = {tcdml / rows['matmul-best']['seconds']:.2f} (goal <= 1.3)")
             print(f"tcdml / tcdml-nostats = {tcdml / rows['tcdml-nostats']['seconds']:.2f} (goal <= 1.1)")
+        if all("seconds" in rows.get(name, {}) for name in ("tcdml", "tcdml-before")):
+            ratio = rows["tcdml"]["seconds"] / rows["tcdml-before"]["seconds"]
+            print(f"tcdml / tcdml-before = {ratio:.3f} (goal <= 1.05)")
+        print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

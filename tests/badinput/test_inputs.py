@@ -160,6 +160,16 @@ BAD_EVALUATE_OPTIONS = {
     "device_unknown": (["--device", "bogus"], "not a torch device name"),
     "device_xla": (["--device", "xla"], "expected cpu, cuda"),
     "cuda_without_cuda": pytest.param(["--device", "cuda"], "CUDA is not available", marks=NO_CUDA),
+    "fmr_zero": (["--fmr", "0,1e-3"], "--fmr: 0.0 is not a rate in (0, 1)"),
+    "fmr_one": (["--fmr", "1e-3,1"], "--fmr: 1.0 is not a rate in (0, 1)"),
+    "fmr_negative": (["--fmr", "-1e-3"], "--fmr: -0.001 is not a rate"),
+    "fmr_nan": (["--fmr", "nan"], "--fmr: nan is not a rate"),
+    "fmr_twice": (["--fmr", "1e-3,0.001"], "--fmr: 0.001 is given twice"),
+    "fmr_too_many": (["--fmr", ",".join(f"{i / 100}" for i in range(1, 22))], "--fmr: 21 targets"),
+    "fmr_words": (["--fmr", "low"], "--fmr='low'"),
+    "fmr_empty": (["--fmr", ""], "--fmr=[]"),
+    "bins_too_coarse": (["--bins", "1024"], "num_bins=1024 is too coarse for fmr=0.0001"),
+    "bins_too_coarse_for_fmr": (["--bins", "512", "--fmr", "1e-3"], "use num_bins >= 1,000"),
 }
 
 BAD_CALIBRATE_OPTIONS = {

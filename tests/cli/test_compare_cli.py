@@ -122,3 +122,36 @@ def test_bad_interval_options(command, option, message, pair, tmp_path, capsys) 
     expect_clean_failure(
         [command, *files, *option, "--plot", figures], capsys, watched=[figures], contains=message
     )
+
+
+def test_compare_table_reads_one_row_per_metric(pair, capsys) -> None:
+    a, b = pair
+    assert main(["compare", str(a), str(b), "--bootstrap", "100", "--fmr", "1e-3,1e-2"]) == 0
+    table = capsys.readouterr().out
+    assert "B − A [95 % interval]" in table and "verdict" in table
+    for name in ("R@1", "MAP@R", "OPIS x1e-3", "OPIS debiased x1e-3", "OPIS noise floor x1e-3", "ROC AUC"):
+        assert name in table, name
+    assert "EER" in table and "FNMR @ FMR 1e-3" in table and "FNMR @ FMR 1e-4" not in table
+    assert "None" not in table and "opis_undefined" not in table
+    rows = [line for line in table.splitlines() if line.startswith("│ R@1")]
+    assert len(rows) == 1 and rows[0].rstrip(" │").endswith(("better", "worse", "no detectable change"))
+
+
+def test_compare_json_keeps_its_keys_and_adds_the_verification_deltas(pair, capsys) -> None:
+    a, b = pair
+    assert main(["compare", str(a), str(b), "--format", "json", "--bootstrap", "100"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert DELTA_KEYS <= set(out) and "opis_undefined" in out and "resamples" in out
+    for key in ("auc", "eer", "fnmr@fmr=1e-4", "fnmr@fmr=1e-3", "fnmr@fmr=1e-2", "opis_debiased"):
+        low, high = out[f"delta_{key}_ci95"]
+        assert low <= out[f"delta_{key}"] <= high and out[f"verdict_{key}"], key
+    assert {"opis_debiased", "auc", "eer", "opis_noise_floor"} <= set(out["a"])
+
+
+def test_evaluate_table_is_grouped_and_has_no_none(pair, capsys) -> None:
+    a, _ = pair
+    assert main(["evaluate", str(a), "--bootstrap", "100"]) == 0
+    table = capsys.readouterr().out
+    for section in ("retrieval", "consistency", "verification", "calibration range", "counts"):
+        assert section in table, section
+    assert "fnmr@fmr=1e-3" in table and "opis_debiased" in table and "None" not in table

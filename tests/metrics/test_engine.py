@@ -30,6 +30,7 @@ METRIC_BAD = {
     "num_thresholds": 1,
     "threshold": 2.0,
     "uncertainty": "many",
+    "fmr_targets": (1e-3, 1e-3),
 }
 PASS_BAD = {
     "mode": "approx",
@@ -140,7 +141,16 @@ def test_merge_of_row_splits_is_the_one_pass_state() -> None:
 
 def test_every_field_of_the_state_declares_its_merge() -> None:
     rules = merge_rules(PassState)
-    assert rules == {"pos_hist": "sum", "neg_hist": "sum", "hits": "sum", "ap": "sum", "processed": "rows"}
+    assert rules == {
+        "pos_hist": "sum",
+        "neg_hist": "sum",
+        "hits": "sum",
+        "ap": "sum",
+        "processed": "rows",
+    } | {
+        "sample_pos": "sum",
+        "sample_neg": "sum",
+    }
     assert [f.name for f in fields(PassState)] == list(rules)
     with pytest.raises(TypeError, match="neighbours declare no merge rule"):
 

@@ -9,9 +9,11 @@ import numpy as np
 import typer
 
 from tcdml.cli.options import (
+    DEFAULT_FMR_TEXT,
     EMBEDDING_INPUTS_HELP,
     BootstrapOption,
     DeviceOption,
+    FmrOption,
     FormatOption,
     LabelsOption,
     LevelOption,
@@ -19,10 +21,12 @@ from tcdml.cli.options import (
     ProgressOption,
     SeedOption,
     about,
+    parse_fmr,
     uncertainty_settings,
 )
-from tcdml.cli.output import print_json, print_table
+from tcdml.cli.output import print_comparison, print_json
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 
 COMPARE_STEM = "utility_curves_compare"
 
@@ -37,8 +41,12 @@ def compare(
     ],
     labels: LabelsOption = None,
     output_format: FormatOption = OutputFormat.table,
-    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = 1e-2,
-    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = 1e-1,
+    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
+        0
+    ],
+    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
+        1
+    ],
     beta: Annotated[float, typer.Option(help="F-beta weight of the utility (>1 favours TPR).")] = 1.0,
     eps: Annotated[float, typer.Option(help="Worst fraction of classes in eps-OPIS.")] = 0.1,
     thresholds: Annotated[int, typer.Option(help="Number of thresholds in the calibration grid.")] = 100,
@@ -51,8 +59,10 @@ def compare(
     ] = None,
     device: DeviceOption = None,
     progress: ProgressOption = None,
+    fmr: FmrOption = DEFAULT_FMR_TEXT,
 ) -> None:
-    """B minus A for R@1, MAP@R, OPIS and eps-OPIS, each with a paired bootstrap interval over classes.
+    """B minus A for R@1, MAP@R, OPIS, eps-OPIS, debiased OPIS, ROC AUC, EER and FNMR@FMR, each with a
+    paired bootstrap interval over classes and a verdict.
 
     One ``--labels`` serves both files: it is the labels of A and/or B when they are ``.npy`` (the two hold
     the same samples in the same order, so one labels file describes both).
@@ -71,6 +81,7 @@ def compare(
         device=device,
         progress=progress,
         uncertainty=uncertainty_settings(bootstrap, level, seed),
+        fmr_targets=parse_fmr(fmr),
     )
     outputs = OutputSet(inputs=[file_a, file_b, *filter(None, [labels])])
     plot = outputs.check_folder(plot, "--plot", figure_names(COMPARE_STEM))
@@ -98,7 +109,8 @@ def compare(
     if output_format is OutputFormat.json:
         print_json(summary)
     else:
-        print_table(f"tcdml compare {file_a.name} {file_b.name} (B minus A)", _rows(summary))
+        title = f"tcdml compare A={file_a.name} B={file_b.name}"
+        print_comparison(title, comparison_rows(result), comparison_notes(result))
 
 
 def check_same_samples(path_a: Path, a, path_b: Path, b) -> None:
@@ -125,11 +137,45 @@ def check_same_samples(path_a: Path, a, path_b: Path, b) -> None:
             )
 
 
-def _rows(summary: dict) -> list[tuple[str, object]]:
-    rows: list[tuple[str, object]] = []
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            rows += [(f"{key}: {name}", item) for name, item in value.items()]
-        else:
-            rows.append((key, value))
+#: Rows of the compare table without a paired interval: each model's value and the plain difference.
+PLAIN_ROWS = ("opis_noise_floor", "eps_opis_noise_floor", "opis_excess")
+
+
+def comparison_rows(result) -> list[tuple[str, str, str, str, str]]:
+    """``(metric, A, B, B − A [interval], verdict)`` per compared metric (catalogue names and scales), then
+    the noise floors; metrics undefined for a model are left out (``comparison_notes`` says why)."""
+    from tcdml.metrics.catalogue import metric
+
+    a, b = result.a.to_dict(), result.b.to_dict()
+    rows = []
+    for key, delta in result.deltas.items():
+        if delta.value is None:
+            continue
+        entry = metric(key)
+        low, high = (end * entry.scale for end in delta.ci)
+        change = f"{delta.value * entry.scale:+.4g} [{low:+.4g}, {high:+.4g}]"
+        rows.append((entry.display, entry.shown(a[key]), entry.shown(b[key]), change, delta.verdict))
+    for key in PLAIN_ROWS:
+        if a.get(key) is None or b.get(key) is None:
+            continue
+        entry = metric(key)
+        rows.append(
+            (
+                entry.display,
+                entry.shown(a[key]),
+                entry.shown(b[key]),
+                f"{(b[key] - a[key]) * entry.scale:+.4g}",
+                "",
+            )
+        )
     return rows
+
+
+def comparison_notes(result) -> list[str]:
+    """Why a metric has no row, and how the intervals were drawn."""
+    notes = sorted({f"Not compared: {d.undefined}" for d in result.deltas.values() if d.undefined})
+    notes.append(
+        f"Intervals: {result.level:.0%} paired bootstrap over classes ({result.resamples} resamples); "
+        "verdict better/worse when the interval excludes 0. Read 'OPIS debiased' (docs/metrics.md)."
+    )
+    return notes

@@ -16,9 +16,11 @@ from typing import Annotated
 import typer
 
 from tcdml.cli.options import (
+    DEFAULT_FMR_TEXT,
     EMBEDDING_INPUTS_HELP,
     BootstrapOption,
     DeviceOption,
+    FmrOption,
     FormatOption,
     LabelsOption,
     LevelOption,
@@ -26,10 +28,12 @@ from tcdml.cli.options import (
     ProgressOption,
     SeedOption,
     about,
+    parse_fmr,
     uncertainty_settings,
 )
-from tcdml.cli.output import print_json, print_table
+from tcdml.cli.output import evaluation_notes, print_evaluation, print_json, print_table
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 
 app = typer.Typer(
     add_completion=False,
@@ -80,8 +84,12 @@ def evaluate(
     file: EmbeddingsPath,
     labels: LabelsOption = None,
     output_format: FormatOption = OutputFormat.table,
-    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = 1e-2,
-    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = 1e-1,
+    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
+        0
+    ],
+    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
+        1
+    ],
     beta: Annotated[float, typer.Option(help="F-beta weight of the utility (>1 favours TPR).")] = 1.0,
     eps: Annotated[float, typer.Option(help="Worst fraction of classes in eps-OPIS.")] = 0.1,
     thresholds: Annotated[int, typer.Option(help="Number of thresholds in the calibration grid.")] = 100,
@@ -108,9 +116,11 @@ def evaluate(
     bootstrap: BootstrapOption = 1000,
     level: LevelOption = 0.95,
     seed: SeedOption = 0,
+    fmr: FmrOption = DEFAULT_FMR_TEXT,
 ) -> None:
     """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (docs/spec.md), OPIS with its bootstrap
-    interval over classes and its noise floor (docs/metrics.md)."""
+    interval over classes, its noise floor and its debiased value, and the verification metrics (ROC AUC,
+    EER, FNMR@FMR) (docs/metrics.md)."""
     from tcdml.figures import figure_names
     from tcdml.io.json_file import write_json
     from tcdml.io.outputs import OutputSet
@@ -131,6 +141,7 @@ def evaluate(
         device=device,
         progress=progress,
         uncertainty=uncertainty_settings(bootstrap, level, seed),
+        fmr_targets=parse_fmr(fmr),
     )
     outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
     output = outputs.check_file(output, "--output")
@@ -155,7 +166,12 @@ def evaluate(
     if output_format is OutputFormat.json:
         print_json(summary)
     else:
-        print_table(f"tcdml evaluate {file.name}", list(summary.items()))
+        from tcdml.metrics.result import ci_key
+
+        def level_key(key: str) -> str:
+            return ci_key(key, level)
+
+        print_evaluation(f"tcdml evaluate {file.name}", summary, level_key, evaluation_notes(summary))
 
 
 @app.command()

@@ -94,3 +94,22 @@ def about(path: str | os.PathLike) -> Iterator[None]:
         if os.fspath(path) in message:
             raise
         raise TcdmlInputError(f"{os.fspath(path)}: {message}") from None
+
+
+def parse_fmr(text: str) -> tuple[float, ...]:
+    """``--fmr 1e-4,1e-3`` -> the checked FMR targets (one line naming ``--fmr`` on a bad list)."""
+    from tcdml.metrics.validation import check_fmr_targets
+
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise TcdmlInputError(
+            f"--fmr={text!r}: expected comma-separated rates in (0, 1), e.g. 1e-4,1e-3"
+        ) from None
+    return check_fmr_targets(values, "--fmr")
+
+
+FmrOption = Annotated[
+    str, typer.Option("--fmr", help="FMR (= FAR) targets of FNMR@FMR: up to 20 distinct rates in (0, 1).")
+]
+DEFAULT_FMR_TEXT = "1e-4,1e-3,1e-2"

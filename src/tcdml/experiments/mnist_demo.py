@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tcdml.errors import TcdmlInputError
+from tcdml.experiments.demo_report import TABLE_ROWS, TARGET_FAR
 from tcdml.experiments.demo_stats import SeedStatistics, class_spreads, seed_statistics
 from tcdml.experiments.runs import fit_module, headline_metrics, measure
 from tcdml.io.json_file import write_json
@@ -35,22 +36,10 @@ RUNS = (
     ("arcface", "mnist-arcface.yaml", "ArcFace"),
     ("arcface_tcm", "mnist-arcface-tcm.yaml", "ArcFace + TCM"),
 )
-#: The calibrated threshold meets this global FAR on the test pairs.
-TARGET_FAR = 0.01
 #: Embedding sizes the demo can draw.
 EMBEDDING_SIZES = (2, 3)
 #: Seeds of ``tcdml demo`` without ``--seeds``.
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
-#: The table rows: (metric key in ``RunResult.metrics()``, label, whether higher is better).
-TABLE_ROWS = (
-    ("recall@1", "R@1", True),
-    ("map@r", "MAP@R", True),
-    ("opis", "OPIS", False),
-    ("eps_opis", "eps-OPIS (10%)", False),
-    ("class_spread", "per-digit spread (degrees)", False),
-    ("far_spread", f"class FAR spread @ FAR {TARGET_FAR:g} (max-min)", False),
-    ("frr_spread", f"class FRR spread @ FAR {TARGET_FAR:g} (max-min)", False),
-)
 
 
 def default_config_dir() -> Path:

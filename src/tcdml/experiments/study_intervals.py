@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 from tcdml.metrics.compare import Delta
 
 #: The embedding file every finished cell keeps (its test split's embeddings).
@@ -28,7 +29,8 @@ EMBEDDINGS_FILE = "embeddings.npz"
 
 @dataclass(frozen=True)
 class RowIntervals:
-    """A row's paired changes (``Delta`` per metric: recall@1, map@r, opis, eps_opis) and noise floors."""
+    """A row's paired changes (``Delta`` per compared metric, ``tcdml.metrics.compare``), each arm's mean
+    noise floor, excess OPIS and debiased OPIS."""
 
     deltas: dict[str, Delta]
     pairs: int
@@ -36,6 +38,8 @@ class RowIntervals:
     floor_tcm: float
     excess_base: float
     excess_tcm: float
+    debiased_base: float = math.nan
+    debiased_tcm: float = math.nan
 
     @property
     def excess_change(self) -> float:
@@ -63,6 +67,7 @@ def row_intervals(
     settings = settings or UncertaintySettings()
     floors = [[result.opis_noise_floor for result in arm] for arm in zip(*evaluated, strict=True)]
     excess = [[result.opis_excess for result in arm] for arm in zip(*evaluated, strict=True)]
+    debiased = [[_nan(result.opis_debiased) for result in arm] for arm in zip(*evaluated, strict=True)]
     return RowIntervals(
         deltas=pooled_deltas(evaluated, settings),
         pairs=len(evaluated),
@@ -70,7 +75,13 @@ def row_intervals(
         floor_tcm=float(np.mean(floors[1])),
         excess_base=float(np.mean(excess[0])),
         excess_tcm=float(np.mean(excess[1])),
+        debiased_base=float(np.mean(debiased[0])),
+        debiased_tcm=float(np.mean(debiased[1])),
     )
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _evaluate(record: dict[str, Any]) -> Any:
@@ -84,7 +95,7 @@ def _evaluate(record: dict[str, Any]) -> Any:
         data.embeddings,
         data.labels,
         ks=tuple(sorted({1, *settings.get("ks", (1,))})),
-        far_range=tuple(settings.get("far_range", (1e-2, 1e-1))),
+        far_range=tuple(settings.get("far_range", DEFAULT_FAR_RANGE)),
         beta=settings.get("beta", 1.0),
         eps=settings.get("eps", 0.1),
     )

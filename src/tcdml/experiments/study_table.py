@@ -29,18 +29,20 @@ from typing import Any
 from tcdml.errors import TcdmlInputError
 from tcdml.experiments.study_config import BASE_ARM
 from tcdml.experiments.study_intervals import RowIntervals, row_intervals, seed_pairs
+from tcdml.metrics.catalogue import metric
+
+
+def _rows(*keys: str) -> tuple[tuple[str, str, bool], ...]:
+    """``(key, short name, higher is better)`` of each key, from the metric catalogue."""
+    return tuple((key, metric(key).name, metric(key).higher_is_better) for key in keys)
+
 
 #: The table's metrics: (key in a record's ``metrics``, label, whether higher is better).
-TABLE_METRICS = (
-    ("recall@1", "R@1", True),
-    ("map@r", "MAP@R", True),
-    ("opis", "OPIS", False),
-    ("eps_opis", "eps-OPIS", False),
-)
+TABLE_METRICS = _rows("recall@1", "map@r", "opis", "eps_opis")
 #: ``results.csv`` and ``table.csv`` also carry the per-class rate spreads at the calibrated threshold.
-CSV_METRICS = (*TABLE_METRICS, ("far_spread", "FAR spread", False), ("frr_spread", "FRR spread", False))
+CSV_METRICS = (*TABLE_METRICS, *_rows("far_spread", "frr_spread"))
 #: Values shown in ``table.md`` multiplied by this (the paper reports OPIS in units of 1e-3); CSVs stay raw.
-DISPLAY_SCALE = {"opis": 1e3, "eps_opis": 1e3}
+DISPLAY_SCALE = {key: metric(key).scale for key, _, _ in TABLE_METRICS if metric(key).scale != 1.0}
 #: Metrics whose interval decides a row's verdict.
 VERDICT_METRICS = ("recall@1", "opis", "eps_opis")
 #: Goal of the margins study: excess OPIS lower by at least this fraction.
@@ -197,28 +199,35 @@ def format_change(row: RowSummary, key: str) -> str:
     return text + f" ({delta.value * scale:+.4f} [{low:+.4f}, {high:+.4f}]){mark}"
 
 
-def format_excess(row: RowSummary) -> tuple[str, str]:
-    """(noise floor base → TCM, excess OPIS base → TCM with its relative change), x1e-3."""
+def format_excess(row: RowSummary) -> tuple[str, str, str]:
+    """(noise floor base → TCM, debiased OPIS base → TCM with its paired change and interval, excess OPIS
+    base → TCM with its relative change), x1e-3."""
     found = row.intervals
     if found is None:
-        return "n/a", "n/a"
+        return "n/a", "n/a", "n/a"
     floor = f"{found.floor_base * 1e3:.4f} → {found.floor_tcm * 1e3:.4f}"
+    debiased = f"{found.debiased_base * 1e3:.4f} → {found.debiased_tcm * 1e3:.4f}"
+    delta = found.deltas.get("opis_debiased")
+    if delta is not None and delta.ci is not None:
+        mark = {"better": " ✓", "worse": " ✗"}.get(delta.verdict, "")
+        low, high = (value * 1e3 for value in delta.ci)
+        debiased += f" ({delta.value * 1e3:+.4f} [{low:+.4f}, {high:+.4f}]){mark}"
     change = "n/a" if math.isnan(found.excess_change) else f"{found.excess_change:+.0%}"
-    return floor, f"{found.excess_base * 1e3:.4f} → {found.excess_tcm * 1e3:.4f} ({change})"
+    return floor, debiased, f"{found.excess_base * 1e3:.4f} → {found.excess_tcm * 1e3:.4f} ({change})"
 
 
 def table_markdown(rows: Sequence[RowSummary]) -> str:
     """The Markdown table of ``rows`` plus the per-(benchmark, arm) summary lines."""
     lines = [
         "| benchmark | loss | variant | arm | seeds | R@1 | OPIS x1e-3 | noise floor x1e-3 | "
-        "excess OPIS x1e-3 | eps-OPIS x1e-3 | better | worse |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "debiased OPIS x1e-3 | excess OPIS x1e-3 | eps-OPIS x1e-3 | better | worse |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         seeds = str(row.tcm_seeds) if row.tcm_seeds == row.base_seeds else f"{row.tcm_seeds}/{row.base_seeds}"
-        floor, excess = format_excess(row)
+        floor, debiased, excess = format_excess(row)
         cells = [format_change(row, key) for key in ("recall@1", "opis")]
-        cells += [floor, excess, format_change(row, "eps_opis")]
+        cells += [floor, debiased, excess, format_change(row, "eps_opis")]
         verdicts = [", ".join(row.marked("better")), ", ".join(row.marked("worse"))]
         lines.append(
             f"| {row.benchmark} | {row.loss} | {row.variant} | {row.arm} | {seeds} | {' | '.join(cells)} "
@@ -230,7 +239,8 @@ def table_markdown(rows: Sequence[RowSummary]) -> str:
         "base, paired by seed) and its 95 % interval (paired bootstrap over classes, pooled over seeds). "
         "✓ / ✗: the interval excludes 0 (better / worse); only those are listed as better or worse. Excess "
         "OPIS = OPIS minus the noise floor (a consistent model's OPIS with the same class sizes: a lower "
-        "bound of the noise); its change is relative. Seeds: TCM/base when they differ.",
+        "bound of the noise); its change is relative. Debiased OPIS = OPIS minus each class's sampling "
+        "variance (sample jackknife, docs/metrics.md): the one to read. Seeds: TCM/base when they differ.",
         "",
         "Per benchmark and arm (rows with intervals):",
         "",
@@ -269,7 +279,8 @@ def table_csv_rows(rows: Sequence[RowSummary]) -> list[dict[str, Any]]:
             line.update({f"{key}_ci_low": low, f"{key}_ci_high": high})
             line[f"{key}_verdict"] = delta.verdict if delta else ""
         found = row.intervals
-        for name in ("floor_base", "floor_tcm", "excess_base", "excess_tcm", "excess_change"):
+        names = ("floor_base", "floor_tcm", "debiased_base", "debiased_tcm", "excess_base", "excess_tcm")
+        for name in (*names, "excess_change"):
             line[name] = getattr(found, name) if found else math.nan
         line.update({"tcm_seeds": row.tcm_seeds, "base_seeds": row.base_seeds})
         out.append(line)

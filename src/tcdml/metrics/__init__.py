@@ -1,40 +1,53 @@
-"""Pure maths of tcdml: OPIS, eps-OPIS, utility curves, Recall@k, MAP@R (torch + numpy only).
+"""Pure maths of tcdml: OPIS, eps-OPIS, utility curves, Recall@k, MAP@R, verification (torch + numpy only).
 
 ``evaluate(embeddings, labels)`` runs everything in one bounded-memory pass; the functions below it
 (``opis``, ``eps_opis``, ``f_beta_utility``, ``retrieval_per_query`` ...) work on plain arrays.
-``tcdml.metrics.engine`` holds the stages of the pass (prepare, run over some rows, merge, finish).
+``tcdml.metrics.engine`` holds the stages of the pass (prepare, run over some rows, merge, finish);
+``tcdml.metrics.catalogue`` the one list of metric names, directions and display names.
+
+The names below load on first use (PEP 562), so ``tcdml.metrics.catalogue`` imports without torch.
 """
 
-from tcdml.errors import TcdmlInputError
-from tcdml.metrics.evaluator import evaluate
-from tcdml.metrics.exact import ExactPairSimilarities
-from tcdml.metrics.histogram import PairHistogram
-from tcdml.metrics.opis import eps_opis, opis, opis_per_class, worst_rest_gap
-from tcdml.metrics.pair_counts import PairCounts
-from tcdml.metrics.result import ClassTable, EvaluationResult
-from tcdml.metrics.retrieval import retrieval_per_query, topk_by_similarity
-from tcdml.metrics.settings import EvaluationSettings, MetricSettings, PassSettings
-from tcdml.metrics.utility import calibration_range, class_utilities, f_beta_utility, threshold_grid
+from __future__ import annotations
 
-__all__ = [
-    "ClassTable",
-    "EvaluationResult",
-    "EvaluationSettings",
-    "ExactPairSimilarities",
-    "MetricSettings",
-    "PairCounts",
-    "PairHistogram",
-    "PassSettings",
-    "TcdmlInputError",
-    "calibration_range",
-    "class_utilities",
-    "eps_opis",
-    "evaluate",
-    "f_beta_utility",
-    "opis",
-    "opis_per_class",
-    "retrieval_per_query",
-    "threshold_grid",
-    "topk_by_similarity",
-    "worst_rest_gap",
-]
+from importlib import import_module
+from typing import Any
+
+#: Public name -> the module defining it.
+_EXPORTS = {
+    "ClassTable": "result",
+    "EvaluationResult": "result",
+    "EvaluationSettings": "settings",
+    "ExactPairSimilarities": "exact",
+    "MetricSettings": "settings",
+    "PairCounts": "pair_counts",
+    "PairHistogram": "histogram",
+    "PassSettings": "settings",
+    "TcdmlInputError": "tcdml.errors",
+    "calibration_range": "utility",
+    "class_utilities": "utility",
+    "eps_opis": "opis",
+    "evaluate": "evaluator",
+    "f_beta_utility": "utility",
+    "opis": "opis",
+    "opis_per_class": "opis",
+    "retrieval_per_query": "retrieval",
+    "threshold_grid": "utility",
+    "topk_by_similarity": "retrieval",
+    "worst_rest_gap": "opis",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tcdml.metrics' has no attribute {name!r}")
+    where = _EXPORTS[name]
+    module = import_module(where if "." in where else f"tcdml.metrics.{where}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

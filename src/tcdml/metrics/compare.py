@@ -8,10 +8,15 @@ class is drawn) are recomputed from that same draw. The interval of ``delta = me
 percentile interval of the resampled deltas, so what both models get right or wrong on the same hard
 classes cancels out: paired intervals are much narrower than two separate ones.
 
-A verdict per metric: ``better`` / ``worse`` when the interval excludes 0 (lower is better for OPIS), else
-``no detectable change``. Where OPIS is undefined for either model (``EvaluationResult.opis_undefined``)
-the OPIS and eps-OPIS changes are None (value, interval and verdict) and ``opis_undefined`` says why; R@1
-and MAP@R are compared all the same.
+The verification metrics (AUC, EER, FNMR at each FMR target, ``tcdml.metrics.verification``) are recomputed
+from both models' per-class histograms pooled with the same class weights, and ``opis_debiased`` as
+``OPIS_w - sum_c w_c V_c / n`` (``tcdml.metrics.jackknife``).
+
+A verdict per metric (``tcdml.metrics.catalogue.verdict``): ``better`` / ``worse`` when the interval excludes
+0 (in the metric's direction: lower is better for OPIS, EER, FNMR), else ``no detectable change``. Where OPIS
+is undefined for either model (``EvaluationResult.opis_undefined``) the OPIS, eps-OPIS and debiased OPIS
+changes are None (value, interval and verdict) and ``opis_undefined`` says why; the others are compared all
+the same.
 
 Example (a model compared with itself: every delta is 0 and every interval is [0, 0])::
 
@@ -24,7 +29,6 @@ Example (a model compared with itself: every delta is 0 and every interval is [0
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,7 +36,9 @@ from typing import Any
 import numpy as np
 
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.catalogue import DEFAULT_FMR_TARGETS, fmr_key, higher_is_better, verdict
 from tcdml.metrics.evaluator import evaluate
+from tcdml.metrics.jackknife import weighted_debiased_opis
 from tcdml.metrics.result import EvaluationResult, ci_key
 from tcdml.metrics.settings import EvaluationSettings, resolve_settings
 from tcdml.metrics.uncertainty import (
@@ -44,11 +50,23 @@ from tcdml.metrics.uncertainty import (
     weighted_opis,
 )
 from tcdml.metrics.validation import as_embeddings, as_labels
+from tcdml.metrics.verification import class_histograms, occupied, weighted_rates
 
-#: The compared metrics: name -> whether a higher value is better.
-HIGHER_IS_BETTER = {"recall@1": True, "map@r": True, "opis": False, "eps_opis": False}
+#: The compared metrics besides FNMR@FMR (one per FMR target, ``compared_metrics``).
+COMPARED = ("recall@1", "map@r", "opis", "eps_opis", "opis_debiased", "auc", "eer")
 #: The compared metrics read off the calibration range (undefined where OPIS is).
-CONSISTENCY_METRICS = ("opis", "eps_opis")
+CONSISTENCY_METRICS = ("opis", "eps_opis", "opis_debiased")
+#: The verification metrics (undefined without positive and negative pairs).
+VERIFICATION_METRICS = ("auc", "eer")
+
+
+def compared_metrics(fmr_targets: Sequence[float] = DEFAULT_FMR_TARGETS) -> list[str]:
+    """The keys ``compare`` gives a change of: ``COMPARED`` then ``fnmr@fmr=<a>`` per FMR target."""
+    return [*COMPARED, *(fmr_key(a) for a in fmr_targets)]
+
+
+#: The compared metrics at the default FMR targets: key -> whether a higher value is better (the catalogue's).
+HIGHER_IS_BETTER = {key: higher_is_better(key) for key in compared_metrics()}
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,8 @@ class Comparison:
             summary = result.to_dict()
             keys = ["recall@1", "map@r", "opis", "eps_opis", ci_key("opis", self.level), "opis_noise_floor"]
             keys += ["opis_excess", "eps_opis_excess", "t_lo", "t_hi", "opis_undefined"]
+            keys += ["opis_debiased", ci_key("opis_debiased", self.level), "eps_opis_noise_floor"]
+            keys += ["auc", "eer", "eer_threshold", *(fmr_key(a) for a in result.fmr_targets)]
             out[side] = {key: summary[key] for key in keys}
         return out
 
@@ -151,10 +171,25 @@ def pooled_deltas(
             if not same or result.queries is None:
                 raise TcdmlInputError("compare: the evaluations are not of the same samples")
     undefined = _undefined_reason(pairs)
-    names = [name for name in HIGHER_IS_BETTER if undefined is None or name not in CONSISTENCY_METRICS]
+    unverified = _unverified_reason(pairs)
+    fmr_targets = first.fmr_targets
+    undebiased = None
+    if undefined is None and any(r.opis_debiased is None for pair in pairs for r in pair):
+        undebiased = "opis_debiased: the calibration range starts below the per-sample counts of a model"
+    names = [
+        name
+        for name in compared_metrics(fmr_targets)
+        if not (undefined and name in CONSISTENCY_METRICS)
+        and not (unverified and _verifies(name))
+        and not (undebiased and name == "opis_debiased")
+    ]
     # The T classes with positive pairs are drawn (as evaluate's own intervals draw them); the others have
-    # no query that counts and no utility curve, so they would only make the resample size vary.
+    # no query that counts and no utility curve, so they would only make the resample size vary (their
+    # negative pairs keep weight 1 in the verification metrics).
     has_pos = np.isin(first.class_labels, first.utility_labels)
+    histograms = (
+        {} if unverified else {id(r): occupied(*class_histograms(r.counts)) for pair in pairs for r in pair}
+    )
     rng = np.random.default_rng([settings.seed, 2])
     draws: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for start in range(0, settings.resamples, RESAMPLE_CHUNK):
@@ -163,20 +198,39 @@ def pooled_deltas(
         weights[:, has_pos] = drawn
         changes = {name: np.zeros(len(weights)) for name in draws}
         for a, b in pairs:
-            values = [_resampled_metrics(result, weights, has_pos, names) for result in (a, b)]
+            values = [
+                _resampled_metrics(result, weights, has_pos, names, histograms.get(id(result)))
+                for result in (a, b)
+            ]
             for name in draws:
                 changes[name] += (values[1][name] - values[0][name]) / len(pairs)
         for name in draws:
             draws[name].append(changes[name])
     deltas = {}
-    for name, higher in HIGHER_IS_BETTER.items():
+    for name in compared_metrics(fmr_targets):
         if name not in draws:
-            deltas[name] = Delta(None, None, None, undefined)
+            reason = unverified if _verifies(name) else undefined or undebiased
+            deltas[name] = Delta(None, None, None, reason)
             continue
         point = float(np.mean([_point(b, name) - _point(a, name) for a, b in pairs]))
         ci = percentile_interval(np.concatenate(draws[name]), settings.level)
-        deltas[name] = Delta(point, ci, verdict(ci, higher))
+        deltas[name] = Delta(point, ci, verdict(ci, higher_is_better(name)))
     return deltas
+
+
+def _verifies(name: str) -> bool:
+    return name in VERIFICATION_METRICS or name.startswith("fnmr@fmr=")
+
+
+def _unverified_reason(pairs: Sequence[tuple[EvaluationResult, EvaluationResult]]) -> str | None:
+    """Why the verification metrics are undefined for a model of ``pairs`` (no positive or negative pairs)."""
+    for a, b in pairs:
+        if a.fmr_targets != b.fmr_targets:
+            raise TcdmlInputError("compare: the evaluations have different FMR targets")
+        for side, result in (("A", a), ("B", b)):
+            if result.verification is None:
+                return f"model {side}: no positive or no negative pairs: no verification metrics"
+    return None
 
 
 def _undefined_reason(pairs: Sequence[tuple[EvaluationResult, EvaluationResult]]) -> str | None:
@@ -191,26 +245,24 @@ def _undefined_reason(pairs: Sequence[tuple[EvaluationResult, EvaluationResult]]
 
 
 def _point(result: EvaluationResult, name: str) -> float | None:
-    return {
-        "recall@1": result.recall_at_k[1],
-        "map@r": result.map_at_r,
-        "opis": result.opis,
-        "eps_opis": result.eps_opis,
-    }[name]
-
-
-def verdict(ci: tuple[float, float], higher_is_better: bool) -> str:
-    """``better`` / ``worse`` when the interval of B minus A excludes 0, else ``no detectable change``."""
-    low, high = ci
-    if math.isnan(low) or (low <= 0.0 <= high):
-        return "no detectable change"
-    return "better" if (low > 0.0) == higher_is_better else "worse"
+    if name == "recall@1":
+        return result.recall_at_k[1]
+    if name == "map@r":
+        return result.map_at_r
+    if name in CONSISTENCY_METRICS:
+        return getattr(result, name)
+    return result.verification.values[name]
 
 
 def _resampled_metrics(
-    result: EvaluationResult, weights: np.ndarray, has_pos: np.ndarray, names: list[str]
+    result: EvaluationResult,
+    weights: np.ndarray,
+    has_pos: np.ndarray,
+    names: list[str],
+    histograms: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, np.ndarray]:
-    """(B,) metrics ``names`` (of R@1, MAP@R, OPIS, eps-OPIS) of ``result`` under class weights (B x C)."""
+    """(B,) metrics ``names`` of ``result`` under class weights (B x C); ``histograms``: its per-class
+    histograms (``class_histograms``), for the verification metrics."""
     queries = result.queries
     valid = queries.valid
     classes = queries.classes[valid]
@@ -226,4 +278,13 @@ def _resampled_metrics(
         class_weights = weights[:, has_pos]
         out["opis"] = weighted_opis(result.utilities, class_weights)
         out["eps_opis"] = weighted_eps_opis(result.utilities, class_weights, result.eps)
+        variances = result.sample_variances
+        out["opis_debiased"] = (
+            weighted_debiased_opis(result.utilities, variances, class_weights)
+            if variances is not None
+            else np.full(len(weights), np.nan)
+        )
+    if histograms is not None:
+        verification_weights = np.where(has_pos, weights, 1.0)
+        out.update(weighted_rates(*histograms, verification_weights, result.fmr_targets))
     return out

@@ -22,8 +22,16 @@ import numpy as np
 import torch
 
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 from tcdml.metrics.exact import MAX_EXACT_PAIRS, ExactPairSimilarities
 from tcdml.metrics.histogram import PairHistogram
+from tcdml.metrics.jackknife import (
+    debiased_opis_interval,
+    jackknife_variance,
+    sample_counts_from_histograms,
+    sample_counts_from_similarity,
+    sample_low,
+)
 from tcdml.metrics.opis import check_worst_group, eps_opis, opis
 from tcdml.metrics.pair_counts import PairCounts
 from tcdml.metrics.result import ClassTable, EvaluationResult, QueryOutcomes, opis_needed
@@ -33,6 +41,7 @@ from tcdml.metrics.state import PassState
 from tcdml.metrics.uncertainty import noise_floor, opis_intervals
 from tcdml.metrics.utility import calibration_range, class_utilities, threshold_grid
 from tcdml.metrics.validation import as_embeddings, as_labels, as_mask, check_device
+from tcdml.metrics.verification import verification, with_verification
 
 __all__ = [
     "EvaluationSettings",
@@ -66,7 +75,9 @@ def prepare_inputs(
     query_mask = as_mask(is_query, len(label_array), "is_query")
     gallery_mask = as_mask(is_gallery, len(label_array), "is_gallery")
     num_classes = len(np.unique(label_array))
-    settings.check_histogram_memory(num_classes)
+    all_pairs = bool(query_mask.all() and gallery_mask.all())
+    slots = int(query_mask.sum()) + (0 if all_pairs else int(gallery_mask.sum()))  # per-sample histogram rows
+    settings.check_histogram_memory(num_classes, num_samples=slots)
     device = check_device(settings.device) if settings.device else tensor.device
     return prepare(tensor, label_array, query_mask, gallery_mask, device)
 
@@ -122,12 +133,14 @@ def run_prepared(
     settings: PassSettings,
     rows: range | None = None,
     ks: tuple[int, ...] | None = None,
+    per_sample: bool | None = None,
 ) -> PassState:
     """Run the pass over ``rows`` (default: all) of a prepared set with the settings' backend, bins, memory
     budget and progress bar.
 
     ``ks``: the k of Recall@k whose hits (and AP@R) are found per query; None searches no neighbours (the
-    histograms alone: all that threshold calibration needs).
+    histograms alone: all that threshold calibration needs). ``per_sample``: keep the per-sample histograms
+    of ``opis_debiased`` (histogram mode; default: when ``ks`` is given, i.e. for an evaluation).
     """
     rows = range(prepared.num_queries) if rows is None else rows
     neighbours = None
@@ -145,6 +158,7 @@ def run_prepared(
     if progress is None:
         progress = len(prepared.gallery_classes) >= PROGRESS_MIN_SAMPLES
     num_bins = settings.bins_for(len(prepared.class_labels)) if settings.mode == "histogram" else None
+    per_sample = ks is not None if per_sample is None else per_sample
     return run_pass(
         prepared,
         rows,
@@ -153,12 +167,21 @@ def run_prepared(
         neighbours=neighbours,
         max_block_bytes=settings.max_block_bytes,
         progress=progress,
+        sample_cells=_sample_cells(prepared, settings) if per_sample else None,
     )
 
 
-def pair_counts(prepared: PreparedSet, state: PassState) -> PairCounts:
+def _sample_cells(prepared: PreparedSet, settings: PassSettings) -> tuple[float, int]:
+    """``(low, count)`` of the per-sample histograms (``tcdml.metrics.jackknife``)."""
+    far_max = getattr(settings, "far_range", DEFAULT_FAR_RANGE)[1]
+    return sample_low(prepared, far_max), settings.sample_cells_for(len(prepared.sample_slots))
+
+
+def pair_counts(
+    prepared: PreparedSet, state: PassState, similarity: torch.Tensor | None = None
+) -> PairCounts:
     """The pair counts of a complete state: its histograms, or (a state without: exact mode) every pair
-    similarity, computed here by brute force (refused for sets too large to hold every pair)."""
+    similarity, ``similarity`` (``exact_similarity``, computed here when not given)."""
     if not state.complete:
         raise ValueError("the pass state does not cover every query row: merge the other rows' states first")
     if state.pos_hist is not None and state.neg_hist is not None:
@@ -166,13 +189,7 @@ def pair_counts(prepared: PreparedSet, state: PassState) -> PairCounts:
         return PairHistogram(
             prepared.class_labels, prepared.class_sizes, state.pos_hist, state.neg_hist, multiplicity
         )
-    num_pairs = prepared.num_queries * len(prepared.gallery_classes)
-    if num_pairs > MAX_EXACT_PAIRS:
-        raise TcdmlInputError(
-            f"mode='exact' would hold {num_pairs:,} pair similarities (limit {MAX_EXACT_PAIRS:,}); "
-            "use the default histogram mode"
-        )
-    similarity = (prepared.queries @ prepared.gallery.T).clamp_(-1.0, 1.0)
+    similarity = exact_similarity(prepared) if similarity is None else similarity
     return ExactPairSimilarities.from_similarity(
         similarity,
         prepared.query_classes,
@@ -184,12 +201,24 @@ def pair_counts(prepared: PreparedSet, state: PassState) -> PairCounts:
     )
 
 
+def exact_similarity(prepared: PreparedSet) -> torch.Tensor:
+    """The full query x gallery similarity matrix, brute force (refused for sets too large to hold it)."""
+    num_pairs = prepared.num_queries * len(prepared.gallery_classes)
+    if num_pairs > MAX_EXACT_PAIRS:
+        raise TcdmlInputError(
+            f"mode='exact' would hold {num_pairs:,} pair similarities (limit {MAX_EXACT_PAIRS:,}); "
+            "use the default histogram mode"
+        )
+    return (prepared.queries @ prepared.gallery.T).clamp_(-1.0, 1.0)
+
+
 def finish(prepared: PreparedSet, state: PassState, settings: MetricSettings) -> EvaluationResult:
     """Reduce a complete pass state (with neighbours at ``settings.ks``) to the result: R@k, MAP@R, and the
     calibration range, utilities, OPIS and per-class table, or the reason they are undefined."""
     if state.hits is None or state.ap is None:
         raise ValueError("the pass state has no neighbours: run the pass with ks= to finish an evaluation")
-    counts = pair_counts(prepared, state)
+    similarity = exact_similarity(prepared) if state.pos_hist is None else None
+    counts = pair_counts(prepared, state, similarity)
     valid = prepared.num_relevant > 0
     hits = state.hits[valid].mean(axis=0)
     consistency: dict[str, Any] = dict.fromkeys(_CONSISTENCY_FIELDS)  # None where OPIS is undefined
@@ -201,6 +230,12 @@ def finish(prepared: PreparedSet, state: PassState, settings: MetricSettings) ->
             reason = str(exc)
         else:
             consistency.update(_consistency(prepared, counts, settings, t_lo, t_hi))
+            consistency.update(_debiased(prepared, state, similarity, settings, consistency))
+    has_pairs = counts.total_pos() > 0 and counts.total_neg() > 0
+    drawn = np.isin(prepared.class_labels, prepared.class_labels[counts.num_pos() > 0])
+    checks = verification(counts, settings.fmr_targets, drawn, settings.uncertainty) if has_pairs else None
+    if consistency["per_class"] is not None and checks is not None:
+        consistency["per_class"] = with_verification(consistency["per_class"], counts, checks)
     return EvaluationResult(
         recall_at_k={k: float(hits[i]) for i, k in enumerate(settings.ks)},
         map_at_r=float(state.ap[valid].mean()),
@@ -217,6 +252,8 @@ def finish(prepared: PreparedSet, state: PassState, settings: MetricSettings) ->
         queries=QueryOutcomes(settings.ks, prepared.query_classes, state.hits, state.ap, valid),
         ci_level=settings.uncertainty.level if settings.uncertainty is not None else None,
         opis_undefined=reason,
+        fmr_targets=settings.fmr_targets,
+        verification=checks,
         **consistency,
     )
 
@@ -234,6 +271,9 @@ _CONSISTENCY_FIELDS = (
     "eps_opis_ci",
     "opis_noise_floor",
     "eps_opis_noise_floor",
+    "opis_debiased",
+    "opis_debiased_ci",
+    "sample_variances",
 )
 
 
@@ -269,4 +309,34 @@ def _consistency(
         floors = noise_floor(counts, thresholds, settings.beta, settings.eps, settings.uncertainty)
         out.update(opis_ci=intervals[0], eps_opis_ci=intervals[1])
         out.update(opis_noise_floor=floors[0], eps_opis_noise_floor=floors[1])
+    return out
+
+
+def _debiased(
+    prepared: PreparedSet,
+    state: PassState,
+    similarity: torch.Tensor | None,
+    settings: MetricSettings,
+    consistency: dict[str, Any],
+) -> dict[str, Any]:
+    """``opis_debiased`` (and its interval, if asked): OPIS minus the classes' sample-jackknife variance
+    (``tcdml.metrics.jackknife``), from the state's per-sample histograms or, exact, from ``similarity``."""
+    thresholds = consistency["thresholds"]
+    if similarity is not None:
+        counts = sample_counts_from_similarity(similarity, prepared, thresholds)
+    elif state.sample_pos is not None and state.sample_neg is not None:
+        low = sample_low(prepared, settings.far_range[1])
+        if thresholds[0] < low:
+            return {}  # the pilot put the cells above the calibration range: no per-sample counts there
+        counts = sample_counts_from_histograms(state.sample_pos, state.sample_neg, thresholds, low, prepared)
+    else:
+        return {}
+    variances = jackknife_variance(
+        counts, prepared.sample_classes, prepared.positive_classes, settings.beta, prepared.all_pairs
+    )
+    out: dict[str, Any] = {"opis_debiased": consistency["opis"] - float(variances.mean())}
+    out["sample_variances"] = variances
+    if settings.uncertainty is not None:
+        interval = debiased_opis_interval(consistency["utilities"], variances, settings.uncertainty)
+        out["opis_debiased_ci"] = interval
     return out

@@ -44,6 +44,10 @@ class PairHistogram(PairCounts):
         self._pos_global = self.pos.sum(axis=0) / pos_multiplicity
         self._neg_global = self.neg.sum(axis=0) / 2.0
 
+    def global_histograms(self) -> tuple[np.ndarray, np.ndarray]:
+        """(B,) positive and negative pair counts of all classes by bin, in true pair counts."""
+        return self._pos_global, self._neg_global
+
     def num_pos(self) -> np.ndarray:
         return self.pos.sum(axis=1) / self.pos_multiplicity
 
@@ -92,9 +96,10 @@ class PairHistogram(PairCounts):
         return float(self.edges[index])
 
 
-def _count_ge(counts: np.ndarray, thresholds: np.ndarray, width: float) -> np.ndarray:
-    """(C, K) counts with ``s >= t``: whole bins above t plus the part of t's bin above it."""
-    position = np.clip((np.asarray(thresholds, dtype=np.float64) + 1.0) / width, 0.0, counts.shape[1])
+def _count_ge(counts: np.ndarray, thresholds: np.ndarray, width: float, low: float = -1.0) -> np.ndarray:
+    """(C, K) counts with ``s >= t`` of bins of ``width`` from ``low``: whole bins above t plus the part of
+    t's bin above it."""
+    position = np.clip((np.asarray(thresholds, dtype=np.float64) - low) / width, 0.0, counts.shape[1])
     index = np.minimum(np.floor(position).astype(np.int64), counts.shape[1] - 1)
     above_in_bin = 1.0 - (position - index)
     # Pairs in bins > index = total - pairs in bins <= index.

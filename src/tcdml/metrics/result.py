@@ -6,17 +6,24 @@ import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tcdml.errors import TcdmlInputError
 from tcdml.io.atomic import atomic_write
+from tcdml.metrics.catalogue import DEFAULT_FMR_TARGETS, fmr_key
 from tcdml.metrics.pair_counts import PairCounts
+
+if TYPE_CHECKING:
+    from tcdml.metrics.verification import Verification
 
 
 @dataclass(frozen=True)
 class ClassTable:
-    """One row per class: size, pair counts, mean utility over the calibration grid, FAR/FRR at a threshold.
+    """One row per class: size, pair counts, mean utility over the calibration grid, FAR/FRR at a threshold,
+    and (verification) the class's AUC and its FAR/FRR at each FMR target's global threshold
+    (``fmr_rates["1e-3"] = (far, frr)``).
 
     ``mean_utility`` and ``frr`` are NaN for classes without positive pairs (left out of OPIS).
     Pair counts are relative when the state counts each pair from both ends (histogram mode).
@@ -30,28 +37,35 @@ class ClassTable:
     far: np.ndarray
     frr: np.ndarray
     threshold: float
+    auc: np.ndarray | None = None
+    fmr_rates: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     COLUMNS = ("label", "size", "positive_pairs", "negative_pairs", "mean_utility", "far", "frr")
 
+    def _columns(self) -> dict[str, np.ndarray]:
+        columns = dict(zip(self.COLUMNS, (self.labels, self.sizes, self.num_positive_pairs), strict=False))
+        columns.update(negative_pairs=self.num_negative_pairs, mean_utility=self.mean_utility)
+        columns.update(far=self.far, frr=self.frr)
+        if self.auc is not None:
+            columns["auc"] = self.auc
+        for target, (far, frr) in self.fmr_rates.items():
+            columns[f"far@fmr={target}"] = far
+            columns[f"frr@fmr={target}"] = frr
+        return columns
+
     def rows(self) -> list[dict]:
-        """The table as a list of dicts (``COLUMNS`` keys), NaN written as None."""
-        columns = (
-            self.labels,
-            self.sizes,
-            self.num_positive_pairs,
-            self.num_negative_pairs,
-            self.mean_utility,
-            self.far,
-            self.frr,
-        )
+        """The table as a list of dicts (``COLUMNS`` keys, then ``auc``, ``far@fmr=<a>``, ``frr@fmr=<a>``
+        when verified), NaN written as None."""
+        columns = self._columns()
         return [
-            {name: _plain(value) for name, value in zip(self.COLUMNS, values, strict=True)}
-            for values in zip(*columns, strict=True)
+            {name: _plain(value) for name, value in zip(columns, values, strict=True)}
+            for values in zip(*columns.values(), strict=True)
         ]
 
     def write_csv(self, path: str | os.PathLike) -> Path:
         """Write the table as CSV (atomically); the threshold is in the FAR/FRR column names."""
         header = [*self.COLUMNS[:5], f"far@{self.threshold:.6g}", f"frr@{self.threshold:.6g}"]
+        header += list(self._columns())[len(self.COLUMNS) :]
         with atomic_write(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
@@ -113,6 +127,14 @@ class EvaluationResult:
     queries: QueryOutcomes | None = field(default=None, repr=False)
     #: Why OPIS is undefined for this set (one line), or None where it is defined.
     opis_undefined: str | None = None
+    #: OPIS minus the classes' sample-jackknife variance (``tcdml.metrics.jackknife``) and its interval.
+    opis_debiased: float | None = None
+    opis_debiased_ci: tuple[float, float] | None = None
+    #: (T,) each class's ``mean_k Var_jack(U_c(t_k))``, the rows of ``utilities`` (what compare resamples).
+    sample_variances: np.ndarray | None = field(default=None, repr=False)
+    #: The FMR targets of FNMR@FMR and the verification metrics (None without positive and negative pairs).
+    fmr_targets: tuple[float, ...] = DEFAULT_FMR_TARGETS
+    verification: Verification | None = None
 
     @property
     def opis_excess(self) -> float | None:
@@ -174,7 +196,9 @@ class EvaluationResult:
                 "opis": self.opis,
                 "eps_opis": self.eps_opis,
                 "opis_undefined": self.opis_undefined,
+                "opis_debiased": self.opis_debiased,
                 **self._uncertainty_dict(),
+                **self._verification_dict(),
                 "eps": self.eps,
                 "beta": self.beta,
                 "far_min": self.far_range[0],
@@ -206,7 +230,27 @@ class EvaluationResult:
             "eps_opis_noise_floor": self.eps_opis_noise_floor,
             "opis_excess": self.opis_excess,
             "eps_opis_excess": self.eps_opis_excess,
+            ci_key("opis_debiased", self.ci_level): _listed(self.opis_debiased_ci),
         }
+
+    def _verification_dict(self) -> dict:
+        """The verification keys (``tcdml.metrics.verification``), None where undefined (no pairs)."""
+
+        def key_of(metric: str) -> str:
+            return ci_key(metric, self.ci_level) if self.ci_level is not None else metric
+
+        if self.verification is not None:
+            return self.verification.to_dict(key_of if self.ci_level is not None else None)
+        keys = ["auc", "eer", *(fmr_key(a) for a in self.fmr_targets)]
+        out: dict = {}
+        for key in keys:
+            out[key] = None
+            if self.ci_level is not None:
+                out[key_of(key)] = None
+        out["eer_threshold"] = None
+        out.update({fmr_key(a, "threshold@fmr="): None for a in self.fmr_targets})
+        out["verification_resolution"] = None
+        return out
 
 
 def opis_needed(purpose: str, reason: str) -> TcdmlInputError:

@@ -10,14 +10,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tcdml.errors import TcdmlInputError
+from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE, DEFAULT_FMR_TARGETS
 from tcdml.metrics.uncertainty import UncertaintySettings
 from tcdml.metrics.validation import (
     check_device,
     check_far_pair,
+    check_fmr_targets,
     check_integer,
     check_ks,
     check_num_thresholds,
@@ -35,6 +38,10 @@ DEFAULT_NUM_BINS = 1 << 14
 HISTOGRAM_BUDGET_BYTES = 1 << 30
 #: The most histogram bins a user may ask for (``num_bins``).
 MAX_NUM_BINS = 1 << 22
+#: Cells of the per-sample histograms of the sample jackknife (``opis_debiased``): width 2 / 256 ~ 0.008.
+SAMPLE_CELLS = 256
+#: The per-sample histograms may use at most this much memory; more samples get fewer cells (at least 16).
+SAMPLE_BUDGET_BYTES = 1 << 30
 #: Bytes per (class, grid threshold): the per-class counts, rates and utilities (float64) held at once.
 GRID_BYTES_PER_CELL = 8 * 8
 
@@ -56,20 +63,23 @@ class MetricSettings:
     ``beta``: the F-beta weight of the utility. ``eps``: the worst fraction in eps-OPIS.
     ``num_thresholds``: K grid thresholds.
     ``threshold``: where the per-class FAR/FRR table is read (default: middle of the calibration range).
+    ``fmr_targets``: the FMR (= FAR) targets of FNMR@FMR (1 to 20 distinct rates in (0, 1)).
     ``uncertainty``: bootstrap resamples, interval level, noise-floor draws and seed of the OPIS intervals
     and noise floor (``tcdml.metrics.uncertainty``); None skips them.
     """
 
     ks: tuple[int, ...] = (1, 2, 4, 8)
-    far_range: tuple[float, float] = (1e-2, 1e-1)
+    far_range: tuple[float, float] = DEFAULT_FAR_RANGE
     beta: float = 1.0
     eps: float = 0.1
     num_thresholds: int = 100
     threshold: float | None = None
     uncertainty: UncertaintySettings | None = field(default_factory=UncertaintySettings)
+    fmr_targets: tuple[float, ...] = DEFAULT_FMR_TARGETS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ks", check_ks(self.ks))
+        object.__setattr__(self, "fmr_targets", check_fmr_targets(self.fmr_targets))
         object.__setattr__(self, "far_range", check_far_pair(self.far_range))
         object.__setattr__(self, "beta", check_positive(self.beta, "beta"))
         object.__setattr__(self, "eps", check_open_unit(self.eps, "eps"))
@@ -129,9 +139,12 @@ class PassSettings:
         if self.device is not None:
             check_device(self.device)
 
-    def check_histogram_memory(self, num_classes: int, available: int | None = None) -> None:
-        """Refuse histograms for ``num_classes`` classes that would not fit ``available`` bytes (default:
-        what ``psutil`` reports as available now); nothing to check in exact mode."""
+    def check_histogram_memory(
+        self, num_classes: int, available: int | None = None, num_samples: int = 0
+    ) -> None:
+        """Refuse histograms for ``num_classes`` classes (and the per-sample histograms of ``num_samples``)
+        that would not fit ``available`` bytes (default: what ``psutil`` reports as available now); nothing
+        to check in exact mode."""
         if self.mode != "histogram":
             return
         available = _available(available)
@@ -141,6 +154,22 @@ class PassSettings:
                 f"num_bins={self.bins_for(num_classes)}: the histograms of {num_classes:,} classes "
                 f"would need {histogram:,} bytes, more than the {available:,} available; ask for fewer"
             )
+        cells = self.sample_cells_for(num_samples)
+        total = histogram + num_samples * cells * 32
+        if total > available:
+            raise TcdmlInputError(
+                f"{num_samples:,} samples: their per-sample histograms ({cells} cells, for opis_debiased) "
+                f"and the class histograms would need {total:,} bytes, more than the {available:,} available"
+            )
+
+    @staticmethod
+    def sample_cells_for(num_samples: int) -> int:
+        """Cells of the per-sample histograms for ``num_samples``: ``SAMPLE_CELLS``, halved (down to 16) to
+        stay within ``SAMPLE_BUDGET_BYTES`` (float64 positive + negative, twice while accumulating)."""
+        cells = SAMPLE_CELLS
+        while cells > 16 and num_samples * cells * 32 > SAMPLE_BUDGET_BYTES:
+            cells //= 2
+        return cells
 
     def bins_for(self, num_classes: int) -> int:
         """Histogram bins for ``num_classes`` classes: the setting, or the default within the budget."""
@@ -164,6 +193,21 @@ class EvaluationSettings(PassSettings, MetricSettings):
     def __post_init__(self) -> None:
         MetricSettings.__post_init__(self)
         PassSettings.__post_init__(self)
+        smallest = min(self.fmr_targets)
+        needed = bins_needed(smallest)
+        if self.mode == "histogram" and self.num_bins is not None and self.num_bins < needed:
+            raise TcdmlInputError(
+                f"num_bins={self.num_bins} is too coarse for fmr={smallest:g}: a bin must hold at most that "
+                f"share of evenly spread negatives; use num_bins >= {needed:,} (or mode='exact', or a larger "
+                "smallest fmr)"
+            )
+
+
+def bins_needed(fmr: float) -> int:
+    """The fewest histogram bins for an FMR target: ``ceil(1 / fmr)``, so that negatives spread evenly over
+    [-1, 1] put at most ``fmr`` of them in one bin (a floor: concentrated negatives need more; the result's
+    ``verification_resolution`` gives the bound actually reached)."""
+    return math.ceil(round(1.0 / fmr, 6))
 
 
 Settings = TypeVar("Settings", MetricSettings, PassSettings, EvaluationSettings)

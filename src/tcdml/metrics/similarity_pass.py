@@ -4,7 +4,9 @@ Samples are first reordered by class, so the rows of a block form a few class se
 positive columns are one contiguous slice. From each block the pass accumulates
 
 * per-class histograms of positive and negative pair similarities (``torch.histc`` per class segment), and
-* per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block).
+* per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block), and
+* (optional) per-sample histograms of each sample's positive and negative pair similarities in a few coarse
+  cells, what the sample jackknife of ``opis_debiased`` reads (``tcdml.metrics.jackknife``).
 
 A pass over a subset of rows gives a ``PassState`` (``tcdml.metrics.state``); states over disjoint rows merge,
 which is how several processes or GPUs share the work (see ``tcdml.metrics.engine`` and
@@ -14,7 +16,7 @@ which is how several processes or GPUs share the work (see ``tcdml.metrics.engin
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -43,6 +45,8 @@ class PreparedSet:
     class_sizes: np.ndarray
     all_pairs: bool
     num_samples: int
+    #: ``negative_quantile_estimate``'s values, by quantile.
+    pilot_quantiles: dict[float, float] = field(default_factory=dict, repr=False)
 
     @property
     def num_queries(self) -> int:
@@ -59,6 +63,49 @@ class PreparedSet:
     def positive_classes(self) -> np.ndarray:
         """Class ids with positive pairs (a query with another member of its class in the gallery)."""
         return np.unique(self.query_classes[self.num_relevant > 0])
+
+    @cached_property
+    def sample_classes(self) -> np.ndarray:
+        """(num_samples,) the class id of every sample, -1 for one neither query nor gallery."""
+        out = np.full(self.num_samples, -1)
+        out[self.gallery_index] = self.gallery_classes
+        out[self.query_index] = self.query_classes
+        return out
+
+    @cached_property
+    def sample_slots(self) -> np.ndarray:
+        """The sample index of each row of the per-sample histograms: the query rows, then (with a
+        query/gallery split) the gallery columns; a sample both query and gallery has two."""
+        if self.all_pairs:
+            return self.query_index
+        return np.concatenate([self.query_index, self.gallery_index])
+
+    @cached_property
+    def slot_totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of the per-sample histograms (``sample_slots``): its sample's positive and negative pairs
+        at that end (a query row: the gallery members of its class other than itself, and the others)."""
+        num_classes = len(self.class_labels)
+        in_gallery = np.bincount(self.gallery_classes, minlength=num_classes)
+        positives = [self.num_relevant]
+        negatives = [len(self.gallery_classes) - in_gallery[self.query_classes]]
+        if not self.all_pairs:
+            in_queries = np.bincount(self.query_classes, minlength=num_classes)
+            is_query = np.zeros(self.num_samples, dtype=bool)
+            is_query[self.query_index] = True
+            positives.append(in_queries[self.gallery_classes] - is_query[self.gallery_index])
+            negatives.append(self.num_queries - in_queries[self.gallery_classes])
+        return np.concatenate(positives).astype(np.float64), np.concatenate(negatives).astype(np.float64)
+
+    def negative_quantile_estimate(self, q: float, rows: int = 256) -> float:
+        """The ``q`` quantile of the negative similarities of ``rows`` query rows drawn with a fixed seed
+        (a pilot, before the pass: the same on every process); -1 without negatives there."""
+        if q not in self.pilot_quantiles:
+            drawn = np.sort(np.random.default_rng(0).permutation(self.num_queries)[:rows])
+            sim = (self.queries[torch.as_tensor(drawn, device=self.queries.device)] @ self.gallery.T).cpu()
+            negative = self.query_classes[drawn][:, None] != self.gallery_classes[None, :]
+            values = sim.double().numpy()[negative]
+            self.pilot_quantiles[q] = float(np.quantile(values, q)) if len(values) else -1.0
+        return self.pilot_quantiles[q]
 
     @cached_property
     def num_negative_pairs(self) -> int:
@@ -140,12 +187,14 @@ def run_pass(
     neighbours: torch.Tensor | None = None,
     max_block_bytes: int | None = None,
     progress: bool = False,
+    sample_cells: tuple[float, int] | None = None,
 ) -> PassState:
     """Process query rows ``rows`` (positions in the class-sorted order) against the whole gallery.
 
     ``num_bins=None`` skips the histograms; ``ks=None`` skips the neighbour search (Recall@k at ``ks`` and
     MAP@R otherwise); ``neighbours`` (Nq x k) supplies precomputed neighbour columns (e.g. from faiss) instead
-    of the block's top-k. With neither, no block is computed.
+    of the block's top-k. ``sample_cells``: ``(low, count)``, the per-sample histograms' cells on [low, 1]
+    (None: none kept). With no histogram and no neighbours, no block is computed.
     """
     from tqdm.auto import tqdm
 
@@ -154,7 +203,11 @@ def run_pass(
     processed = np.zeros(num_queries, dtype=bool)
     processed[rows.start : rows.stop] = True
     if num_bins is None and ks is None:
-        return PassState(None, None, None, None, processed)
+        return PassState(None, None, None, None, processed, None, None)
+    cells = sample_cells if num_bins is not None else None
+    sample_shape = (len(prepared.sample_slots), cells[1] if cells else 1)
+    sample_pos = torch.zeros(sample_shape, dtype=torch.float64, device=device)
+    sample_neg = torch.zeros_like(sample_pos)
     pos = torch.zeros((num_classes, num_bins or 1), dtype=torch.float64, device=device)
     neg = torch.zeros_like(pos)
     hits = torch.zeros((num_queries, len(ks or ())), dtype=torch.float64, device=device)
@@ -177,6 +230,8 @@ def run_pass(
         ] = -torch.inf
         if num_bins is not None:
             _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg)
+        if cells is not None:
+            _accumulate_sample_histograms(sim, prepared, start, stop, cells, sample_pos, sample_neg)
         if ks is not None:
             if neighbours is None:
                 # Rows are class-sorted, so a block needs only its own classes' largest R.
@@ -190,7 +245,8 @@ def run_pass(
     bar.close()
     histograms = (pos.cpu().numpy(), neg.cpu().numpy()) if num_bins is not None else (None, None)
     found = (hits.cpu().numpy(), ap.cpu().numpy()) if ks is not None else (None, None)
-    return PassState(*histograms, *found, processed)
+    samples = (sample_pos.cpu().numpy(), sample_neg.cpu().numpy()) if cells is not None else (None, None)
+    return PassState(*histograms, *found, processed, *samples)
 
 
 def _histc(values: torch.Tensor, num_bins: int) -> torch.Tensor:
@@ -234,3 +290,33 @@ def _accumulate_histograms(
         columns = sim[:, prepared.gallery_segment(int(class_id))]
         other_rows = torch.as_tensor(block_classes != class_id, device=sim.device)
         neg[class_id] += _histc(columns[other_rows], num_bins)
+
+
+def _accumulate_sample_histograms(
+    sim: torch.Tensor,
+    prepared: PreparedSet,
+    start: int,
+    stop: int,
+    cells: tuple[float, int],
+    sample_pos: torch.Tensor,
+    sample_neg: torch.Tensor,
+) -> None:
+    """Add one block's pairs at or above ``low`` to the per-sample histograms (in place) on ``cells = (low,
+    count)`` equal cells of [low, 1], whose rows are ``sample_slots``: each query row's pairs to its row;
+    with a query/gallery split, each gallery column's pairs to the row ``Nq + column`` too."""
+    low, count = cells
+    device = sim.device
+    rows, columns = (sim >= low).nonzero(as_tuple=True)  # -inf (excluded pairs) falls below
+    cell = ((sim[rows, columns] - low) * (count / (1.0 - low))).long().clamp_(0, count - 1)
+    query_classes = torch.as_tensor(prepared.query_classes[start:stop], device=device)
+    gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
+    positive = query_classes[rows] == gallery_classes[columns]
+    ends = [(rows + start, stop - start, start)]
+    if not prepared.all_pairs:
+        ends.append((columns + prepared.num_queries, len(prepared.gallery_classes), prepared.num_queries))
+    for slot, size, first in ends:
+        index = (slot - first) * count + cell
+        every = torch.bincount(index, minlength=size * count).reshape(size, count).double()
+        pos = torch.bincount(index[positive], minlength=size * count).reshape(size, count).double()
+        sample_pos[first : first + size] += pos
+        sample_neg[first : first + size] += every - pos

@@ -94,7 +94,9 @@ class PassState:
     ``pos_hist`` / ``neg_hist``: (C, B) per-class histograms of positive / negative pair similarities (None
     when the pass kept none: exact mode). ``hits``: (Nq, len(ks)) Recall@k hits and ``ap``: (Nq,) AP@R per
     query, zero on rows not processed (None when the pass searched no neighbours). ``processed``: (Nq,) bool,
-    the rows this state covers.
+    the rows this state covers. ``sample_pos`` / ``sample_neg``: (N, M) per-sample histograms of each sample's
+    positive / negative pair similarities in M coarse cells (None when not kept), for the jackknife of
+    ``opis_debiased``.
     """
 
     pos_hist: np.ndarray | None = merged_by("sum")
@@ -102,6 +104,8 @@ class PassState:
     hits: np.ndarray | None = merged_by("sum")
     ap: np.ndarray | None = merged_by("sum")
     processed: np.ndarray = merged_by("rows")
+    sample_pos: np.ndarray | None = merged_by("sum")
+    sample_neg: np.ndarray | None = merged_by("sum")
 
     def merge(self, other: PassState) -> PassState:
         """The state of the union of two passes over disjoint rows of the same prepared set."""

@@ -195,6 +195,31 @@ def check_ks(ks: Any) -> tuple[int, ...]:
     return tuple(sorted({int(k) for k in values}))
 
 
+#: The most FMR targets one evaluation reports.
+MAX_FMR_TARGETS = 20
+
+
+def check_fmr_targets(targets: Any, name: str = "fmr_targets") -> tuple[float, ...]:
+    """Check the FMR targets of FNMR@FMR: 1 to ``MAX_FMR_TARGETS`` distinct rates in (0, 1), sorted;
+    messages name the parameter ``name`` (the CLI passes ``--fmr``)."""
+    try:
+        values = list(targets)
+    except TypeError:
+        values = None
+    if isinstance(targets, (str, bytes)) or not values:
+        raise TcdmlInputError(f"{name}={targets!r}: expected one or more rates in (0, 1), e.g. 1e-4,1e-3")
+    if len(values) > MAX_FMR_TARGETS:
+        raise TcdmlInputError(f"{name}: {len(values)} targets; expected at most {MAX_FMR_TARGETS}")
+    for value in values:
+        if not (is_real(value) and 0.0 < value < 1.0):
+            raise TcdmlInputError(f"{name}: {show(value)} is not a rate in (0, 1)")
+    rates = [float(value) for value in values]
+    repeated = sorted({rate for rate in rates if rates.count(rate) > 1})
+    if repeated:
+        raise TcdmlInputError(f"{name}: {show(repeated[0])} is given twice; expected distinct targets")
+    return tuple(sorted(rates))
+
+
 def check_device(name: Any) -> torch.device:
     """The compute device named by the user (``cpu``, ``cuda``, ``cuda:1``, ``mps``), checked to exist."""
     try:
