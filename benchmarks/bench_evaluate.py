@@ -162,7 +162,7 @@ def main() -> None:
             }
             ratio = row["seconds"] / base if name != "idle" else 0.0
             print(f"{name:<13} {row['seconds']:9.2f} {ratio:9.2f} {row['peak_rss_mb']:12.0f}  {metrics}")
-        if all("seconds" in rows[name] for name in ("tcdml", "matmul-best", "tcdml-nostats")):
+        if all("seconds" in rows.get(name, {}) for name in ("tcdml", "matmul-best", "tcdml-nostats")):
             tcdml = rows["tcdml"]["seconds"]
             print(f"tcdml / matmul-best = {tcdml / rows['matmul-best']['seconds']:.2f} (goal <= 1.3)")
             print(f"tcdml / tcdml-nostats = {tcdml / rows['tcdml-nostats']['seconds']:.2f} (goal <= 1.1)")

@@ -13,6 +13,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+# ``opis`` names both a submodule and its function: bind the function now (numpy only), so importing the
+# submodule later cannot leave the module object where the function is expected.
+from tcdml.metrics.opis import eps_opis as eps_opis
+from tcdml.metrics.opis import opis as opis
+from tcdml.metrics.opis import opis_per_class as opis_per_class
+from tcdml.metrics.opis import worst_rest_gap as worst_rest_gap
+
 #: Public name -> the module defining it.
 _EXPORTS = {
     "ClassTable": "result",
@@ -26,17 +33,13 @@ _EXPORTS = {
     "TcdmlInputError": "tcdml.errors",
     "calibration_range": "utility",
     "class_utilities": "utility",
-    "eps_opis": "opis",
     "evaluate": "evaluator",
     "f_beta_utility": "utility",
-    "opis": "opis",
-    "opis_per_class": "opis",
     "retrieval_per_query": "retrieval",
     "threshold_grid": "utility",
     "topk_by_similarity": "retrieval",
-    "worst_rest_gap": "opis",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "eps_opis", "opis", "opis_per_class", "worst_rest_gap"])
 
 
 def __getattr__(name: str) -> Any:
