@@ -87,11 +87,11 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
     """An integer (Python or numpy, not a bool) in ``[low, high]``; returned as an int."""
     ok = is_int(value) and in_interval(int(value), low, high, False, False)
     if low is not None and high is not None:
-        expected = f"an integer in [{low:,}, {high:,}]"
+        expected = f"an integer in [{low}, {high}]"
     elif low is not None:
-        expected = f"an integer >= {low:,}"
+        expected = f"an integer >= {low}"
     else:
-        expected = "an integer" if high is None else f"an integer <= {high:,}"
+        expected = "an integer" if high is None else f"an integer <= {high}"
     require(ok, name, value, expected)
     return int(value)
 

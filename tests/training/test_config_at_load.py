@@ -32,7 +32,7 @@ STUDIES = sorted((CONFIGS / "study").glob("*.yaml"))
         ("loss.params={embedding_size: 3}", "key 'loss.params.embedding_size' = 3, expected 2 (model.emb"),
         ("loss.tcm.lambda_poss=1", "key 'loss.tcm.lambda_poss' = 1, expected a TCM parameter"),
         ("data.options={bogus: 1}", "key 'data.options.bogus' = 1, expected one of its options"),
-        ("eval.eps=1.5", "key 'eval.eps' = 1.5, expected a valid eps (eps=1.5 must lie in (0, 1))"),
+        ("eval.eps=1.5", "key 'eval.eps' = 1.5, expected a number in (0, 1)"),
         ("eval.far_range=[0.5,0.1]", "key 'eval.far_range' = (0.5, 0.1)"),
         ("eval.monitor=nonsense", "key 'eval.monitor' = 'nonsense'"),
     ],

@@ -74,6 +74,8 @@ CATALOGUE: dict[str, Metric] = {
     metric.key: metric
     for metric in (
         Metric("map@r", True, "MAP@R"),
+        # The selection objective of training and adapt: J = R@1 - OPIS (undefined where OPIS is).
+        Metric("recall@1-opis", True, "R@1 - OPIS", group="selection", undefined_with_opis=True),
         _consistency("opis", "OPIS"),
         _consistency("eps_opis", "eps-OPIS"),
         _consistency("opis_debiased", "OPIS debiased"),
@@ -102,10 +104,15 @@ FAMILIES: dict[str, Metric] = {
 HEADLINE = ("map@r", "opis", "eps_opis")
 
 
-def headline_metrics(ks: tuple[int, ...]) -> dict[str, Metric]:
-    """``recall@k`` for each k of ``ks``, then ``HEADLINE``: key -> catalogue entry (its ``direction`` is
-    what a checkpoint monitor's mode needs)."""
-    return {key: metric(key) for key in [*(f"recall@{k}" for k in ks), *HEADLINE]}
+#: What may select a kept model besides the headline metrics (``eval.monitor``, adapt's ``select``).
+OBJECTIVE = "recall@1-opis"
+
+
+def headline_metrics(ks: tuple[int, ...], *, objective: bool = False) -> dict[str, Metric]:
+    """``recall@k`` for each k of ``ks``, then ``HEADLINE`` (and ``OBJECTIVE`` first when ``objective``):
+    key -> catalogue entry (its ``direction`` is what a checkpoint monitor's mode needs)."""
+    keys = [*((OBJECTIVE,) if objective else ()), *(f"recall@{k}" for k in ks), *HEADLINE]
+    return {key: metric(key) for key in keys}
 
 
 def metric(key: str) -> Metric:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
 
@@ -125,17 +125,27 @@ def check_integer(value: Any, name: str, low: int, high: int | None = None) -> i
     if ok and low <= int(value) and (high is None or int(value) <= high):
         return int(value)
     bound = f"in [{low:,}, {high:,}]" if high is not None else f">= {low:,}"
-    raise TcdmlInputError(f"{name}={show(value)}: expected an integer {bound}")
+    raise ParameterError(
+        f"{name}={show(value)}: expected an integer {bound}", name, value, f"an integer {bound}"
+    )
 
 
 def check_far_range(far_min: Any, far_max: Any) -> tuple[float, float]:
     """Check ``0 < far_min < far_max < 1``."""
     if not (is_real(far_min) and is_real(far_max) and 0.0 < far_min < 1.0 and 0.0 < far_max < 1.0):
-        raise TcdmlInputError(
-            f"far range: far_min={show(far_min)}, far_max={show(far_max)} must both lie in (0, 1)"
+        raise ParameterError(
+            f"far range: far_min={show(far_min)}, far_max={show(far_max)} must both lie in (0, 1)",
+            "far_range",
+            (far_min, far_max),
+            "(far_min, far_max), both in (0, 1)",
         )
     if far_min >= far_max:
-        raise TcdmlInputError(f"far range: far_min={far_min} must be smaller than far_max={far_max}")
+        raise ParameterError(
+            f"far range: far_min={far_min} must be smaller than far_max={far_max}",
+            "far_range",
+            (far_min, far_max),
+            "far_min < far_max",
+        )
     return float(far_min), float(far_max)
 
 
@@ -144,21 +154,25 @@ def check_far_pair(far_range: Any) -> tuple[float, float]:
     try:
         far_min, far_max = far_range
     except (TypeError, ValueError):
-        raise TcdmlInputError(f"far_range={far_range!r}: expected a pair (far_min, far_max)") from None
+        expected = "a pair (far_min, far_max)"
+        raise ParameterError(
+            f"far_range={far_range!r}: expected {expected}", "far_range", far_range, expected
+        ) from None
     return check_far_range(far_min, far_max)
 
 
 def check_open_unit(value: Any, name: str) -> float:
     """Check ``0 < value < 1`` (eps, target rates)."""
     if not (is_real(value) and 0.0 < value < 1.0):
-        raise TcdmlInputError(f"{name}={show(value)} must lie in (0, 1)")
+        raise ParameterError(f"{name}={show(value)} must lie in (0, 1)", name, value, "a number in (0, 1)")
     return float(value)
 
 
 def check_positive(value: Any, name: str) -> float:
     """Check ``value > 0`` and finite (beta)."""
     if not (is_real(value) and math.isfinite(value) and value > 0):
-        raise TcdmlInputError(f"{name}={show(value)} must be a positive finite number")
+        expected = "a positive finite number"
+        raise ParameterError(f"{name}={show(value)} must be {expected}", name, value, expected)
     return float(value)
 
 
@@ -172,10 +186,9 @@ def check_num_thresholds(num_thresholds: Any) -> int:
     try:
         return check_integer(num_thresholds, "thresholds", 2, MAX_THRESHOLDS)
     except TcdmlInputError:
-        raise TcdmlInputError(
-            f"thresholds={show(num_thresholds)}: the grid needs at least 2 thresholds and at most "
-            f"{MAX_THRESHOLDS:,}"
-        ) from None
+        expected = f"at least 2 thresholds and at most {MAX_THRESHOLDS:,}"
+        message = f"thresholds={show(num_thresholds)}: the grid needs {expected}"
+        raise ParameterError(message, "num_thresholds", num_thresholds, expected) from None
 
 
 def check_ks(ks: Any) -> tuple[int, ...]:
@@ -191,7 +204,8 @@ def check_ks(ks: Any) -> tuple[int, ...]:
             isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)) and k >= 1 for k in values
         )
     ):
-        raise TcdmlInputError(f"k={ks!r}: expected one or more positive integers")
+        expected = "one or more positive integers"
+        raise ParameterError(f"k={ks!r}: expected {expected}", "ks", ks, expected)
     return tuple(sorted({int(k) for k in values}))
 
 
@@ -207,16 +221,20 @@ def check_fmr_targets(targets: Any, name: str = "fmr_targets") -> tuple[float, .
     except TypeError:
         values = None
     if isinstance(targets, (str, bytes)) or not values:
-        raise TcdmlInputError(f"{name}={targets!r}: expected one or more rates in (0, 1), e.g. 1e-4,1e-3")
+        expected = "one or more rates in (0, 1), e.g. 1e-4,1e-3"
+        raise ParameterError(f"{name}={targets!r}: expected {expected}", name, targets, expected)
     if len(values) > MAX_FMR_TARGETS:
-        raise TcdmlInputError(f"{name}: {len(values)} targets; expected at most {MAX_FMR_TARGETS}")
+        expected = f"at most {MAX_FMR_TARGETS} targets"
+        raise ParameterError(f"{name}: {len(values)} targets; expected {expected}", name, targets, expected)
     for value in values:
         if not (is_real(value) and 0.0 < value < 1.0):
-            raise TcdmlInputError(f"{name}: {show(value)} is not a rate in (0, 1)")
+            message = f"{name}: {show(value)} is not a rate in (0, 1)"
+            raise ParameterError(message, name, targets, "rates in (0, 1)")
     rates = [float(value) for value in values]
     repeated = sorted({rate for rate in rates if rates.count(rate) > 1})
     if repeated:
-        raise TcdmlInputError(f"{name}: {show(repeated[0])} is given twice; expected distinct targets")
+        message = f"{name}: {show(repeated[0])} is given twice; expected distinct targets"
+        raise ParameterError(message, name, targets, "distinct targets")
     return tuple(sorted(rates))
 
 

@@ -41,9 +41,6 @@ PRECISIONS = (
     "16-true",
     "bf16-true",
 )
-#: Metrics ``eval.monitor`` may name besides ``recall@k`` for a k of ``eval.ks`` (``recall@1-opis``:
-#: R@1 - OPIS, the selection objective ``tcdml adapt`` uses too).
-MONITORED = ("recall@1-opis", "map@r", "opis", "eps_opis")
 MAX_SEED = 2**32 - 1  # numpy's and Lightning's seeding take 32-bit seeds
 
 
@@ -260,10 +257,11 @@ class EvalConfig:
         check_int("eval.every_n_epochs", self.every_n_epochs, low=1)
         self.metric_settings()
         require(self.mode in ("max", "min"), "eval.mode", self.mode, "max or min")
-        names = [f"recall@{k}" for k in self.ks] + list(MONITORED)
+        from tcdml.metrics.catalogue import headline_metrics
+
+        names = headline_metrics(tuple(self.ks), objective=True)  # the catalogue says each one's direction
         require(self.monitor in names, "eval.monitor", self.monitor, f"one of {', '.join(names)}")
-        lower_is_better = self.monitor in ("opis", "eps_opis")
-        expected = "min" if lower_is_better else "max"
+        expected = names[self.monitor].direction
         require(self.mode == expected, "eval.mode", self.mode, f"{expected} for eval.monitor={self.monitor}")
 
     def metric_settings(self) -> MetricSettings:
@@ -275,11 +273,9 @@ class EvalConfig:
         require(ok, "eval.ks", self.ks, "a non-empty list of integers >= 1")
         try:
             return MetricSettings(ks=ks, far_range=self.far_range, beta=self.beta, eps=self.eps)
-        except TcdmlInputError as exc:
-            prefixes = (("ks", "k="), ("far_range", "far"), ("beta", "beta"), ("eps", "eps"))
-            name = next((key for key, start in prefixes if str(exc).startswith(start)), "far_range")
-            value = getattr(self, name)
-            raise ParameterError.of(f"eval.{name}", value, f"a valid {name} ({exc})") from None
+        except ParameterError as exc:  # the library names its parameter: the config names the dotted key
+            name = exc.name if hasattr(self, exc.name) else "far_range"
+            raise ParameterError.of(f"eval.{name}", getattr(self, name), exc.expected) from None
 
 
 @dataclass(frozen=True)

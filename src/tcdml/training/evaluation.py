@@ -30,12 +30,8 @@ import torch
 from torch import Tensor
 
 from tcdml.distributed import rank_and_world
+from tcdml.metrics.catalogue import headline_metrics, metric
 from tcdml.metrics.settings import MetricSettings
-
-#: Keys of ``EvaluationResult.to_dict()`` logged besides ``recall@k``.
-LOGGED_METRICS = ("map@r", "opis", "eps_opis")
-#: Monitors that need OPIS.
-NEEDS_OPIS = ("recall@1-opis", "opis", "eps_opis")
 
 
 def measure(embeddings: Tensor, labels: Tensor, settings: MetricSettings) -> dict[str, float]:
@@ -49,7 +45,7 @@ def measure(embeddings: Tensor, labels: Tensor, settings: MetricSettings) -> dic
     result = run(
         embeddings, labels, ks=ks, far_range=settings.far_range, beta=settings.beta, eps=settings.eps
     ).to_dict()
-    names = [f"recall@{k}" for k in ks] + list(LOGGED_METRICS)
+    names = headline_metrics(ks)  # recall@k and the headline metrics of the catalogue
     values = {name: math.nan if result[name] is None else float(result[name]) for name in names}
     values["recall@1-opis"] = values["recall@1"] - values["opis"]
     return values
@@ -60,7 +56,7 @@ def objective(monitor: str, values: dict[str, float]) -> float:
     value = values[monitor]
     if math.isnan(value):
         return -math.inf
-    return -value if monitor in ("opis", "eps_opis") else value
+    return value if metric(monitor).higher_is_better else -value
 
 
 class SelectOnValidation(pl.Callback):
