@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 
 
 class OutputFormat(StrEnum):
@@ -77,11 +77,9 @@ def uncertainty_settings(bootstrap: int, level: float, seed: int):
 
     try:
         return UncertaintySettings(resamples=bootstrap, level=level, seed=seed)
-    except TcdmlInputError as exc:
-        message = str(exc)
-        for name, option in (("resamples=", "--bootstrap="), ("level=", "--level="), ("seed=", "--seed=")):
-            message = message.replace(name, option, 1) if message.startswith(name) else message
-        raise TcdmlInputError(message) from None
+    except ParameterError as exc:  # the library names its field; the CLI names the option
+        options = {"resamples": "--bootstrap", "level": "--level", "seed": "--seed"}
+        raise exc.renamed(options.get(exc.name, f"--{exc.name}")) from None
 
 
 @contextlib.contextmanager

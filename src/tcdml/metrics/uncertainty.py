@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tcdml.errors import TcdmlInputError
+from tcdml.checks import is_int, is_real, require
 from tcdml.metrics.opis import eps_opis, opis, worst_count
 from tcdml.metrics.pair_counts import PairCounts
 from tcdml.metrics.utility import f_beta_utility
@@ -69,12 +69,10 @@ class UncertaintySettings:
         limits = (("resamples", 1, MAX_RESAMPLES), ("noise_draws", 5, MAX_RESAMPLES), ("seed", 0, 2**63 - 1))
         for name, low, high in limits:
             value = getattr(self, name)
-            integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-            if not integer or not low <= value <= high:
-                raise TcdmlInputError(f"{name}={value!r}: expected an integer in [{low}, {high:,}]")
+            require(is_int(value) and low <= value <= high, name, value, f"an integer in [{low}, {high:,}]")
         level = self.level
-        if isinstance(level, bool) or not isinstance(level, (float, int, np.floating)) or not 0 < level < 1:
-            raise TcdmlInputError(f"level={level!r}: expected a confidence level in (0, 1), e.g. 0.95")
+        ok = is_real(level) and 0 < level < 1
+        require(ok, "level", level, "a confidence level in (0, 1), e.g. 0.95")
 
 
 def resample_weights(num_classes: int, resamples: int, rng: np.random.Generator) -> np.ndarray:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import TcdmlInputError, first_line
 from tcdml.io import save_embeddings_file
 from tcdml.metrics.validation import check_device
 from tcdml.models import EmbeddingModel, ModelConfig, build_model
@@ -165,8 +165,7 @@ def starting_point(
     except TcdmlInputError as exc:
         if pretrained is None:
             raise
-        reason = str(exc).removeprefix("model: ").removeprefix(f"{pretrained}: ")
-        raise TcdmlInputError(f"--pretrained {pretrained}: {reason}") from None
+        raise TcdmlInputError(f"--pretrained {pretrained}: {first_line(exc)}") from None
     model.head = nn.Identity()  # the pooled features themselves (EmbeddingModel normalises them)
     return model.eval()
 
