@@ -31,7 +31,7 @@ import numpy as np
 OUT = Path("runs/adapt_hscodes")
 #: ``adapt train`` options: m = 2 (half the headings have <= 4 subheadings), 64 headings per batch.
 TRAIN_OPTIONS = ["--epochs", "20", "--batch-size", "128", "--m-per-class", "2", "--no-progress"]
-VARIANTS = {"tcm": [], "no-tcm": ["--no-tcm"]}
+VARIANTS = {"tcm": ["--tcm"], "no-tcm": ["--no-tcm"]}
 
 
 def embed_split(split: str, path: Path) -> None:

@@ -48,7 +48,7 @@ def test_training_improves_a_closed_set_validation_objective(digit_pixels) -> No
     assert result.input_score is result.epochs[0]  # the untrained head is the input
     summary = result.to_dict()
     assert summary["chosen_epoch"] == result.chosen_epoch and len(summary["validation_epochs"]) == 4
-    assert summary["settings"]["tcm_params"]["margins"] == "auto"
+    assert summary["settings"]["tcm_params"] is None  # TCM is off by default (docs/study.md)
 
 
 def test_held_out_classes_never_get_worse_than_the_input(digit_pixels) -> None:
@@ -95,8 +95,9 @@ def test_classification_loss_gets_its_class_count(digit_pixels) -> None:
 def test_tcm_defaults_are_the_shipped_recipes() -> None:
     auto = read_yaml_mapping(ROOT / "configs/loss/tcm.yaml")["loss"]["tcm"]
     fixed = read_yaml_mapping(ROOT / "configs/loss/tcm-fixed.yaml")["loss"]["tcm"]
-    assert AdaptSettings().tcm_params() == auto
-    assert AdaptSettings(margins="fixed").tcm_params() == {"margins": "fixed", **fixed}
+    assert AdaptSettings().tcm_params() is None  # off by default: the consistency study's rule
+    assert AdaptSettings(tcm=True).tcm_params() == auto
+    assert AdaptSettings(tcm=True, margins="fixed").tcm_params() == {"margins": "fixed", **fixed}
     assert RECIPE_LAMBDA == {"auto": auto["lambda_pos"], "fixed": fixed["lambda_pos"]}
 
 

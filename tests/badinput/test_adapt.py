@@ -61,7 +61,7 @@ def test_bad_training_data(files, capsys, source, extra, contains) -> None:
         (("--lr", "nan"), "--lr=nan"),
         (("--batch-size", "18"), "--batch-size=18: expected a multiple of --m-per-class=4"),
         (
-            ("--batch-size", "16"),
+            ("--tcm", "--batch-size", "16"),
             ["train.npz", "--target-far=0.1", "4 classes x 4 samples per batch give 96 (P x --m-per-class)"],
         ),
         (("--m-per-class", "1"), "--m-per-class=1"),

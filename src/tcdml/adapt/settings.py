@@ -53,7 +53,7 @@ class AdaptSettings:
     embedding_size: int | None = None
     loss: str = "smooth_ap"
     loss_params: dict[str, Any] = field(default_factory=dict)
-    tcm: bool = True
+    tcm: bool = False  # off by default: docs/study.md, "Consistency" (TCM did not earn its place here)
     margins: str = "auto"
     target_far: float = 0.1
     target_frr: float = 0.5
