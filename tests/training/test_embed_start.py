@@ -140,3 +140,13 @@ def test_a_second_training_run_encodes_nothing(trained: dict, tmp_path: Path, mo
     assert main([*argv, "-o", str(tmp_path / "e.npz"), "--num-workers", "0"]) == 0
     err = capsys.readouterr().err
     assert err.count("tcdml: note: the checkpoint's data.feature_cache: ") == 1 and "is a file" in err
+
+
+def test_a_dataset_shipped_by_a_package_needs_no_data_option(tmp_path: Path, capsys) -> None:
+    """hscodes, mnist and glyphs take no root: ``--data`` may be left out (it was required before)."""
+    out = tmp_path / "start.npz"
+    argv = ["embed", "--backbone", "small_cnn", "--dataset", "mnist", "-o", str(out), "--num-workers", "0"]
+    assert main(argv) == 0
+    written = read_embeddings(out)
+    assert len(written.labels) == len(build_dataset("mnist", None, "test"))
+    assert written.embeddings.shape[1] > 0

@@ -92,10 +92,17 @@ def _note_at_start(note: str) -> Any:
 
 
 def embed(
-    data: Annotated[Path, typer.Option("--data", help="Dataset root (for --dataset csv: the CSV file).")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Embedding file to write (.npz); its folder must exist.")
     ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Dataset root (for --dataset csv: the CSV file; default: the checkpoint's; none for "
+            "the datasets a package ships: hscodes, mnist, glyphs).",
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None, typer.Argument(help="A checkpoint written by tcdml train (or none, with --backbone).")
     ] = None,

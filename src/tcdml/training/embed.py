@@ -56,7 +56,7 @@ def embed_samples(
 
 def embed_dataset(
     checkpoint: str | os.PathLike | None,
-    root: str | os.PathLike,
+    root: str | os.PathLike | None,
     output: str | os.PathLike,
     *,
     dataset: str | None = None,
@@ -103,14 +103,15 @@ def embed_dataset(
             else:
                 store = open_store(feature_cache, "--feature-cache")
             model.feature_cache.store = store
-        source = dataclasses.replace(config.data, root=str(root))
+        # No root: the checkpoint's (None for the datasets a package ships, e.g. hscodes, mnist).
+        source = config.data if root is None else dataclasses.replace(config.data, root=str(root))
         if dataset is not None and dataset != config.data.dataset:  # another dataset may not take its options
             source = dataclasses.replace(source, dataset=dataset, options={})
     else:
         model = starting_point(
             backbone, pretrained, feature_cache=True if feature_cache is None else feature_cache
         )
-        source = DataConfig(dataset=dataset, root=str(root))
+        source = DataConfig(dataset=dataset, root=None if root is None else str(root))
     transforms = source.transform_config(model.mean, model.std)
     data = load_split(source, split, transforms, train=False)
     embeddings = embed_samples(model, data, batch_size=batch_size, num_workers=num_workers, device=device)
