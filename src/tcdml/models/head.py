@@ -48,13 +48,18 @@ def resolve_head(kind: str, *, pretrained: bool, features: int, embedding_size: 
 
 
 def build_head(kind: str, features: int, embedding_size: int) -> nn.Module:
-    """The head of a resolved ``kind`` (``pca`` starts as ``[I; 0]`` until ``set_principal``)."""
+    """The head of a resolved ``kind``. ``pca`` starts as a fixed (seed 0) random orthonormal projection until
+    ``set_principal`` sets the principal directions: never ``[I; 0]``, whose first D coordinates can all be 0
+    for a sparse (post-ReLU) feature and would give zero embeddings to a model built without training data."""
     if kind == "none":
         return nn.Identity()
     head = nn.Linear(features, embedding_size)
-    if kind in ("identity", "pca"):
-        with torch.no_grad():
+    with torch.no_grad():
+        if kind == "identity":
             head.weight.copy_(torch.eye(embedding_size, features))
+            head.bias.zero_()
+        elif kind == "pca":
+            nn.init.orthogonal_(head.weight, generator=torch.Generator().manual_seed(0))
             head.bias.zero_()
     return head
 
