@@ -61,6 +61,16 @@ def _loss_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
+def tcm_help(name: str, default: str | None = None) -> str:
+    """An option's help from ``TCMSettings.HELP`` (one text for the library and the CLI) and its default."""
+    from dataclasses import fields
+
+    from tcdml.losses.tcm_settings import HELP, TCMSettings
+
+    value = default or next(str(field.default) for field in fields(TCMSettings) if field.name == name)
+    return f"{HELP[name]} Default {value}."
+
+
 def _tcm_options(tcm: bool, margins: Margins, given: dict[str, float | None]) -> dict[str, float]:
     """The TCM options the user gave, refused where they do not apply (no TCM, the other strategy)."""
     chosen = {key: value for key, value in given.items() if value is not None}
@@ -108,16 +118,12 @@ def train(
     margins: Annotated[
         Margins, typer.Option(help="TCM margins: auto (read off batches) or fixed.")
     ] = Margins.auto,
-    target_far: Annotated[
-        float | None, typer.Option(help="auto: m- at this batch FAR (default 0.1).")
-    ] = None,
-    target_frr: Annotated[
-        float | None, typer.Option(help="auto: m+ at this batch FRR (default 0.5).")
-    ] = None,
-    margin_pos: Annotated[float | None, typer.Option(help="fixed: m+ (default 0.9).")] = None,
-    margin_neg: Annotated[float | None, typer.Option(help="fixed: m- (default 0.5).")] = None,
-    lambda_pos: Annotated[float | None, typer.Option(help="TCM weight (default 3 auto, 1 fixed).")] = None,
-    lambda_neg: Annotated[float | None, typer.Option(help="TCM weight (default 3 auto, 1 fixed).")] = None,
+    target_far: Annotated[float | None, typer.Option(help=tcm_help("target_far"))] = None,
+    target_frr: Annotated[float | None, typer.Option(help=tcm_help("target_frr"))] = None,
+    margin_pos: Annotated[float | None, typer.Option(help=tcm_help("margin_pos"))] = None,
+    margin_neg: Annotated[float | None, typer.Option(help=tcm_help("margin_neg"))] = None,
+    lambda_pos: Annotated[float | None, typer.Option(help=tcm_help("lambda_pos", "3 auto, 1 fixed"))] = None,
+    lambda_neg: Annotated[float | None, typer.Option(help=tcm_help("lambda_neg", "3 auto, 1 fixed"))] = None,
     epochs: Annotated[int, typer.Option(help="Training epochs (0: evaluate the input only).")] = 10,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
     weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1e-4,
