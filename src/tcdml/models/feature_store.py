@@ -38,8 +38,9 @@ import re
 import sys
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -264,32 +265,30 @@ class FeatureStore:
         paths = [path for path in paths if NAME.fullmatch(path.name)]
         if len(paths) > MERGE_FILES:
             paths = self._merge(key, paths, width, problems)
-        for path in paths:
-            try:
-                hashes = read_hashes(path, key)
-            except FileNotFoundError:
-                continue
-            except DamagedFile as exc:
-                problems.append(f"{path.name}: {exc}")
-                self._remove(key, path)
-                continue
+        for path, hashes in self._readable(key, paths, problems, lambda path: read_hashes(path, key)):
             for row, digest in enumerate(hashes):
                 index[digest.tobytes()] = (path, row)
         self._index[key] = index
         return index
 
-    def _merge(self, key: str, paths: list[Path], width: int | None, problems: list[str]) -> list[Path]:
-        """Merge ``paths`` (all of ``key``) into one file; the files left to index."""
-        hashes, features, merged = [], [], []
+    def _readable(
+        self, key: str, paths: list[Path], problems: list[str], read: Callable[[Path], Any]
+    ) -> Iterator[tuple[Path, Any]]:
+        """``(path, read(path))`` of each of ``key``'s files still there; a damaged one is removed and
+        named in ``problems`` (never trusted)."""
         for path in paths:
             try:
-                part = read_file(path, key, width)
+                yield path, read(path)
             except FileNotFoundError:
                 continue
             except DamagedFile as exc:
                 problems.append(f"{path.name}: {exc}")
                 self._remove(key, path)
-                continue
+
+    def _merge(self, key: str, paths: list[Path], width: int | None, problems: list[str]) -> list[Path]:
+        """Merge ``paths`` (all of ``key``) into one file; the files left to index."""
+        hashes, features, merged = [], [], []
+        for path, part in self._readable(key, paths, problems, lambda path: read_file(path, key, width)):
             hashes.append(part[0])
             features.append(part[1])
             merged.append(path)
