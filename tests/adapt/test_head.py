@@ -15,25 +15,25 @@ from tcdml.errors import TcdmlInputError
 
 
 @pytest.mark.parametrize("kind", ["residual", "linear"])
-def test_untrained_head_is_the_normalised_input_bit_for_bit(kind, digit_pixels) -> None:
-    x = torch.from_numpy(digit_pixels[0])
+def test_untrained_head_is_the_normalised_input_bit_for_bit(kind, digits) -> None:
+    x = torch.from_numpy(digits[0])
     head = build_head(kind, 64, 64, 32)
     assert torch.equal(transform(head, x), F.normalize(x, dim=1))
 
 
-def test_wider_linear_head_pads_with_zeros_and_keeps_cosines(digit_pixels) -> None:
-    x = torch.from_numpy(digit_pixels[0])
+def test_wider_linear_head_pads_with_zeros_and_keeps_cosines(digits) -> None:
+    x = torch.from_numpy(digits[0])
     y = transform(build_head("linear", 64, 80, None), x)
     assert y.shape == (len(x), 80)
     assert torch.equal(y[:, :64], F.normalize(x, dim=1)) and not y[:, 64:].any()
 
 
-def test_narrow_linear_head_starts_as_the_top_singular_directions(digit_pixels) -> None:
+def test_narrow_linear_head_starts_as_the_top_singular_directions(digits) -> None:
     head = build_head("linear", 64, 16, None)
-    init_projection(head, digit_pixels[0])
+    init_projection(head, digits[0])
     w = head.proj.weight.detach().double()
     assert torch.allclose(w @ w.T, torch.eye(16, dtype=torch.float64), atol=1e-5)  # orthonormal rows
-    x = F.normalize(torch.from_numpy(digit_pixels[0]).double(), dim=1)
+    x = F.normalize(torch.from_numpy(digits[0]).double(), dim=1)
     kept = (x @ w.T).square().sum() / x.square().sum()
     assert kept > 0.9  # most of the energy of the normalised digits lies in 16 directions
 
@@ -43,7 +43,7 @@ def test_residual_head_keeps_the_input_size() -> None:
         build_head("residual", 64, 16, 32)
 
 
-def test_load_adapter_round_trip(tmp_path, digit_pixels) -> None:
+def test_load_adapter_round_trip(tmp_path, digits) -> None:
     head = build_head("residual", 64, 64, 32)
     with torch.no_grad():
         head.down.weight.normal_(0, 0.1)  # a trained-looking head
@@ -60,7 +60,7 @@ def test_load_adapter_round_trip(tmp_path, digit_pixels) -> None:
         64,
     )
     assert meta["training"] == {"a": 1} and meta["tcdml_version"]
-    x = torch.from_numpy(digit_pixels[0][:50])
+    x = torch.from_numpy(digits[0][:50])
     assert torch.equal(transform(loaded, x), transform(head, x))
     assert not torch.equal(transform(loaded, x), F.normalize(x, dim=1))
 

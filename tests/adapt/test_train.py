@@ -15,13 +15,13 @@ from tcdml.adapt.settings import RECIPE_LAMBDA
 from tcdml.adapt.train import _objective
 from tcdml.errors import TcdmlInputError
 from tcdml.io.yaml_file import read_yaml_mapping
-from tests.adapt.conftest import fast
+from tests.helpers import fast
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_split_is_seeded_disjoint_and_by_class(digit_pixels) -> None:
-    labels = digit_pixels[1]
+def test_split_is_seeded_disjoint_and_by_class(digits) -> None:
+    labels = digits[1]
     train, val = split_classes(labels, 0.3, seed=5)
     again = split_classes(labels, 0.3, seed=5)
     assert np.array_equal(train, again[0]) and np.array_equal(val, again[1])
@@ -37,8 +37,8 @@ def test_split_needs_four_classes_with_pairs() -> None:
         split_classes(np.array([0, 0, 1, 1, 2, 2, 3]), 0.2, 0)
 
 
-def test_training_improves_a_closed_set_validation_objective(digit_pixels) -> None:
-    x, y = digit_pixels
+def test_training_improves_a_closed_set_validation_objective(digits) -> None:
+    x, y = digits
     half = np.arange(len(y)) % 2 == 0  # same classes, other samples
     result = train_adapter(x[half], y[half], fast(), val_embeddings=x[~half], val_labels=y[~half])
     objectives = [score.objective for score in result.epochs]
@@ -51,16 +51,16 @@ def test_training_improves_a_closed_set_validation_objective(digit_pixels) -> No
     assert summary["settings"]["tcm_params"] is None  # TCM is off by default (docs/study.md)
 
 
-def test_held_out_classes_never_get_worse_than_the_input(digit_pixels) -> None:
-    x, y = digit_pixels
+def test_held_out_classes_never_get_worse_than_the_input(digits) -> None:
+    x, y = digits
     result = train_adapter(x, y, fast(val_ratio=0.3))
     assert result.chosen.objective >= result.epochs[0].objective
     assert result.data["validation"]["classes"] == sorted(set(y[split_classes(y, 0.3, 0)[1]]))
 
 
 @pytest.mark.parametrize("changes", [{"lr": 5.0, "epochs": 2}, {"epochs": 0}])
-def test_identity_is_written_when_no_epoch_beats_the_input(changes, digit_pixels) -> None:
-    x, y = digit_pixels
+def test_identity_is_written_when_no_epoch_beats_the_input(changes, digits) -> None:
+    x, y = digits
     seen = y < 6  # open world: the classes validated on are never trained on
     result = train_adapter(x[seen], y[seen], fast(**changes), val_embeddings=x[~seen], val_labels=y[~seen])
     assert result.chosen_epoch == 0 and not result.improved
@@ -78,16 +78,16 @@ def test_opis_selection_requires_recall_at_least_epoch_zero() -> None:
     assert _objective("recall@1-opis", (0.8, 0.05), reference) == pytest.approx(0.75)
 
 
-def test_narrow_linear_head_reports_the_input_separately(digit_pixels) -> None:
-    x, y = digit_pixels
+def test_narrow_linear_head_reports_the_input_separately(digits) -> None:
+    x, y = digits
     result = train_adapter(x, y, fast(kind="linear", embedding_size=16, epochs=1))
     assert result.input_score is not result.epochs[0]
     assert result.head(torch.from_numpy(x[:3])).shape == (3, 16)
     assert result.meta["embedding_size"] == 16 and result.meta["hidden"] is None
 
 
-def test_classification_loss_gets_its_class_count(digit_pixels) -> None:
-    x, y = digit_pixels
+def test_classification_loss_gets_its_class_count(digits) -> None:
+    x, y = digits
     result = train_adapter(x, y + 100, fast(loss="arcface", epochs=1, tcm=False))  # labels need not be 0..C-1
     assert result.to_dict()["settings"]["tcm_params"] is None
 

@@ -11,7 +11,7 @@ import pytest
 from tcdml.cli.main import main
 from tcdml.io.embeddings_file import save_embeddings_file
 from tests.badinput.harness import expect_clean_failure
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 X, Y = clustered_embeddings([12, 15, 10, 13, 11, 14, 9, 12], dim=8, spread=0.5, seed=3)
 FAST = ["--epochs", "1", "--batch-size", "24", "--hidden", "8", "--no-progress"]

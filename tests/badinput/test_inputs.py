@@ -18,7 +18,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.io.yaml_file import MAX_ALIAS_EXPANSION, load_yaml_text, read_yaml_mapping
 from tcdml.training.checkpoint import read_checkpoint
 from tests.badinput.harness import expect_clean_failure
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 X, Y = clustered_embeddings([12, 15, 10, 13], dim=8, spread=[0.3, 0.6, 0.9, 0.5], seed=1)
@@ -243,7 +243,7 @@ def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An image tree and a checkpoint of the tiny training config (untrained weights: loading is tested)."""
     from tcdml.models import build_model
     from tcdml.training.config import TrainConfig
-    from tests.training.conftest import make_image_tree, tiny_config
+    from tests.helpers import make_image_tree, tiny_config
 
     root = tmp_path_factory.mktemp("embed")
     make_image_tree(root / "images")

@@ -15,7 +15,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.io.embeddings_file import load_embeddings_file
 from tcdml.metrics import evaluate
 from tcdml.metrics.settings import EvaluationSettings
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 X, Y = clustered_embeddings([30, 40, 25, 35], dim=8, spread=[0.3, 0.6, 0.9, 0.5], seed=1)
 ONCE = evaluate(X, Y)

@@ -28,7 +28,7 @@ import pytest
 from tcdml.cli.main import main
 from tcdml.io import save_embeddings_file
 from tests.badinput.harness import expect_clean_failure, snapshot
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 Setup = Callable[[Path, list], None]
 

@@ -18,8 +18,7 @@ import yaml
 
 from tcdml.cli.main import main
 from tests.badinput.harness import expect_clean_failure
-from tests.conftest import clustered_embeddings
-from tests.training.conftest import make_image_tree, tiny_config
+from tests.helpers import clustered_embeddings, make_image_tree, tiny_config
 
 X, Y = clustered_embeddings([6, 5, 7], dim=4, seed=2)
 

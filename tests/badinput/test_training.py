@@ -14,7 +14,7 @@ import yaml
 
 from tests.badinput.harness import expect_clean_failure
 from tests.experiments.study_helpers import MNIST_CONFIG, write_study
-from tests.training.conftest import make_image_tree, tiny_config
+from tests.helpers import make_image_tree, tiny_config
 
 # (overrides, text the error line must contain)
 TRAIN_CASES = [

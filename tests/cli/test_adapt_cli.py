@@ -15,8 +15,8 @@ from tcdml.io.embeddings_file import load_embeddings_file, save_embeddings_file
 FAST = ["--epochs", "2", "--batch-size", "48", "--hidden", "32", "--no-progress", "--format", "json"]
 
 
-def test_train_then_apply_keeps_labels_ids_and_masks(tmp_path, digit_pixels, capsys) -> None:
-    x, y = digit_pixels
+def test_train_then_apply_keeps_labels_ids_and_masks(tmp_path, digits, capsys) -> None:
+    x, y = digits
     train = save_embeddings_file(tmp_path / "train.npz", x, y)
     assert main(["adapt", "train", str(train), "-o", str(tmp_path / "ad"), *FAST]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -38,8 +38,8 @@ def test_train_then_apply_keeps_labels_ids_and_masks(tmp_path, digit_pixels, cap
     assert np.allclose(np.linalg.norm(adapted.embeddings, axis=1), 1.0, atol=1e-5)
 
 
-def test_train_with_a_val_file_npy_inputs_and_force(tmp_path, digit_pixels, capsys) -> None:
-    x, y = digit_pixels
+def test_train_with_a_val_file_npy_inputs_and_force(tmp_path, digits, capsys) -> None:
+    x, y = digits
     seen = y < 6
     np.save(tmp_path / "x.npy", x[seen])
     np.save(tmp_path / "y.npy", y[seen])
@@ -72,8 +72,8 @@ def test_train_with_a_val_file_npy_inputs_and_force(tmp_path, digit_pixels, caps
     assert load_adapter(folder)[1]["kind"] == "linear"
 
 
-def test_table_output_names_the_kept_epoch(tmp_path, digit_pixels, capsys) -> None:
-    x, y = digit_pixels
+def test_table_output_names_the_kept_epoch(tmp_path, digits, capsys) -> None:
+    x, y = digits
     train = save_embeddings_file(tmp_path / "train.npz", x, y)
     argv = ["adapt", "train", str(train), "-o", str(tmp_path / "ad"), "--epochs", "1", "--hidden", "16"]
     assert main([*argv, "--batch-size", "48", "--no-progress"]) == 0

@@ -91,7 +91,7 @@ def embedded_study(folder: Path) -> Path:
     far lower); arcface's TCM is its base plus a nudge (no detectable change)."""
     import numpy as np
 
-    from tests.conftest import clustered_embeddings
+    from tests.helpers import clustered_embeddings
 
     unequal = clustered_embeddings([6] * 40, dim=24, spread=list(np.linspace(0.3, 1.3, 40)), seed=0)
     equal = clustered_embeddings([6] * 40, dim=24, spread=0.8, seed=0)

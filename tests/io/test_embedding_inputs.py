@@ -14,7 +14,7 @@ from tcdml.cli.main import main
 from tcdml.errors import TcdmlInputError
 from tcdml.io import save_embeddings_file
 from tcdml.io.embedding_inputs import read_embeddings
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 X64, Y = clustered_embeddings([9, 12, 7, 10, 8], dim=6, spread=[0.3, 0.6, 0.9, 0.5, 0.4], seed=3)
 X = np.round(X64, 4).astype(np.float64)  # exact in a CSV's decimal text

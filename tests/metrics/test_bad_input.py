@@ -7,7 +7,7 @@ import pytest
 
 from tcdml.errors import TcdmlInputError
 from tcdml.metrics import evaluate
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 X, Y = clustered_embeddings([6, 7, 8], seed=0)
 

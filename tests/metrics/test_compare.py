@@ -9,7 +9,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.metrics import evaluate
 from tcdml.metrics.compare import HIGHER_IS_BETTER, compare, verdict
 from tcdml.metrics.uncertainty import UncertaintySettings
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 
 def test_a_model_compared_with_itself_changes_nothing(digits) -> None:

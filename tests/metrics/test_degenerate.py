@@ -16,7 +16,7 @@ from tcdml.metrics import evaluate
 from tcdml.metrics.compare import compare
 from tcdml.metrics.plots import plot_utility_curves
 from tests.badinput.harness import expect_clean_failure
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 X, Y = clustered_embeddings([6, 7, 8], seed=0)
 #: Read off the calibration range: None where OPIS is undefined.

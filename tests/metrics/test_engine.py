@@ -16,7 +16,7 @@ from tcdml.metrics import EvaluationSettings, MetricSettings, PassSettings, eval
 from tcdml.metrics.compare import compare
 from tcdml.metrics.engine import check_evaluation, finish, pair_counts, prepare_inputs, run_prepared
 from tcdml.metrics.state import PassState, merge_rules, mergeable, merged_by
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 X, Y = clustered_embeddings([9, 14, 3, 20, 1, 11], spread=0.8, seed=4)
 SRC = Path(__file__).resolve().parents[2] / "src" / "tcdml"

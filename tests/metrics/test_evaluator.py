@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tcdml.metrics import evaluate
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 from tests.metrics.reference import reference_metrics
 
 KEYS = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r")

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 
 from tcdml.metrics import EvaluationSettings, evaluate
 from tcdml.metrics.engine import finish, prepare_inputs, run_prepared
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 COMPARED = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r", "opis", "eps_opis", "t_lo", "t_hi")
 

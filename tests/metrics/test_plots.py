@@ -9,7 +9,7 @@ from tcdml.calibration import calibrate
 from tcdml.calibration.plots import plot_class_rates
 from tcdml.metrics import evaluate
 from tcdml.metrics.plots import plot_utility_curves, utility_curve_grid
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 
 @pytest.mark.parametrize("sizes", [[6, 9, 12], [4] * 80])

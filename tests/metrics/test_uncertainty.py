@@ -96,7 +96,7 @@ def _brute_force_floor(x: np.ndarray, y: np.ndarray, draws: int, seed: int) -> f
 
 
 def test_noise_floor_agrees_with_a_brute_force_simulation() -> None:
-    from tests.conftest import clustered_embeddings
+    from tests.helpers import clustered_embeddings
 
     sizes = [3, 4, 5, 6, 8, 10, 12] * 4
     x, y = clustered_embeddings(sizes, spread=list(np.linspace(0.4, 1.0, len(sizes))), seed=2)
@@ -110,7 +110,7 @@ def test_noise_floor_agrees_with_a_brute_force_simulation() -> None:
 
 def test_noise_floor_uses_the_grid_of_the_histogram_as_the_real_utilities_do() -> None:
     """Histogram and exact counts of the same set give nearly the same floor."""
-    from tests.conftest import clustered_embeddings
+    from tests.helpers import clustered_embeddings
 
     x, y = clustered_embeddings([5] * 30, spread=0.7, seed=4)
     settings = UncertaintySettings(noise_draws=200)
@@ -151,7 +151,7 @@ def test_pairs_sharing_samples_make_the_floor_a_lower_bound() -> None:
 
 
 def test_unequal_classes_have_an_opis_above_their_noise_floor() -> None:
-    from tests.conftest import clustered_embeddings
+    from tests.helpers import clustered_embeddings
 
     spreads = list(np.linspace(0.3, 1.2, 40))
     x, y = clustered_embeddings([6] * 40, dim=32, spread=spreads, seed=1)

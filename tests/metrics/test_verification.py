@@ -11,7 +11,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.metrics import evaluate
 from tcdml.metrics.catalogue import fmr_key
 from tcdml.metrics.settings import EvaluationSettings
-from tests.conftest import clustered_embeddings
+from tests.helpers import clustered_embeddings
 
 TARGETS = (1e-3, 1e-2, 0.05)
 

@@ -18,7 +18,7 @@ from tcdml.losses import SmoothAPLoss, register_loss
 from tcdml.losses.registry import NATIVE
 from tcdml.training.config import TrainConfig
 from tcdml.training.trainer import fit
-from tests.training.conftest import tiny_config
+from tests.helpers import tiny_config
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

@@ -20,7 +20,7 @@ from tcdml.models import build_model
 from tcdml.training.build import build_loss
 from tcdml.training.config import TrainConfig
 from tcdml.training.module import EmbeddingModule
-from tests.training.conftest import tiny_config
+from tests.helpers import tiny_config
 
 WORLD = 2
 

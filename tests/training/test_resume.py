@@ -16,7 +16,7 @@ import yaml
 from tcdml.cli.main import main
 from tcdml.training.config import TrainConfig
 from tcdml.training.trainer import fit
-from tests.training.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 class Interrupted(RuntimeError):

@@ -24,7 +24,7 @@ from tcdml.training.checkpoint import model_from_checkpoint
 from tcdml.training.config import TrainConfig
 from tcdml.training.evaluation import SelectOnValidation
 from tcdml.training.trainer import fit
-from tests.training.conftest import tiny_config
+from tests.helpers import tiny_config
 
 #: test_resnet's pooled feature width (an identity head keeps it).
 FEATURES = build_model(ModelConfig(backbone="test_resnet", embedding_size=4)).features
@@ -157,7 +157,7 @@ def test_bad_validation_classes_are_one_line_errors_before_anything_is_written(
 
 
 def test_too_few_classes_to_validate_with_says_how_many_are_needed(tmp_path: Path) -> None:
-    from tests.training.conftest import make_image_tree
+    from tests.helpers import make_image_tree
 
     root = make_image_tree(tmp_path / "images")
     for label in (2, 3):  # 3 training classes left: 2 to validate + 2 to train is 4

@@ -1,12 +1,28 @@
-"""A tiny folder-per-class image tree and a tiny training config, generated in tmp_path (no downloads)."""
+"""Test data builders that tests import (fixtures stay in conftest.py): seeded, generated here."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
-import yaml
+
+from tcdml.adapt.settings import AdaptSettings
+
+
+def clustered_embeddings(
+    class_sizes: list[int], dim: int = 16, spread: float | list[float] = 0.6, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian clusters around random unit centres; per-class ``spread`` makes classes unequally compact."""
+    rng = np.random.default_rng(seed)
+    spreads = np.broadcast_to(np.asarray(spread, dtype=float), (len(class_sizes),))
+    parts, labels = [], []
+    for label, (size, sigma) in enumerate(zip(class_sizes, spreads, strict=True)):
+        centre = rng.normal(size=dim)
+        centre /= np.linalg.norm(centre)
+        parts.append(centre + sigma * rng.normal(size=(size, dim)) / np.sqrt(dim))
+        labels.append(np.full(size, label))
+    return np.concatenate(parts).astype(np.float32), np.concatenate(labels).astype(np.int64)
+
 
 TRAIN_CLASSES = 5
 TEST_CLASSES = 3
@@ -55,13 +71,10 @@ def tiny_config(data_root: Path, output_dir: Path, **sections: dict) -> dict:
     return config
 
 
-@pytest.fixture(scope="session")
-def image_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_image_tree(tmp_path_factory.mktemp("images"))
+#: Small and fast: 12 classes-slots of 4 per batch, a 32-wide residual head.
+FAST = {"batch_size": 48, "m_per_class": 4, "hidden": 32}
 
 
-@pytest.fixture
-def config_file(image_tree: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_config(image_tree, tmp_path / "run")))
-    return path
+def fast(**changes) -> AdaptSettings:
+    """``AdaptSettings`` for tests: small batches and head, 3 epochs unless changed."""
+    return AdaptSettings(**{"epochs": 3, **FAST, **changes})
