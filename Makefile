@@ -29,7 +29,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

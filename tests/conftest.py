@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,17 @@ from tests.helpers import make_image_tree, tiny_config
 # session, and of the commands it runs, is a fresh temporary folder.
 TEST_CACHE = tempfile.mkdtemp(prefix="tcdml-test-cache-")
 os.environ["TCDML_CACHE"] = TEST_CACHE
+
+# Ctrl-C tests need SIGINT to interrupt: a suite started as a background job inherits it ignored (and so would
+# every process it starts); Python's own handler is restored here, and exec'd children get the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Under pytest-xdist (`make test` runs one worker per core) each worker and the processes it starts use their
+# share of the cores, not all of them (no oversubscription of torch's thread pool).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
