@@ -104,7 +104,7 @@ def test_jsonl(tmp_path: Path) -> None:
         ("text,label\na,\n", "texts.csv", "line 2: empty 'label'"),
         ("text,label,split\na,x,val\n", "texts.csv", "line 2: split 'val'"),
         ("text,label\na,x\n", "texts.csv", "one class only"),
-        ('{"text": "a", "label": 1}\n{"text": "b" "label": 2}\n', "texts.jsonl", "line 2: not valid JSON"),
+        ('{"text": "a", "label": 1}\n{"text": "b" "label": 2}\n', "texts.jsonl", "line 2: not JSON"),
         ('{"text": "a", "label": 1.5}\n', "texts.jsonl", "key 'label' is 1.5"),
         ('{"text": "a"}\n', "texts.jsonl", "line 1: missing key 'label'"),
     ],

@@ -34,9 +34,10 @@ import numpy as np
 
 from tcdml.data.base import check_split, label_keys, require_file
 from tcdml.data.text import TextListDataset
-from tcdml.errors import TcdmlInputError, first_line
+from tcdml.errors import TcdmlInputError
 from tcdml.io.embedding_inputs import DELIMITERS, count_lines, sniff_delimiter
 from tcdml.io.embeddings_file import check_memory
+from tcdml.io.json_file import loads_json
 
 TEXT_CSV = "text_csv"
 TEXT_JSONL = "text_jsonl"
@@ -123,14 +124,7 @@ def load_text_jsonl(
         if not line.strip():
             continue
         where = f"{TEXT_JSONL}: {path}, line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TcdmlInputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-        except RecursionError:
-            raise TcdmlInputError(f"{where}: JSON nested too deeply to read") from None
-        except ValueError as exc:  # an integer longer than Python's int digit limit
-            raise TcdmlInputError(f"{where}: not readable JSON ({first_line(exc, 120)})") from None
+        record = loads_json(line, where)
         if not isinstance(record, dict):
             raise TcdmlInputError(f'{where}: expected a JSON object {{"text": ..., "label": ...}}')
         for key in REQUIRED:

@@ -39,6 +39,21 @@ def write_json(path: str | os.PathLike, data: dict[str, Any]) -> Path:
 JSON_LIMIT = 16 << 20
 
 
+def loads_json(text: str, where: str) -> Any:
+    """``json.loads(text)``, or one ``TcdmlInputError`` line starting with ``where`` for each way it fails:
+    not JSON (the parser's message and position), nested too deeply for the parser, or an integer longer
+    than Python's digit limit."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f"line {exc.lineno}, column {exc.colno}" if "\n" in text.rstrip("\n") else f"column {exc.colno}"
+        raise TcdmlInputError(f"{where}: not JSON ({exc.msg}, {at})") from None
+    except RecursionError:
+        raise TcdmlInputError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer longer than Python's int digit limit
+        raise TcdmlInputError(f"{where}: not readable JSON ({first_line(exc, 120)})") from None
+
+
 def parse_json_object(data: bytes, path: str | os.PathLike) -> dict[str, Any]:
     """The JSON object in ``data`` (the bytes of ``path``, which names it in errors).
 
@@ -49,14 +64,7 @@ def parse_json_object(data: bytes, path: str | os.PathLike) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TcdmlInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TcdmlInputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    except RecursionError:
-        raise TcdmlInputError(f"{path}: JSON nested too deeply to read") from None
-    except ValueError as exc:  # an integer longer than Python's int digit limit
-        raise TcdmlInputError(f"{path}: not readable JSON ({first_line(exc, 120)})") from None
+    value = loads_json(text, str(path))
     if not isinstance(value, dict):
         raise TcdmlInputError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
