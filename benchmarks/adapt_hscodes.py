@@ -55,7 +55,7 @@ VARIANTS = {
         ]
         for weight in (1, 3, 10, 30)
     },
-    # lambda 0 -> 3 over the first half of 20 epochs (hscodes: 12 batches an epoch, glyphs: 12)
+    # TCM auto, lambda 0 -> 3 over the first half of the 20 epochs
     "ramp": ["--no-tcm", "--loss", "smooth_ap_tcm_ramp", "--loss-param", "lambda_max=3"],
 }
 RESEARCH_CLI = Path(__file__).parent / "research_losses.py"

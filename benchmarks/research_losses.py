@@ -16,7 +16,9 @@ variance over classes of an F1 of TPR_c and TNR_c over thresholds in the FAR ran
 aims at it directly, at one threshold per batch.
 
 ``smooth_ap_tcm_ramp``: Smooth-AP + TCM (auto margins) whose weights lambda+ = lambda- grow linearly from 0 to
-``lambda_max`` over the first ``ramp_steps`` training steps (calls in training mode), then stay there.
+``lambda_max`` over the first ``ramp_epochs`` epochs, then stay there:
+``lambda_e = lambda_max x min(1, (e - 1) / ramp_epochs)`` in epoch e = 1, 2, ... (an epoch begins with the
+training loop's ``loss.train()`` call).
 """
 
 from __future__ import annotations
@@ -90,15 +92,23 @@ class RateVarianceLoss(LossModule):
 
 class TCMRampLoss(LossModule):
     """Smooth-AP + TCM auto (``target_far``, ``target_frr``) with lambda+ = lambda- ramped linearly from 0 to
-    ``lambda_max`` over ``ramp_steps`` training calls."""
+    ``lambda_max`` over ``ramp_epochs`` epochs (module docstring)."""
 
     def __init__(
-        self, lambda_max: float = 3.0, ramp_steps: int = 100, target_far: float = 0.1, target_frr: float = 0.5
+        self, lambda_max: float = 3.0, ramp_epochs: int = 10, target_far: float = 0.1, target_frr: float = 0.5
     ) -> None:
         super().__init__()
         self.base = SmoothAPLoss()
         self.tcm = TCMLoss(0.0, 0.0, margins="auto", target_far=target_far, target_frr=target_frr)
-        self.lambda_max, self.ramp_steps, self.steps = float(lambda_max), int(ramp_steps), 0
+        self.lambda_max, self.ramp_epochs, self.epoch = float(lambda_max), int(ramp_epochs), 0
+
+    def train(self, mode: bool = True) -> TCMRampLoss:
+        """Training mode; each call with ``mode`` True begins an epoch and sets TCM's weights for it."""
+        if mode:
+            self.epoch += 1
+            weight = self.lambda_max * min(1.0, (self.epoch - 1) / max(self.ramp_epochs, 1))
+            self.tcm.lambda_pos = self.tcm.lambda_neg = weight
+        return super().train(mode)
 
     def compute_terms(
         self,
@@ -109,11 +119,7 @@ class TCMRampLoss(LossModule):
         ref_labels: Tensor | None = None,
         self_index: SelfIndex = None,
     ) -> list[LossTerm]:
-        """Smooth-AP's term and TCM's two terms at this step's lambda."""
-        if self.training:
-            self.steps += 1
-        weight = self.lambda_max * min(1.0, self.steps / max(self.ramp_steps, 1))
-        self.tcm.lambda_pos = self.tcm.lambda_neg = weight
+        """Smooth-AP's term and TCM's two terms at this epoch's lambda."""
         pairs = prepare_pairs(embeddings, labels, None, ref_emb, ref_labels, self_index)
         return [*self.base.terms_from_pairs(pairs), *self.tcm.terms_from_pairs(pairs)]
 
