@@ -75,12 +75,7 @@ class OnnxRunner:
     otherwise): what was hashed is what runs."""
 
     def __init__(
-        self,
-        path: Path,
-        model: bytes,
-        kind: InputKind,
-        providers: Sequence[str] | None = None,
-        threads: int | None = None,
+        self, path: Path, model: bytes, kind: InputKind, providers: Sequence[str] | None = None
     ) -> None:
         try:
             import onnxruntime
@@ -102,8 +97,6 @@ class OnnxRunner:
                 f"providers={unknown}: not available in this onnxruntime (available: {', '.join(available)})"
             )
         options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
         options.log_severity_level = 4  # fatal only: a load failure is reported below, in one line
         try:
             self.session = onnxruntime.InferenceSession(model, options, providers=chosen)

@@ -32,7 +32,7 @@ from tcdml.calibration.threshold import warn_low_threshold
 from tcdml.deploy.formats import AUTO, FORMATS, check_export_format, formats_to_write
 from tcdml.deploy.kinds import KINDS, OUTPUT_NAME
 from tcdml.deploy.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, parse_manifest, sha256_file
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.export.calibration import CalibrationRecord, read_calibration
 from tcdml.export.convert import OPSET, WRITERS, check_files
 from tcdml.io.json_file import write_json
@@ -146,8 +146,9 @@ def export_module(
     """
     check_export_format(format)
     kind = input_contract.get("kind")
-    if kind not in KINDS:
-        raise TcdmlInputError(f"input contract: kind={kind!r}, expected one of {', '.join(KINDS)}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        expected = f"one of {', '.join(KINDS)}"
+        raise ParameterError(f"input contract: kind={kind!r}, expected {expected}", "kind", kind, expected)
     record = calibration if isinstance(calibration, CalibrationRecord) else read_calibration(calibration)
     out_dir = check_export_folder(out_dir, force, [*inputs, record.path])
     module = module.eval()
