@@ -79,10 +79,11 @@ def test_an_unknown_format_is_one_line_naming_the_choices(head_and_rows, tmp_pat
     assert not (tmp_path / "out").exists()
 
     export_module(head, torch.from_numpy(rows[:2]), CONTRACT, calibration, tmp_path / "out")
-    with pytest.raises(ParameterError) as caught:
-        load_matcher(tmp_path / "out", backend="tflite")
-    assert caught.value.name == "backend" and "\n" not in str(caught.value)
-    assert all(repr(name) in str(caught.value) for name in FORMATS)
+    for backend in ("tflite", ["onnx"]):
+        with pytest.raises(ParameterError) as caught:
+            load_matcher(tmp_path / "out", backend=backend)
+        assert caught.value.name == "backend" and "\n" not in str(caught.value)
+        assert all(repr(name) in str(caught.value) for name in FORMATS)
 
     argv = ["export", tmp_path / "out", "--calibration", calibration, "-o", tmp_path / "again"]
     line = expect_clean_failure([*argv, "--format", "tflite"], capsys, watched=[tmp_path], contains="tflite")

@@ -83,7 +83,7 @@ def pick_format(model: Mapping[str, Any], folder: Path, backend: str | None) -> 
     first the folder holds."""
     if backend is None:
         backend = next((name for name in FORMATS if model.get(name)), next(iter(FORMATS)))
-    if backend not in FORMATS:
+    if not isinstance(backend, str) or backend not in FORMATS:
         expected = f"{', '.join(map(repr, FORMATS))} or None"
         raise ParameterError(
             f"load_matcher: backend={backend!r}, expected {expected}", "backend", backend, expected
