@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tcdml.deploy.kinds import KINDS
+from tcdml.errors import ParameterError
 
 CONTRACTS = {
     "image": {"kind": "image", "image_size": 8, "mean": [0.5] * 3, "std": [0.25] * 3},
@@ -20,7 +21,10 @@ def test_each_kind_is_consistent(name: str) -> None:
     kind = KINDS[name]
     contract = CONTRACTS[name]
     problems: list[str] = []
-    kind.check_contract(contract, lambda ok, key, value, expected: ok or problems.append(key))
+    try:
+        kind.check_contract(contract)
+    except ParameterError as exc:
+        problems.append(exc.name)
     assert problems == []
     probe = kind.probe(contract)
     assert tuple(probe) == kind.inputs and all(
@@ -40,5 +44,7 @@ def test_each_kind_is_consistent(name: str) -> None:
 def test_a_bad_contract_is_named_by_its_key() -> None:
     problems: list[tuple[str, object]] = []
     bad = {**CONTRACTS["image"], "std": [0.25, 0.0, 0.25]}
-    KINDS["image"].check_contract(bad, lambda ok, key, value, expected: ok or problems.append((key, value)))
+    with pytest.raises(ParameterError) as caught:
+        KINDS["image"].check_contract(bad)
+    problems.append((caught.value.name, caught.value.value))
     assert problems == [("std", [0.25, 0.0, 0.25])]

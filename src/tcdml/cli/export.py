@@ -1,6 +1,7 @@
 """``tcdml export CKPT|ADAPTER_DIR --calibration threshold.json -o DIR [--force] [--format auto]``.
 
-Thin: parse, call ``tcdml.export.export_path``, print a JSON summary. torch loads inside the command.
+Thin: parse, call ``tcdml.export.export_path``, print a JSON summary. torch loads inside the command; the
+``--format`` choices and help come from the formats ``tcdml.deploy.formats`` declares.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ from typing import Annotated
 import typer
 
 from tcdml.cli.output import print_json
+from tcdml.deploy.formats import AUTO, export_choices, export_help
 
-
-class ExportFormat(StrEnum):
-    auto = "auto"
-    onnx = "onnx"
-    torchscript = "torchscript"
-    both = "both"
+ExportFormat = StrEnum("ExportFormat", [(choice, choice) for choice in export_choices()])
+DEFAULT_FORMAT = ExportFormat(AUTO)
 
 
 def export(
@@ -35,10 +33,8 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing export folder.")] = False,
     format: Annotated[
         ExportFormat,
-        typer.Option(
-            "--format", help="auto: ONNX, else TorchScript; onnx; torchscript; both (ONNX and TorchScript)."
-        ),
-    ] = ExportFormat.auto,
+        typer.Option("--format", help=export_help()),
+    ] = DEFAULT_FORMAT,
 ) -> None:
     """Export the model and its calibrated threshold for serving (docs/deploy.md: load_matcher)."""
     from tcdml.export import export_path

@@ -6,8 +6,9 @@
 - test: resize the short side to ``resize_size`` (default ``image_size / 0.875``, i.e. 256 for 224) + centre
   crop to ``image_size``.
 
-Both end in a float tensor normalised with ``mean`` / ``std`` (ImageNet's by default; use the backbone's,
-e.g. ``EmbeddingModel.mean`` / ``.std``, for backbones pretrained with other statistics).
+Both end in a float tensor normalised with ``mean`` / ``std`` (ImageNet's by default, the image input
+contract's ``tcdml.deploy.kinds.IMAGENET_MEAN`` / ``_STD``; use the backbone's, e.g. ``EmbeddingModel.mean`` /
+``.std``, for backbones pretrained with other statistics).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tcdml.checks import is_int, is_real, require
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from tcdml.deploy.kinds import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,15 @@
 ``"embedding"``.
 
 Each ``InputKind`` knows its model input names (the ONNX graph's, in order) and dtype, its dynamic axes
-(batch; tokens for text), the checks of its contract (the manifest's ``input``), of a batch handed to
-``Matcher.embed``, of a model graph's input shapes, and a probe input that ``load_matcher`` runs once. The
-manifest, the runners, the matcher and the exporter read them from here: adding a kind is one entry here
-(and its ``tcdml export`` source).
+(batch; tokens for text), the checks of its contract (the manifest's ``input``: a ``ParameterError`` naming
+the contract's key, through ``tcdml.checks``), of a batch handed to ``Matcher.embed``, of a model graph's
+input shapes, and a probe input that ``load_matcher`` runs once. The manifest, the runners, the matcher and
+the exporter read them from here: adding a kind is one entry here (and its ``tcdml export`` source). Every
+kind's model has one output, ``OUTPUT_NAME``.
+
+The image contract's ``mean`` / ``std`` are those the model was trained with; ``IMAGENET_MEAN`` /
+``IMAGENET_STD`` are the usual ones (ImageNet-pretrained weights): the one definition that the data
+transforms' defaults and the timm backbones' fallback read.
 
 Batch checks (as the library checks embeddings): NaN / Inf rows are one ``TcdmlInputError`` naming them;
 an adapter's input rows must not be all zero, and a row whose largest magnitude lies outside
@@ -17,33 +22,25 @@ cannot import: it needs torch).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tcdml.checks import check_int, is_real, require
 from tcdml.errors import TcdmlInputError
 
+#: The per-channel normalisation of ImageNet-pretrained weights (pixels scaled to [0, 1] first).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: The name of every exported model's output: the (N, D) embeddings.
+OUTPUT_NAME = "embeddings"
 #: Largest width, image side and token count a manifest may declare (checked before anything is allocated).
 MAX_WIDTH = 1 << 20
 MAX_IMAGE_SIZE = 1 << 14
 MAX_TOKENS = 1 << 16
 SAFE_EXPONENT = 40
-
-#: ``require(ok, key, value, expected)``: refuse the manifest's ``input.<key>`` unless ``ok``.
-Require = Callable[[bool, str, Any, str], None]
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def is_count(value: Any, high: int = MAX_WIDTH) -> bool:
-    """An int (not a bool) in [1, ``high``]."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= high
 
 
 def _rows(mask: np.ndarray) -> str:
@@ -116,40 +113,39 @@ def check_vectors(values: Any, contract: dict[str, Any]) -> np.ndarray:
     return np.ascontiguousarray(scaled, dtype=np.float32)
 
 
-def _image_contract(contract: dict[str, Any], require: Require) -> None:
-    size = contract.get("image_size")
-    require(is_count(size, MAX_IMAGE_SIZE), "image_size", size, f"an integer in [1, {MAX_IMAGE_SIZE}]")
+def _image_contract(contract: dict[str, Any]) -> None:
+    check_int("image_size", contract.get("image_size"), low=1, high=MAX_IMAGE_SIZE)
     for key in ("mean", "std"):
         values = contract.get(key)
-        require(isinstance(values, list) and len(values) == 3 and all(map(is_number, values)), key, values,
-                "3 numbers")  # fmt: skip
+        ok = isinstance(values, list) and len(values) == 3 and all(map(is_real, values))
+        require(ok, key, values, "3 numbers")
     require(all(v > 0 for v in contract["std"]), "std", contract["std"], "positive numbers")
 
 
-def _text_contract(contract: dict[str, Any], require: Require) -> None:
-    tokenizer, length = contract.get("tokenizer"), contract.get("max_length")
+def _text_contract(contract: dict[str, Any]) -> None:
+    tokenizer = contract.get("tokenizer")
     require(isinstance(tokenizer, str), "tokenizer", tokenizer, "a file name")
-    require(is_count(length, MAX_TOKENS), "max_length", length, f"an integer in [1, {MAX_TOKENS}]")
-    pad_id, pad_token = contract.get("pad_id", 0), contract.get("pad_token", "[PAD]")
-    ok = isinstance(pad_id, int) and not isinstance(pad_id, bool) and pad_id >= 0
-    require(ok, "pad_id", pad_id, "a token id >= 0")
+    check_int("max_length", contract.get("max_length"), low=1, high=MAX_TOKENS)
+    check_int("pad_id", contract.get("pad_id", 0), low=0)
+    pad_token = contract.get("pad_token", "[PAD]")
     require(isinstance(pad_token, str), "pad_token", pad_token, "a token")
 
 
-def _embedding_contract(contract: dict[str, Any], require: Require) -> None:
-    width = contract.get("input_size")
-    require(is_count(width), "input_size", width, f"an integer in [1, {MAX_WIDTH}]")
+def _embedding_contract(contract: dict[str, Any]) -> None:
+    check_int("input_size", contract.get("input_size"), low=1, high=MAX_WIDTH)
 
 
 @dataclass(frozen=True)
 class InputKind:
-    """One input kind (module docstring); the functions take the manifest's ``input`` contract."""
+    """One input kind (module docstring); the functions take the manifest's ``input`` contract;
+    ``check_contract`` raises ``ParameterError`` naming the contract's key (``image_size``, not
+    ``input.image_size``: the manifest reader adds its prefix and its file)."""
 
     name: str
     inputs: tuple[str, ...]
     dtype: str
     token_axis: bool
-    check_contract: Callable[[dict[str, Any], Require], None]
+    check_contract: Callable[[dict[str, Any]], None]
     check_batch: Callable[[Any, dict[str, Any]], Any]
     graph_shape: Callable[[dict[str, Any]], tuple[list[int | None], str]]
     probe: Callable[[dict[str, Any]], dict[str, np.ndarray]]

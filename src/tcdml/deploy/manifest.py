@@ -13,29 +13,34 @@ Fields (docs/deploy.md has an example):
 - ``input``: the input contract, by ``kind``: ``"image"`` (``image_size``, ``resize_size``, ``mean``,
   ``std``, ``channels`` ``"RGB"``, ``layout`` ``"NCHW"``), ``"text"`` (``tokenizer`` file, ``max_length``)
   or ``"embedding"`` (``input_size``: an adapter head's input width);
-- ``model``: the model files (``onnx``: ``"model.onnx"`` or null, ``torchscript``: ``"model.pt"`` or null),
-  the ONNX input and output names, ``opset``, the export check (``max_abs_diff``: exported vs original on
-  ``check_samples`` inputs) and ``not_exported`` (what the files leave out, in words; empty when nothing);
+- ``model``: the model file of each format (``tcdml.deploy.formats``: ``onnx``: ``"model.onnx"`` or null,
+  ``torchscript``: ``"model.pt"`` or null; at least one), the model's input and output names, ``opset``
+  (ONNX), the export check (``max_abs_diff``: exported vs original on ``check_samples`` inputs) and
+  ``not_exported`` (what the files leave out, in words; empty when nothing);
 - ``source``: what was exported (``kind`` checkpoint or adapter, file name, sha256, backbone);
 - ``versions``: tcdml, torch, onnx (and onnxruntime) that wrote the folder;
 - ``files``: every other file of the folder, ``{name: {"sha256": ..., "bytes": ...}}``; ``read_manifest``
   checks them all.
 
+Every malformed value is a one-line ``ParameterError`` naming the file and the key (``naming_file``).
 This module needs only the standard library and numpy (``tcdml.deploy`` runs without torch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tcdml.deploy.kinds import KINDS, MAX_WIDTH, is_count, is_number
-from tcdml.errors import TcdmlInputError
+from tcdml.checks import check_int, check_real, is_int, require
+from tcdml.deploy.formats import FORMATS
+from tcdml.deploy.kinds import KINDS, MAX_WIDTH
+from tcdml.errors import ParameterError, TcdmlInputError, show
 from tcdml.io.file_bytes import open_folder, open_member, read_descriptor
 from tcdml.io.json_file import parse_json_object
 from tcdml.io.output_folder import aside_note
@@ -43,9 +48,6 @@ from tcdml.io.output_folder import aside_note
 MANIFEST_NAME = "tcdml-export.json"
 FORMAT = "tcdml-export"
 FORMAT_VERSION = 1
-ONNX_NAME = "model.onnx"
-TORCHSCRIPT_NAME = "model.pt"
-OUTPUT_NAME = "embeddings"
 #: Largest manifest read (one is a few kB).
 MANIFEST_LIMIT = 1 << 20
 
@@ -82,51 +84,67 @@ class Manifest:
         return json.loads(json.dumps(self.raw))
 
 
-def _require(ok: bool, path: Path, key: str, value: Any, expected: str) -> None:
-    if not ok:
-        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        raise TcdmlInputError(f"{path}: malformed manifest: {key}={shown}, expected {expected}")
+@contextlib.contextmanager
+def naming_file(path: Path, what: str = "") -> Iterator[None]:
+    """Re-raise a ``ParameterError`` of the block as the one line ``{path}: {what}{name}={value}, expected
+    {expected}`` (same name, value and expected): how a reader of a JSON file names the file and the key."""
+    try:
+        yield
+    except ParameterError as exc:
+        message = f"{path}: {what}{exc.name}={show(exc.value)}, expected {exc.expected}"
+        raise ParameterError(message, exc.name, exc.value, exc.expected) from None
 
 
 def parse_manifest(data: Any, path: Path) -> Manifest:
     """Check the structure of a manifest object (no file is read); ``path`` names it in errors."""
-    _require(isinstance(data, dict), path, "(top level)", type(data).__name__, "a JSON object")
-    _require(data.get("format") == FORMAT, path, "format", data.get("format"), repr(FORMAT))
+    with naming_file(path, "malformed manifest: "):
+        return _parse_manifest(data, path)
+
+
+def _parse_manifest(data: Any, path: Path) -> Manifest:
+    require(isinstance(data, dict), "(top level)", type(data).__name__, "a JSON object")
+    require(data.get("format") == FORMAT, "format", data.get("format"), repr(FORMAT))
     version = data.get("format_version")
-    _require(version == FORMAT_VERSION, path, "format_version", version, f"{FORMAT_VERSION}")
-    threshold = data.get("threshold")
-    ok = is_number(threshold) and -1.0 <= threshold <= 1.0
-    _require(ok, path, "threshold", threshold, "a number in [-1, 1]")
-    size = data.get("embedding_size")
-    _require(is_count(size), path, "embedding_size", size, f"an integer in [1, {MAX_WIDTH}]")
+    require(is_int(version) and version == FORMAT_VERSION, "format_version", version, f"{FORMAT_VERSION}")
+    threshold = check_real("threshold", data.get("threshold"), low=-1.0, high=1.0)
+    size = check_int("embedding_size", data.get("embedding_size"), low=1, high=MAX_WIDTH)
     contract = data.get("input")
-    _require(isinstance(contract, dict), path, "input", contract, "an object")
+    require(isinstance(contract, dict), "input", contract, "an object")
     kind = contract.get("kind")
-    _require(kind in KINDS, path, "input.kind", kind, " or ".join(map(repr, KINDS)))
-    KINDS[kind].check_contract(
-        contract, lambda ok, key, value, expected: _require(ok, path, f"input.{key}", value, expected)
-    )
+    require(isinstance(kind, str) and kind in KINDS, "input.kind", kind, " or ".join(map(repr, KINDS)))
+    try:
+        KINDS[kind].check_contract(contract)
+    except ParameterError as exc:  # the kind names the contract's key: the manifest names input.<key>
+        raise exc.renamed(f"input.{exc.name}") from None
     model = data.get("model")
-    _require(isinstance(model, dict), path, "model", model, "an object")
-    onnx_name, script_name = model.get("onnx"), model.get("torchscript")
-    ok = isinstance(onnx_name, str | None) and isinstance(script_name, str | None)
-    _require(ok and (onnx_name or script_name), path, "model.onnx", onnx_name, "a model file name")
+    require(isinstance(model, dict), "model", model, "an object")
+    for name in FORMATS:
+        require(
+            isinstance(model.get(name), str | None), f"model.{name}", model.get(name), "a file name or null"
+        )
+    held = [model[name] for name in FORMATS if model.get(name)]
+    written = {name: model.get(name) for name in FORMATS}
+    keys = " or ".join(f"model.{name}" for name in FORMATS)
+    require(bool(held), "model", written, f"a model file name in {keys}")
     files = data.get("files")
-    _require(isinstance(files, dict) and bool(files), path, "files", files, "an object of file hashes")
+    require(isinstance(files, dict) and bool(files), "files", files, "an object of file hashes")
     for name, entry in files.items():
         ok = isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and len(entry["sha256"]) == 64
-        _require(ok, path, f"files.{name}", entry, 'an object with a "sha256" hex digest')
+        require(ok, f"files.{name}", entry, 'an object with a "sha256" hex digest')
         count = entry.get("bytes")
-        ok = count is None or (isinstance(count, int) and not isinstance(count, bool) and count >= 0)
-        _require(ok, path, f"files.{name}.bytes", count, "a byte count >= 0")
-        _require(_safe_name(name), path, "files", name, "a plain file name inside the folder")
-    for name in (onnx_name, script_name, contract.get("tokenizer")):
-        _require(name is None or name in files, path, "files", sorted(files), f"an entry for {name!r}")
+        require(
+            count is None or (is_int(count) and count >= 0), f"files.{name}.bytes", count, "a byte count >= 0"
+        )
+        require(_safe_name(name), "files", name, "a plain file name inside the folder")
+    tokenizer = contract.get("tokenizer")
+    for name in (*held, tokenizer):
+        ok = name is None or (isinstance(name, str) and name in files)
+        require(ok, "files", sorted(files), f"an entry for {name!r}")
     calibration = data.get("calibration")
-    _require(isinstance(calibration, dict), path, "calibration", calibration, "an object")
+    require(isinstance(calibration, dict), "calibration", calibration, "an object")
     return Manifest(
         folder=path.parent,
-        threshold=float(threshold),
+        threshold=threshold,
         embedding_size=size,
         input=dict(contract),
         model=dict(model),

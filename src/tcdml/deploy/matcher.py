@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from tcdml.checks import is_int
+from tcdml.deploy.formats import open_model, pick_format
 from tcdml.deploy.kinds import KINDS
 from tcdml.deploy.manifest import Manifest, load_folder
-from tcdml.deploy.runtime import Runner, TextTokenizer, build_runner, model_file
+from tcdml.deploy.runtime import Runner, TextTokenizer
 from tcdml.deploy.similarity import (
     MatchResult,
     SearchResult,
@@ -25,7 +27,7 @@ from tcdml.deploy.similarity import (
     match_embeddings,
     search_embeddings,
 )
-from tcdml.errors import TcdmlInputError
+from tcdml.errors import ParameterError, TcdmlInputError
 
 
 @dataclass
@@ -115,23 +117,34 @@ def load_matcher(
     """The matcher of a ``tcdml export`` folder; every file's size and sha256 is checked against the
     manifest first, and the model (and tokenizer) run from the very bytes that were checked.
 
-    ``backend``: ``"onnx"`` (onnxruntime) or ``"torchscript"`` (torch); None: ONNX when the folder has it.
+    ``backend``: a format of ``tcdml.deploy.formats``, ``"onnx"`` (onnxruntime) or ``"torchscript"`` (torch);
+    None: the first the folder holds (ONNX when the folder has it).
     ``providers``: onnxruntime execution providers (default CPU). Every problem (a missing, changed or
     extra-damaged file, a malformed manifest, onnxruntime not installed) is one ``TcdmlInputError`` line.
     ``manifest_sha256``: the manifest's own hash as ``tcdml export`` printed it (any case, whitespace around
     it ignored); given, a changed manifest (e.g. its threshold) is refused too. The model's graph (input
     names, kinds and widths, output width) and one probe input are checked against the manifest.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise TcdmlInputError(f"load_matcher: batch_size={batch_size!r}, expected a positive integer")
+    if not (is_int(batch_size) and batch_size >= 1):
+        expected = "a positive integer"
+        message = f"load_matcher: batch_size={batch_size!r}, expected {expected}"
+        raise ParameterError(message, "batch_size", batch_size, expected)
 
     def used(manifest: Manifest) -> list[str]:
         tokenizer = [manifest.input["tokenizer"]] if manifest.kind == "text" else []
-        return [model_file(manifest, backend)[1], *tokenizer]
+        return [pick_format(manifest.model, manifest.folder, backend)[1], *tokenizer]
 
     manifest, content = load_folder(folder, manifest_sha256=manifest_sha256, keep=used)
-    chosen, name = model_file(manifest, backend)
-    runner = build_runner(manifest, chosen, content[name], providers)
+    chosen, name = pick_format(manifest.model, manifest.folder, backend)
+    runner = open_model(
+        chosen,
+        manifest.folder / name,
+        content[name],
+        KINDS[manifest.kind],
+        manifest.input,
+        manifest.embedding_size,
+        providers,
+    )
     tokenizer = None
     if manifest.kind == "text":
         contract = manifest.input
@@ -142,4 +155,4 @@ def load_matcher(
             pad_id=contract.get("pad_id", 0),  # checked by parse_manifest
             pad_token=contract.get("pad_token", "[PAD]"),
         )
-    return Matcher(manifest, chosen, runner, tokenizer, batch_size)
+    return Matcher(manifest, chosen.name, runner, tokenizer, batch_size)

@@ -1,11 +1,13 @@
-"""Run an exported model file: onnxruntime for ``model.onnx``, torch for ``model.pt`` (TorchScript).
+"""The runners of exported model files: onnxruntime for ONNX, torch for TorchScript
+(``tcdml.deploy.formats`` declares which format each serves and its file name).
 
-Each runner maps named numpy inputs (``tcdml.deploy.kinds``: the input kind's names) to the (N, D) float32
-embeddings.
-Inputs are prepared by kind: image batches as float32 (N, 3, S, S) arrays (already resized, cropped and
-normalised as ``input`` in the manifest says), texts tokenised with the ``tokenizers`` package from the
-folder's ``tokenizer.json``, embeddings (adapter heads) as float32 (N, input_size) arrays.
-onnxruntime, torch and tokenizers are imported only when a runner or tokenizer is built.
+A runner is built from a file's verified bytes and the input kind (``tcdml.deploy.kinds``), checks the model's
+graph against the input contract and the embedding size where the format declares one, and maps named numpy
+inputs (the kind's input names) to the (N, D) float32 embeddings. Inputs are prepared by kind: image batches
+as float32 (N, 3, S, S) arrays (already resized, cropped and normalised as ``input`` in the manifest says),
+texts tokenised with the ``tokenizers`` package from the folder's ``tokenizer.json``, embeddings (adapter
+heads) as float32 (N, input_size) arrays. onnxruntime, torch and tokenizers are imported only when a runner or
+tokenizer is built.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tcdml.deploy.kinds import KINDS
-from tcdml.deploy.manifest import OUTPUT_NAME, Manifest
+from tcdml.deploy.kinds import OUTPUT_NAME, InputKind
 from tcdml.errors import TcdmlInputError, first_line
 
 
 class Runner(Protocol):
-    """Named inputs -> (N, D) float32 embeddings."""
+    """A model file's bytes in its runtime: named inputs -> (N, D) float32 embeddings.
+
+    Built as ``Runner(path, model, kind, providers)``: ``path`` names the file in messages, ``model`` is its
+    verified bytes, ``kind`` the input kind, ``providers`` onnxruntime's execution providers (a runtime
+    without providers ignores them)."""
+
+    def check_graph(self, contract: dict[str, Any], embedding_size: int) -> None:
+        """Refuse a model whose declared inputs or output disagree with the contract and embedding size."""
+        ...
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray: ...
 
@@ -66,7 +75,7 @@ class OnnxRunner:
     otherwise): what was hashed is what runs."""
 
     def __init__(
-        self, path: Path, model: bytes, providers: Sequence[str] | None = None, threads: int | None = None
+        self, path: Path, model: bytes, kind: InputKind, providers: Sequence[str] | None = None
     ) -> None:
         try:
             import onnxruntime
@@ -88,27 +97,27 @@ class OnnxRunner:
                 f"providers={unknown}: not available in this onnxruntime (available: {', '.join(available)})"
             )
         options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
         options.log_severity_level = 4  # fatal only: a load failure is reported below, in one line
         try:
             self.session = onnxruntime.InferenceSession(model, options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own types for a bad file or provider
             raise TcdmlInputError(f"{path}: onnxruntime cannot load it ({first_line(exc)})") from None
         self.path = path
+        self.kind = kind
 
-    def check_graph(self, manifest: Manifest) -> None:
-        """Refuse a graph whose input names, kinds and widths or output width differ from the manifest."""
-        kind = KINDS[manifest.kind]
+    def check_graph(self, contract: dict[str, Any], embedding_size: int) -> None:
+        """Refuse a graph whose input names, kinds and widths or output width differ from the manifest's
+        input contract and ``embedding_size``."""
+        kind = self.kind
         names = kind.inputs
         inputs = self.session.get_inputs()
         if tuple(item.name for item in inputs) != names:
             found = [item.name for item in inputs]
             raise TcdmlInputError(
-                f"{self.path}: graph inputs {found}, but the manifest's input.kind {manifest.kind!r} "
+                f"{self.path}: graph inputs {found}, but the manifest's input.kind {kind.name!r} "
                 f"expects {list(names)}"
             )
-        wanted, says = kind.graph_shape(manifest.input)
+        wanted, says = kind.graph_shape(contract)
         expected_type = kind.onnx_type
         for item in inputs:
             if item.type != expected_type:
@@ -121,9 +130,12 @@ class OnnxRunner:
             raise TcdmlInputError(
                 f"{self.path}: graph outputs {[item.name for item in outputs]}, expected [{OUTPUT_NAME!r}]"
             )
-        size = manifest.embedding_size
         _check_shape(
-            self.path, "graph output", list(outputs[0].shape), [None, size], f"embedding_size={size}"
+            self.path,
+            "graph output",
+            list(outputs[0].shape),
+            [None, embedding_size],
+            f"embedding_size={embedding_size}",
         )
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -146,9 +158,11 @@ def _check_shape(path: Path, what: str, shape: list[Any], wanted: list[int | Non
 
 class TorchScriptRunner:
     """TorchScript bytes (checked against the manifest) loaded from a buffer, run with torch on the CPU,
-    without gradients."""
+    without gradients (``providers`` are onnxruntime's: unused)."""
 
-    def __init__(self, path: Path, model: bytes, names: Sequence[str]) -> None:
+    def __init__(
+        self, path: Path, model: bytes, kind: InputKind, providers: Sequence[str] | None = None
+    ) -> None:
         try:
             import torch
         except ImportError:
@@ -164,8 +178,12 @@ class TorchScriptRunner:
                 f"{path}: torch cannot load it as TorchScript ({first_line(exc)})"
             ) from None
         self.path = path
-        self.names = tuple(names)
+        self.names = kind.inputs
         self.torch = torch
+
+    def check_graph(self, contract: dict[str, Any], embedding_size: int) -> None:
+        """Nothing to compare: a traced module declares no input or output shapes (the probe input that
+        ``tcdml.deploy.formats.open_model`` runs checks the output width)."""
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         try:
@@ -174,41 +192,6 @@ class TorchScriptRunner:
             return out.float().numpy()
         except Exception as exc:  # TorchScript raises its own types
             raise TcdmlInputError(f"{self.path}: TorchScript failed ({first_line(exc)})") from None
-
-
-def model_file(manifest: Manifest, backend: str | None) -> tuple[str, str]:
-    """(backend, file name) of the folder's model: ``backend`` ``"onnx"`` / ``"torchscript"``, or None: ONNX
-    if exported, else TorchScript."""
-    files = {"onnx": manifest.model.get("onnx"), "torchscript": manifest.model.get("torchscript")}
-    if backend is None:
-        backend = "onnx" if files["onnx"] else "torchscript"
-    if backend not in files:
-        raise TcdmlInputError(f"load_matcher: backend={backend!r}, expected 'onnx', 'torchscript' or None")
-    name = files[backend]
-    if not name:
-        raise TcdmlInputError(f"{manifest.folder}: has no {backend} model (model.{backend} is null)")
-    return backend, name
-
-
-def build_runner(
-    manifest: Manifest, backend: str, model: bytes, providers: Sequence[str] | None = None
-) -> Runner:
-    """The runner of the verified ``model`` bytes, checked against the manifest: the ONNX graph's inputs and
-    output (names, kinds, widths), then one probe input of the contract, whose output must be (1, D)."""
-    path = manifest.folder / model_file(manifest, backend)[1]
-    if backend == "onnx":
-        onnx_runner = OnnxRunner(path, model, providers)
-        onnx_runner.check_graph(manifest)
-        runner: Runner = onnx_runner
-    else:
-        runner = TorchScriptRunner(path, model, KINDS[manifest.kind].inputs)
-    output = np.asarray(runner(KINDS[manifest.kind].probe(manifest.input)))
-    if output.shape != (1, manifest.embedding_size):
-        raise TcdmlInputError(
-            f"{path}: the model gives {output.shape[1:] if output.ndim == 2 else output.shape}-wide outputs, "
-            f"but the manifest says embedding_size={manifest.embedding_size}"
-        )
-    return runner
 
 
 class TextTokenizer:

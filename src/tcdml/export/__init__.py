@@ -7,10 +7,9 @@ onnx/onnxruntime (``tcdml[deploy]``) for ONNX files.
 
 from tcdml.export.calibration import CalibrationRecord, read_calibration
 from tcdml.export.sources import TextEmbedder, export_adapter, export_checkpoint, export_path
-from tcdml.export.writer import FORMATS, ExportResult, export_module
+from tcdml.export.writer import ExportResult, export_module
 
 __all__ = [
-    "FORMATS",
     "CalibrationRecord",
     "ExportResult",
     "TextEmbedder",

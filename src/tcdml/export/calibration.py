@@ -4,6 +4,8 @@ Required: ``threshold`` (a number in [-1, 1]), ``target`` (``"far"`` or ``"frr"`
 (0, 1)). Recorded when present: the achieved ``far`` / ``frr`` (null where undefined), the per-class spreads
 ``class_far`` / ``class_frr``, ``num_classes``, ``mode``, and ``embedding_size``, which must then equal the
 exported model's (``tcdml calibrate -o`` writes it; a file written before it did is accepted unchecked).
+A bad value is one ``ParameterError`` line naming the file and the key
+(``tcdml.deploy.manifest.naming_file``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tcdml.deploy.kinds import is_number
+from tcdml.checks import check_choice, check_real, is_int, is_real, require
+from tcdml.deploy.manifest import naming_file
 from tcdml.errors import TcdmlInputError
 from tcdml.io.file_bytes import read_user_file
 from tcdml.io.json_file import parse_json_object
@@ -66,24 +69,20 @@ def read_calibration(path: str | os.PathLike) -> CalibrationRecord:
     data = parse_json_object(content, path)
     if "threshold" not in data:
         raise TcdmlInputError(f"{path}: no 'threshold' key (expected the JSON tcdml calibrate -o writes)")
-    threshold = data["threshold"]
-    if not is_number(threshold) or not -1.0 <= threshold <= 1.0:
-        raise TcdmlInputError(f"{path}: threshold={threshold!r}, expected a number in [-1, 1]")
-    target = data.get("target")
-    if target not in ("far", "frr"):
-        raise TcdmlInputError(f"{path}: target={target!r}, expected 'far' or 'frr'")
-    rate = data.get("target_rate")
-    if not is_number(rate) or not 0.0 < rate < 1.0:
-        raise TcdmlInputError(f"{path}: target_rate={rate!r}, expected a number in (0, 1)")
-    size = data.get("embedding_size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise TcdmlInputError(f"{path}: embedding_size={size!r}, expected a positive integer")
-    for key in ("far", "frr"):
-        value = data.get(key)
-        if value is not None and not (is_number(value) and 0.0 <= value <= 1.0):
-            raise TcdmlInputError(f"{path}: {key}={value!r}, expected a rate in [0, 1] or null")
+    with naming_file(path):
+        threshold = check_real("threshold", data["threshold"], low=-1.0, high=1.0)
+        target = check_choice("target", data.get("target"), ("far", "frr"))
+        rate = check_real(
+            "target_rate", data.get("target_rate"), low=0.0, high=1.0, open_low=True, open_high=True
+        )
+        size = data.get("embedding_size")
+        require(size is None or (is_int(size) and size >= 1), "embedding_size", size, "a positive integer")
+        for key in ("far", "frr"):
+            value = data.get(key)
+            ok = value is None or (is_real(value) and 0.0 <= value <= 1.0)
+            require(ok, key, value, "a rate in [0, 1] or null")
     kept = ("far", "frr", "class_far", "class_frr", "num_classes", "mode")
     summary = {key: data.get(key) for key in kept}
     return CalibrationRecord(
-        path, float(threshold), target, float(rate), summary, size, hashlib.sha256(content).hexdigest()
+        path, threshold, target, rate, summary, size, hashlib.sha256(content).hexdigest()
     )

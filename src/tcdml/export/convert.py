@@ -1,5 +1,9 @@
-"""Write a module as ONNX (torch's TorchScript-based exporter, dynamic batch axis) or TorchScript, and
-check the file against the module.
+"""Write a module in each model format (``tcdml.deploy.formats``): ONNX (torch's TorchScript-based exporter,
+dynamic batch axis) or TorchScript, and check the written files against the module.
+
+``WRITERS[name](module, example, kind, path)`` writes the format ``name`` (the converter is told the input
+kind: its input names and dynamic axes); ``check_files`` runs each written file with the format's runner, as
+``load_matcher`` will.
 
 ``torch.onnx.export(..., dynamo=False)``: torch's default (dynamo) exporter needs ``onnxscript``, which
 tcdml does not install; the legacy exporter's deprecation warnings and tracer warnings (image sizes fixed at
@@ -16,15 +20,16 @@ import re
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from tcdml.deploy.kinds import InputKind
-from tcdml.deploy.manifest import OUTPUT_NAME
+from tcdml.deploy.formats import FORMATS, open_model
+from tcdml.deploy.kinds import OUTPUT_NAME, InputKind
 from tcdml.errors import TcdmlInputError
 from tcdml.io.file_bytes import write_new_file
 
@@ -140,8 +145,9 @@ def _layer_calling(module: nn.Module, example: tuple[torch.Tensor, ...], operato
     return found[0] if found else None
 
 
-def to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
-    """Write ``module`` (eval mode) traced as TorchScript at ``path``; ``TcdmlInputError`` on failure."""
+def to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], kind: InputKind, path: Path) -> None:
+    """Write ``module`` (eval mode) traced as TorchScript at ``path``; ``TcdmlInputError`` on failure. The
+    traced module takes the kind's inputs by position: it records no names or axes of its own."""
     buffer = io.BytesIO()
     try:
         with _quiet_export(), torch.no_grad():
@@ -153,40 +159,38 @@ def to_torchscript(module: nn.Module, example: tuple[torch.Tensor, ...], path: P
     write_new_file(path, buffer.getvalue())  # Python's writer: ENOSPC is an OSError, not torch's abort
 
 
+#: How each format of ``tcdml.deploy.formats.FORMATS`` is written: ``(module, example, kind, path) -> None``.
+Writer = Callable[[nn.Module, tuple[torch.Tensor, ...], InputKind, Path], None]
+WRITERS: dict[str, Writer] = {"onnx": to_onnx, "torchscript": to_torchscript}
+
+
 def check_files(
     module: nn.Module,
     inputs: tuple[torch.Tensor, ...],
-    names: Sequence[str],
-    onnx: Path | None,
-    script: Path | None,
+    kind: InputKind,
+    contract: dict[str, Any],
+    written: Mapping[str, Path],
+    shown: Path,
 ) -> float:
-    """The largest |exported - original| embedding entry over the written files on ``inputs``; a difference
+    """The largest |exported - original| embedding entry over the ``written`` files (format name -> path) on
+    ``inputs``; each file is opened as ``load_matcher`` opens it (``tcdml.deploy.formats.open_model``: graph
+    and probe checked against ``contract``; ``shown`` is the folder that names it in errors). A difference
     above ``TOLERANCE`` is a ``TcdmlInputError`` (the export would not reproduce the model)."""
     with torch.no_grad():
         expected = module(*inputs).float().numpy()
-    outputs: dict[str, np.ndarray] = {}
-    if onnx is not None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise TcdmlInputError(
-                "tcdml export checks the ONNX file with onnxruntime: pip install 'tcdml[deploy]'"
-            ) from None
-        session = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
-        feeds = {name: tensor.numpy() for name, tensor in zip(names, inputs, strict=True)}
-        outputs["ONNX"] = session.run([OUTPUT_NAME], feeds)[0]
-    if script is not None:
-        with _quiet_export(), torch.no_grad():
-            outputs["TorchScript"] = torch.jit.load(str(script)).eval()(*inputs).float().numpy()
+    feeds = {name: tensor.numpy() for name, tensor in zip(kind.inputs, inputs, strict=True)}
     worst = 0.0
-    for kind, output in outputs.items():
+    for name, path in written.items():
+        format = FORMATS[name]
+        runner = open_model(format, shown / path.name, path.read_bytes(), kind, contract, expected.shape[1])
+        output = runner(feeds)
         difference = (
             float(np.abs(output - expected).max()) if output.shape == expected.shape else float("inf")
         )
         if not difference <= TOLERANCE:
             raise TcdmlInputError(
-                f"the {kind} export differs from the model by {difference:.3g} (> {TOLERANCE:g}) on the "
-                "check inputs: a layer behaves differently when exported"
+                f"the {format.title} export differs from the model by {difference:.3g} (> {TOLERANCE:g}) on "
+                "the check inputs: a layer behaves differently when exported"
             )
         worst = max(worst, difference)
     return worst

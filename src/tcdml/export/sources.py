@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tcdml.adapt.folder import ADAPTER_JSON
+from tcdml.deploy.formats import check_export_format
 from tcdml.deploy.manifest import sha256_file
 from tcdml.errors import TcdmlInputError
 from tcdml.export.calibration import CalibrationRecord, read_calibration
-from tcdml.export.writer import ExportResult, check_export_folder, check_format, export_module
+from tcdml.export.writer import ExportResult, check_export_folder, export_module
 
 #: Texts the text model is traced and checked on (real HS-code descriptions, of unequal lengths).
 CHECK_TEXTS = (
@@ -62,7 +63,7 @@ def _check_cheap(
     format: str,
 ) -> tuple[Path, CalibrationRecord]:
     """The cheap checks, before any model loads: the format, the calibration file, the output folder."""
-    check_format(format)
+    check_export_format(format)
     record = read_calibration(calibration)
     check_export_folder(out_dir, force, [source, record.path])
     return Path(source), record

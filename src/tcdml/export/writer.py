@@ -1,12 +1,14 @@
 """``export_module``: one module, its input contract and a calibration -> an export folder (docs/deploy.md).
 
-The folder holds ``model.onnx`` (ONNX, dynamic batch axis) and/or ``model.pt`` (TorchScript), any extra
-files (a text model's ``tokenizer.json``) and ``tcdml-export.json`` (``tcdml.deploy.manifest``: threshold,
-calibration, embedding size, input contract, versions, the sha256 of every file). ``format``:
+The folder holds the model file of one or more formats (``tcdml.deploy.formats``: ``model.onnx``, ONNX with
+a dynamic batch axis; ``model.pt``, TorchScript), any extra files (a text model's ``tokenizer.json``) and
+``tcdml-export.json`` (``tcdml.deploy.manifest``: threshold, calibration, embedding size, input contract,
+versions, the sha256 of every file). ``format``:
 
-- ``"auto"`` (default): ONNX, or TorchScript where the ONNX exporter fails (the manifest says which);
-- ``"onnx"``, ``"torchscript"``: that file only (an export failure is an error);
-- ``"both"``: both files.
+- ``"auto"`` (default): the first format, in ``FORMATS`` order, the exporter can write: ONNX, or TorchScript
+  where the ONNX exporter fails (the manifest says why);
+- a format's name (``"onnx"``, ``"torchscript"``): that file only (an export failure is an error);
+- ``"both"``: every format.
 
 Every file is checked against the module before the folder appears: the exported model is run on
 ``check_input`` (another batch size than the traced example, so the dynamic batch axis is exercised) and
@@ -16,6 +18,7 @@ must give the module's embeddings within ``convert.TOLERANCE``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,24 +29,17 @@ import torch
 from torch import nn
 
 from tcdml.calibration.threshold import warn_low_threshold
-from tcdml.deploy.kinds import KINDS
-from tcdml.deploy.manifest import (
-    FORMAT,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    ONNX_NAME,
-    OUTPUT_NAME,
-    TORCHSCRIPT_NAME,
-    parse_manifest,
-    sha256_file,
-)
-from tcdml.errors import TcdmlInputError
+from tcdml.deploy.formats import AUTO, FORMATS, check_export_format, formats_to_write
+from tcdml.deploy.kinds import KINDS, OUTPUT_NAME
+from tcdml.deploy.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, parse_manifest, sha256_file
+from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.export.calibration import CalibrationRecord, read_calibration
-from tcdml.export.convert import OPSET, check_files, to_onnx, to_torchscript
+from tcdml.export.convert import OPSET, WRITERS, check_files
 from tcdml.io.json_file import write_json
 from tcdml.io.output_folder import check_output_folder, staged_folder
 
-FORMATS = ("auto", "onnx", "torchscript", "both")
+#: The hint a writer's error ends with (``(try --format torchscript)``): dropped where ``auto`` moves on.
+_HINT = re.compile(r" \(try --format \w+\)$")
 #: What no export file contains, by input kind (the manifest's ``model.not_exported``).
 NOT_EXPORTED = {
     "image": [
@@ -78,19 +74,11 @@ class ExportResult:
             "threshold": self.manifest["threshold"],
             "embedding_size": self.manifest["embedding_size"],
             "input": self.manifest["input"]["kind"],
-            "onnx": model["onnx"],
-            "torchscript": model["torchscript"],
+            **{name: model.get(name) for name in FORMATS},
             "max_abs_diff": model["check"]["max_abs_diff"],
             "files": dict(self.files),
             "manifest_sha256": self.manifest_sha256,
         }
-
-
-def check_format(format: str) -> str:
-    """``format`` if it is one of ``FORMATS``, else ``TcdmlInputError``."""
-    if format not in FORMATS:
-        raise TcdmlInputError(f"--format={format!r}: expected one of {', '.join(FORMATS)}")
-    return format
 
 
 def _as_tuple(value: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -111,23 +99,28 @@ def _versions() -> dict[str, str | None]:
 
 def _write_models(
     module: nn.Module, example: tuple[torch.Tensor, ...], kind: str, folder: Path, format: str
-) -> tuple[Path | None, Path | None, str | None]:
-    """Write the model file(s) of ``format`` into ``folder``: (onnx path, torchscript path, why no ONNX)."""
-    onnx = script = None
-    onnx_error = None
-    if format in ("auto", "onnx", "both"):
+) -> tuple[dict[str, Path], list[str]]:
+    """Write the model file(s) of ``format`` into ``folder``: ({format name: path}, what ``auto`` skipped and
+    why, in words)."""
+    chosen = formats_to_write(format)
+    written: dict[str, Path] = {}
+    failed: list[tuple[str, str]] = []
+    for model_format in chosen:
+        path = folder / model_format.file_name
         try:
-            to_onnx(module, example, KINDS[kind], folder / ONNX_NAME)
-            onnx = folder / ONNX_NAME
+            WRITERS[model_format.name](module, example, KINDS[kind], path)
         except TcdmlInputError as exc:
-            if format != "auto":
+            if format != AUTO or model_format is chosen[-1]:
                 raise
-            onnx_error = str(exc).removesuffix(" (try --format torchscript)")
-            (folder / ONNX_NAME).unlink(missing_ok=True)
-    if format in ("torchscript", "both") or onnx is None:
-        to_torchscript(module, example, folder / TORCHSCRIPT_NAME)
-        script = folder / TORCHSCRIPT_NAME
-    return onnx, script, onnx_error
+            failed.append((model_format.title, _HINT.sub("", str(exc))))
+            path.unlink(missing_ok=True)
+            continue
+        written[model_format.name] = path
+        if format == AUTO:
+            break
+    title = FORMATS[next(iter(written))].title
+    notes = [f"{name}: {why}; the model is exported as {title} only" for name, why in failed]
+    return written, notes
 
 
 def export_module(
@@ -151,32 +144,31 @@ def export_module(
     files are checked on. ``extra_files`` (name -> path) are copied in and hashed; ``source`` describes what
     was exported; ``inputs`` are files ``out_dir`` may not hold. The folder appears whole or not at all.
     """
-    check_format(format)
+    check_export_format(format)
     kind = input_contract.get("kind")
-    if kind not in KINDS:
-        raise TcdmlInputError(f"input contract: kind={kind!r}, expected one of {', '.join(KINDS)}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        expected = f"one of {', '.join(KINDS)}"
+        raise ParameterError(f"input contract: kind={kind!r}, expected {expected}", "kind", kind, expected)
     record = calibration if isinstance(calibration, CalibrationRecord) else read_calibration(calibration)
     out_dir = check_export_folder(out_dir, force, [*inputs, record.path])
     module = module.eval()
     example = _as_tuple(example_input)
     checks = _as_tuple(check_input) if check_input is not None else example
-    names = KINDS[kind].inputs
+    input_kind = KINDS[kind]
     with torch.no_grad():
         size = int(module(*example).shape[1])
     record.check_embedding_size(size, "the exported model")
     warn_low_threshold(record.threshold)  # shipped as it is, but never silently
     with staged_folder(out_dir) as folder:
-        onnx, script, onnx_error = _write_models(module, example, kind, folder, format)
-        difference = check_files(module, checks, names, onnx, script)
+        written, skipped = _write_models(module, example, kind, folder, format)
+        difference = check_files(module, checks, input_kind, dict(input_contract), written, out_dir)
         for name, path in (extra_files or {}).items():
             shutil.copyfile(path, folder / name)
         files = {
             path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
             for path in sorted(folder.iterdir())
         }
-        not_exported = list(NOT_EXPORTED[kind])
-        if onnx_error is not None:
-            not_exported.append(f"ONNX: {onnx_error}; the model is exported as TorchScript only")
+        not_exported = [*NOT_EXPORTED[kind], *skipped]
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -186,12 +178,11 @@ def export_module(
             "similarity": "dot product of the L2-normalised float32 embeddings; accept s >= threshold",
             "input": dict(input_contract),
             "model": {
-                "onnx": onnx.name if onnx else None,
-                "torchscript": script.name if script else None,
-                "inputs": list(names),
+                **{name: written[name].name if name in written else None for name in FORMATS},
+                "inputs": list(input_kind.inputs),
                 "output": OUTPUT_NAME,
-                "opset": OPSET if onnx else None,
-                "dynamic_axes": {"batch": 0, **({"tokens": 1} if kind == "text" else {})},
+                "opset": OPSET if "onnx" in written else None,
+                "dynamic_axes": {"batch": 0, **({"tokens": 1} if input_kind.token_axis else {})},
                 "check": {"max_abs_diff": difference, "check_samples": int(checks[0].shape[0])},
                 "not_exported": not_exported,
             },

@@ -17,14 +17,12 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from tcdml.deploy.kinds import IMAGENET_MEAN, IMAGENET_STD
 from tcdml.errors import TcdmlInputError, first_line
 from tcdml.io.torch_file import load_torch_file
 
 # Wrappers that training scripts put around a state dict, looked through in this order.
 CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "module")
-#: The input normalisation of timm models whose ``pretrained_cfg`` names none.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @runtime_checkable
@@ -52,8 +50,9 @@ class TimmBackbone:
     """A timm model seen as a ``Backbone`` (a view on the model; it holds no weights of its own).
 
     ``num_features`` is timm's ``head_hidden_size`` (else ``num_features``), ``mean`` / ``std`` come from its
-    ``pretrained_cfg`` (ImageNet's when it names none), and ``blocks()`` is its ``blocks`` attribute when that
-    is an ``nn.Sequential`` / ``nn.ModuleList`` (ViTs: transformer blocks; EfficientNets: stages).
+    ``pretrained_cfg`` (ImageNet's when it names none: ``tcdml.deploy.kinds.IMAGENET_MEAN`` / ``_STD``), and
+    ``blocks()`` is its ``blocks`` attribute when that is an ``nn.Sequential`` / ``nn.ModuleList`` (ViTs:
+    transformer blocks; EfficientNets: stages).
     """
 
     def __init__(self, model: nn.Module) -> None:
