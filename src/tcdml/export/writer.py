@@ -41,7 +41,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.export.calibration import CalibrationRecord, read_calibration
 from tcdml.export.convert import OPSET, check_files, to_onnx, to_torchscript
 from tcdml.io.json_file import write_json
-from tcdml.io.output_folder import check_output_folder, staged_folder
+from tcdml.io.output_folder import check_new_folder, staged_folder
 
 FORMATS = ("auto", "onnx", "torchscript", "both")
 #: What no export file contains, by input kind (the manifest's ``model.not_exported``).
@@ -58,7 +58,7 @@ NOT_EXPORTED = {
 def check_export_folder(out_dir: str | os.PathLike, force: bool, inputs: Sequence[str | os.PathLike]) -> Path:
     """Refuse an export folder before any work (``tcdml.io.output_folder``; ``--force`` replaces only a
     previous export, a folder holding ``tcdml-export.json``, or an empty folder)."""
-    return check_output_folder(out_dir, force=force, inputs=inputs, marker=MANIFEST_NAME, what="an export")
+    return check_new_folder(out_dir, force=force, inputs=inputs, marker=MANIFEST_NAME, what="an export")
 
 
 @dataclass(frozen=True)
