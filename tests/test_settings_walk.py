@@ -12,6 +12,7 @@ is listed below with why, and a listed reason that no longer holds fails as well
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import math
 import types
@@ -19,7 +20,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 import pytest
 import typer
@@ -41,8 +41,8 @@ from tcdml.training.config import TrainConfig
 BAD: dict[type, Any] = {float: math.nan, int: -5, str: "", Path: "", tuple: "x", dict: [1], bool: "maybe"}
 #: Which arm of a union the walk spoils: the first of these it holds (``bool | str``: the string).
 PREFERENCE = (float, int, str, Path, tuple, dict, bool)
-#: A bad value as the command line types it, by the option's click type.
-BAD_TEXT = {click.INT: "-5", click.FLOAT: "nan", click.STRING: "-5"}
+#: A bad value as the command line types it, by the option's type (a choice: a name not among them).
+BAD_TEXT = {int: "-5", float: "nan", str: "-5", list[str]: "-5", enum.Enum: "no-such-choice"}
 
 
 def field_kind(hint: Any) -> Any:
@@ -64,7 +64,7 @@ def yaml_text(value: Any) -> str:
     return ".nan" if isinstance(value, float) and math.isnan(value) else json.dumps(value)
 
 
-# --- the library: each settings class names its own field ---------------------------------------------------
+# --- the library: each settings class names its own field -------------------------------------------------
 
 #: The training config's sections: each checks its own keys and names them ``section.key``.
 SECTIONS = {
@@ -98,7 +98,7 @@ def test_each_settings_class_names_its_field(cls: type, name: str) -> None:
     assert info.value.name == library_name(cls, name), str(info.value)
 
 
-# --- configs: a training config names the dotted key ---------------------------------------------------------
+# --- configs: a training config names the dotted key -------------------------------------------------------
 
 #: Mappings a config section holds whose keys a settings class owns (``LossConfig.tcm`` is read by
 #: ``TCMSettings.from_mapping``).
@@ -108,13 +108,13 @@ NESTED = {"loss.tcm": TCMSettings}
 CONFIG_HOME = {MetricSettings: "eval", TransformConfig: "data", ModelConfig: "model", TCMSettings: "loss.tcm"}
 NOT_IN_CONFIG = {
     (MetricSettings, "num_thresholds"): "training's periodic evaluation keeps the library's grid",
-    (MetricSettings, "threshold"): "the per-class table's threshold: a report of tcdml evaluate, not training",
+    (MetricSettings, "threshold"): "the per-class table's threshold: tcdml evaluate's report, not training's",
     (MetricSettings, "uncertainty"): "training selects on point values; intervals are tcdml evaluate's",
     (MetricSettings, "fmr_targets"): "verification metrics are tcdml evaluate's, not logged by training",
     (TransformConfig, "mean"): "the backbone's normalisation (EmbeddingModel.mean), not a user's key",
     (TransformConfig, "std"): "the backbone's normalisation (EmbeddingModel.std), not a user's key",
 }
-#: A config every walked key is spoiled in: small, all names valid, auto TCM margins (so every TCM key counts).
+#: The config each walked key is spoiled in: all names valid, auto TCM margins (so every TCM key counts).
 BASE_CONFIG = {
     "data": {"dataset": "mnist"},
     "model": {"backbone": "small_cnn", "embedding_size": 8},
@@ -167,29 +167,20 @@ def test_every_library_field_is_a_config_key_or_says_why_not(cls: type) -> None:
     assert missing == {case for case in NOT_IN_CONFIG if case[0] is cls}
 
 
-# --- the command line: the error names the option ------------------------------------------------------------
+# --- the command line: the error names the option ----------------------------------------------------------
 
 
-def command(*path: str) -> click.Command:
+def command(*path: str) -> Any:
     found = typer.main.get_command(commands())
     for name in path:
         found = found.commands[name]
     return found
 
 
-def option_of(cmd: click.Command, option: str) -> click.Option | None:
-    """The click option spelled ``option`` (its first spelling where it names two: ``--far-min/--far-max``)."""
+def option_of(cmd: Any, option: str) -> Any:
+    """The command's option spelled ``option`` (the first spelling where it names two, ``--far-min``)."""
     first = option.split("/")[0]
-    return next((p for p in cmd.params if isinstance(p, click.Option) and first in p.opts), None)
-
-
-def bad_text(param: click.Option) -> str | None:
-    """What to type for ``param``: a value of its type that no setting accepts; None for a flag."""
-    if param.is_flag:
-        return None
-    if isinstance(param.type, click.Choice):
-        return "no-such-choice"
-    return BAD_TEXT[param.type]
+    return next((p for p in cmd.params if isinstance(p, typer.core.TyperOption) and first in p.opts), None)
 
 
 #: Fields of the evaluation settings (``EvaluationSettings``, its ``UncertaintySettings``) without an option.
@@ -224,7 +215,8 @@ def cli_cases() -> list:
     for field in dataclasses.fields(AdaptSettings):
         option = library_name(AdaptSettings, field.name)
         none = field.name in FLAGS
-        cases.append(pytest.param(("adapt", "train"), field.name, None if none else option, id=f"adapt:{option}"))
+        param = pytest.param(("adapt", "train"), field.name, None if none else option, id=f"adapt:{option}")
+        cases.append(param)
     return cases
 
 
@@ -246,7 +238,8 @@ def test_the_cli_names_the_option(path, field, option, embeddings, tmp_path, cap
         return
     param = option_of(cmd, option)
     assert param is not None, f"{' '.join(path)} has no {option}: add it to NO_OPTION with why"
-    text = bad_text(param)
+    kind = param.type_descriptor.annotation  # typer's reading of the option's annotation
+    text = BAD_TEXT[enum.Enum if issubclass(kind, enum.Enum) else kind]  # a value no setting accepts
     inputs = [str(embeddings)] * (2 if path == ("compare",) else 1)
     outputs = ["-o", str(tmp_path / "adapter")] if path == ("adapt", "train") else []
     first = option.split("/")[0]
@@ -269,7 +262,7 @@ def test_train_names_the_overridden_key(key: str, value: Any, tmp_path: Path, ca
     assert not (tmp_path / "runs").exists()
 
 
-# --- the study config: a YAML file, its keys named -----------------------------------------------------------
+# --- the study config: a YAML file, its keys named ---------------------------------------------------------
 
 NOT_STUDY_KEYS = {"path": "the study file itself (tcdml study FILE)"}
 

@@ -240,6 +240,7 @@ def check_fmr_targets(targets: Any, name: str = "fmr_targets") -> tuple[float, .
 
 def check_device(name: Any) -> torch.device:
     """The compute device named by the user (``cpu``, ``cuda``, ``cuda:1``, ``mps``), checked to exist."""
+
     def refuse(problem: str, expected: str) -> ParameterError:
         return ParameterError(f"device={name!r}: {problem}", "device", name, expected)
 
