@@ -183,21 +183,30 @@ def option_of(cmd: Any, option: str) -> Any:
     return next((p for p in cmd.params if isinstance(p, typer.core.TyperOption) and first in p.opts), None)
 
 
-#: Fields of the evaluation settings (``EvaluationSettings``, its ``UncertaintySettings``) without an option.
+#: The settings fields each command's options set: an evaluation's (``EvaluationSettings`` and its
+#: ``UncertaintySettings``), calibrate's pass (``PassSettings``).
 EVALUATION_FIELDS = [
     *(f.name for f in dataclasses.fields(EvaluationSettings) if f.name != "uncertainty"),
     *(f.name for f in dataclasses.fields(UncertaintySettings)),
 ]
+WALKED = {
+    "evaluate": EVALUATION_FIELDS,
+    "compare": EVALUATION_FIELDS,
+    "calibrate": [f.name for f in dataclasses.fields(PassSettings)],
+}
+#: (command, field) without an option, and why.
 NO_OPTION = {
+    ("calibrate", "max_block_bytes"): "the pass sizes its blocks to the memory it finds (library only)",
+    ("calibrate", "knn_backend"): "calibration needs no neighbour search (pair counts only)",
     ("evaluate", "max_block_bytes"): "the pass sizes its blocks to the memory it finds (library only)",
     ("evaluate", "noise_draws"): "the noise floor's draws stay the library default on the command line",
     ("compare", "max_block_bytes"): "the pass sizes its blocks to the memory it finds (library only)",
     ("compare", "noise_draws"): "the noise floor's draws stay the library default on the command line",
-    ("compare", "ks"): "compare reports R@1 only (the verdict table's rows)",
-    ("compare", "threshold"): "no per-class table in compare",
-    ("compare", "mode"): "compare always runs the histogram pass (paired bootstrap over its counts)",
-    ("compare", "num_bins"): "compare keeps the default resolution for both models",
-    ("compare", "knn_backend"): "compare reads neighbours with torch only",
+    ("compare", "ks"): "compare's verdicts read R@1 only (tcdml.metrics.compare.COMPARED)",
+    ("compare", "threshold"): "compare writes no per-class table",
+    ("compare", "mode"): "both models run the default histogram pass (the library's compare takes any)",
+    ("compare", "num_bins"): "both models keep the default resolution (the library's compare takes any)",
+    ("compare", "knn_backend"): "R@1 from the default torch search (the library's compare takes any)",
 }
 #: Options that are flags: no bad value can be typed (``--progress/--no-progress``, ``--tcm/--no-tcm``).
 FLAGS = {"progress", "tcm"}
@@ -205,8 +214,8 @@ FLAGS = {"progress", "tcm"}
 
 def cli_cases() -> list:
     cases = []
-    for name in ("evaluate", "compare"):
-        for field in EVALUATION_FIELDS:
+    for name, walked in WALKED.items():
+        for field in walked:
             if (name, field) in NO_OPTION or field in FLAGS:
                 cases.append(pytest.param((name,), field, None, id=f"{name}:{field}:none"))
                 continue
