@@ -39,7 +39,7 @@ from tcdml.cli.options import (
 )
 from tcdml.cli.output import evaluation_notes, print_evaluation, print_json, print_table
 from tcdml.errors import TcdmlInputError
-from tcdml.metrics.settings import DEFAULT_NUM_BINS, KNN_BACKENDS, MODES
+from tcdml.metrics.settings import DEFAULT_NUM_BINS, KNN_BACKENDS, MODES, PassSettings
 
 Mode, KnnBackend = choice_enum("Mode", MODES), choice_enum("KnnBackend", KNN_BACKENDS)
 DEFAULT_MODE, DEFAULT_KNN = Mode(DEFAULTS.mode), KnnBackend(DEFAULTS.knn_backend)
@@ -187,9 +187,7 @@ def calibrate(
 
     if worst < 1:
         raise TcdmlInputError(f"--worst={worst}: expected a positive integer")
-    settings = metric_settings(
-        "PassSettings", mode=mode.value, num_bins=bins, device=device, progress=progress
-    )
+    settings = metric_settings(PassSettings, mode=mode.value, num_bins=bins, device=device, progress=progress)
     outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
     output = outputs.check_file(output, "--output")
     plot = outputs.check_folder(plot, "--plot", figure_names(CLASS_RATES_STEM))

@@ -13,7 +13,7 @@ import typer
 
 from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.metrics.catalogue import fmr_key
-from tcdml.metrics.settings import EvaluationSettings
+from tcdml.metrics.settings import EvaluationSettings, Settings
 from tcdml.metrics.validation import MAX_FMR_TARGETS
 
 #: The library's defaults of an evaluation, which ``evaluate`` / ``compare`` / ``calibrate`` show and pass on.
@@ -120,14 +120,11 @@ def uncertainty_settings(bootstrap: int, level: float, seed: int):
         raise exc.renamed(SETTINGS_OPTIONS.get(exc.name, f"--{exc.name}")) from None
 
 
-def metric_settings(kind: str = "EvaluationSettings", **given: Any):
-    """The ``tcdml.metrics.settings`` object ``kind`` (``EvaluationSettings``, ``PassSettings``) of a
-    command's options, checked by the library; a bad value is one line naming its option (``option_error``),
-    before any file is read."""
-    from tcdml.metrics import settings
-
+def metric_settings(kind: type[Settings] = EvaluationSettings, **given: Any) -> Settings:
+    """The settings ``kind`` (``EvaluationSettings``, ``PassSettings``) of a command's options, checked by the
+    library; a bad value is one line naming its option (``option_error``), before any file is read."""
     try:
-        return getattr(settings, kind)(**given)
+        return kind(**given)
     except ParameterError as exc:
         raise option_error(exc, SETTINGS_OPTIONS) from None
 
