@@ -79,8 +79,9 @@ def library_name(cls: type, name: str) -> str:
     """The name the class's error carries for field ``name``."""
     if cls is AdaptSettings:
         return ADAPT_SPELLING.get(name, "--" + name.replace("_", "-"))
-    section = next((key for key, kind in SECTIONS.items() if kind is cls and kind is not ModelConfig), None)
-    return name if section is None else f"{section}.{name}"
+    if cls in LIBRARY:
+        return name
+    return next(f"{section}.{name}" for section, kind in SECTIONS.items() if kind is cls)
 
 
 LIBRARY_CASES = [
@@ -107,10 +108,10 @@ NESTED = {"loss.tcm": TCMSettings}
 #: ``EvalConfig`` a ``MetricSettings``); the fields a config cannot set, with why.
 CONFIG_HOME = {MetricSettings: "eval", TransformConfig: "data", ModelConfig: "model", TCMSettings: "loss.tcm"}
 NOT_IN_CONFIG = {
-    (MetricSettings, "num_thresholds"): "training's periodic evaluation keeps the library's grid",
+    (MetricSettings, "num_thresholds"): "training keeps the library default (evaluate --thresholds)",
     (MetricSettings, "threshold"): "the per-class table's threshold: tcdml evaluate's report, not training's",
-    (MetricSettings, "uncertainty"): "training selects on point values; intervals are tcdml evaluate's",
-    (MetricSettings, "fmr_targets"): "verification metrics are tcdml evaluate's, not logged by training",
+    (MetricSettings, "uncertainty"): "training keeps the library default (evaluate --bootstrap)",
+    (MetricSettings, "fmr_targets"): "training keeps the library default (evaluate --fmr)",
     (TransformConfig, "mean"): "the backbone's normalisation (EmbeddingModel.mean), not a user's key",
     (TransformConfig, "std"): "the backbone's normalisation (EmbeddingModel.std), not a user's key",
 }
