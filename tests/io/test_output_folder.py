@@ -15,7 +15,7 @@ import pytest
 
 from tcdml.errors import TcdmlInputError
 from tcdml.io import output_folder
-from tcdml.io.output_folder import check_output_folder, exchange, recover_leftovers, staged_folder
+from tcdml.io.output_folder import check_new_folder, exchange, recover_leftovers, staged_folder
 
 
 def _old(folder: Path) -> Path:
@@ -102,7 +102,7 @@ def test_a_run_killed_between_the_renames_is_repaired_by_the_next(tmp_path: Path
     with pytest.raises(TcdmlInputError, match=f"left the previous folder at {aside[0]}"):
         load_matcher(target)  # named, not changed, by the reader
     with pytest.warns(UserWarning) as caught:
-        check_output_folder(target, force=True, inputs=[], marker="tcdml-export.json", what="an export")
+        check_new_folder(target, force=True, inputs=[], marker="tcdml-export.json", what="an export")
     notes = sorted((str(item.message) for item in caught), key=lambda note: "removed" in note)
     assert "restored from .served.old-" in notes[0] and "removed (left by a run that was killed)" in notes[1]
     assert (target / "tcdml-export.json").read_text() == "old"

@@ -42,9 +42,9 @@ def check_output_dir(
     """Refuse, before any work, an output folder that cannot be written (``tcdml.io.output_folder``): an
     existing one without ``force``, a file or link, a folder of other files, one holding an input (``inputs``:
     the embedding and labels files), a missing or read-only parent."""
-    from tcdml.io.output_folder import check_output_folder
+    from tcdml.io.output_folder import check_new_folder
 
-    return check_output_folder(
+    return check_new_folder(
         path, force=force, inputs=inputs, marker=ADAPTER_JSON, what="an adapter folder", option=option
     )
 

@@ -1,4 +1,5 @@
-"""``AdaptSettings``: every option of ``tcdml adapt train``, checked when built (one line naming the option).
+"""``AdaptSettings``: every option of ``tcdml adapt train``, checked when built: a ``ParameterError`` named by
+the option (``--batch-size``; the library and the CLI share that vocabulary).
 
 The TCM options use the vocabulary of ``configs/loss/tcm.yaml`` (``margins: auto``, ``target_far``,
 ``target_frr``, ``lambda_pos``, ``lambda_neg``) and ``configs/loss/tcm-fixed.yaml`` (``margins: fixed``,
@@ -10,9 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tcdml.checks import check_int, check_real
+from tcdml.checks import check_choice, check_int, check_real, require
 from tcdml.deploy.kinds import MAX_WIDTH
-from tcdml.errors import TcdmlInputError
 
 #: Validation objectives ``select`` accepts (docs/adapt.md, "Which epoch is kept").
 SELECT = ("recall@1-opis", "recall@1", "opis")
@@ -72,31 +72,22 @@ class AdaptSettings:
     select: str = "recall@1-opis"
 
     def __post_init__(self) -> None:
-        for name, value, choices in (
-            ("kind", self.kind, KINDS),
-            ("margins", self.margins, MARGINS),
-            ("select", self.select, SELECT),
-        ):
-            if value not in choices:
-                raise TcdmlInputError(f"--{name}={value!r}: expected one of {', '.join(choices)}")
+        for name, choices in (("kind", KINDS), ("margins", MARGINS), ("select", SELECT)):
+            check_choice(f"--{name}", getattr(self, name), choices)
+        require(isinstance(self.tcm, bool), "--tcm", self.tcm, "true or false")
         _integer("hidden", self.hidden, 1, MAX_HIDDEN)
         if self.embedding_size is not None:
             _integer("embedding-size", self.embedding_size, 1, MAX_WIDTH)
-        if not isinstance(self.loss, str) or not self.loss.strip():
-            raise TcdmlInputError(
-                f"--loss={self.loss!r}: expected a loss name (tcdml.losses.available_losses())"
-            )
-        if not isinstance(self.loss_params, dict):
-            raise TcdmlInputError(f"--loss-param: expected KEY=VALUE pairs, got {self.loss_params!r}")
+        ok = isinstance(self.loss, str) and self.loss.strip() != ""
+        require(ok, "--loss", self.loss, "a loss name (tcdml.losses.available_losses())")
+        require(isinstance(self.loss_params, dict), "--loss-param", self.loss_params, "KEY=VALUE pairs")
         _integer("epochs", self.epochs, 0)
         _number("lr", self.lr, 0.0, 10.0, open_low=True, open_high=False)
         _number("weight-decay", self.weight_decay, 0.0, 1.0, open_low=False, open_high=False)
         _integer("m-per-class", self.m_per_class, 2)
         _integer("batch-size", self.batch_size, 2 * self.m_per_class)
-        if self.batch_size % self.m_per_class:
-            raise TcdmlInputError(
-                f"--batch-size={self.batch_size}: expected a multiple of --m-per-class={self.m_per_class}"
-            )
+        multiple = self.batch_size % self.m_per_class == 0
+        require(multiple, "--batch-size", self.batch_size, f"a multiple of --m-per-class={self.m_per_class}")
         _integer("seed", self.seed, 0)
         _integer("val-seed", self.val_seed, 0)
         _number("val-ratio", self.val_ratio, 0.0, 1.0, open_low=True, open_high=True)

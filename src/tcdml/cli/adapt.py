@@ -1,20 +1,29 @@
 """``tcdml adapt train`` and ``tcdml adapt apply``: threshold consistency for a model you cannot retrain.
 
-Thin: parse, check every option and the outputs, call ``tcdml.adapt``, print a summary. torch and the losses
-load inside the commands, so ``tcdml --help`` stays fast. See docs/adapt.md.
+Thin: parse, check every option (``AdaptSettings``: its choices, defaults and TCM help are the options') and
+the outputs, call ``tcdml.adapt``, print a summary. See docs/adapt.md.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from tcdml.cli.options import FormatOption, OutputFormat, ProgressOption, about
+from tcdml.adapt.settings import KINDS, MARGINS, RECIPE_LAMBDA, SELECT, AdaptSettings
+from tcdml.cli.options import (
+    EmbeddingsPath,
+    FormatOption,
+    LabelsOption,
+    OutputFormat,
+    ProgressOption,
+    about,
+    choice_enum,
+)
 from tcdml.cli.output import print_json, print_table
 from tcdml.errors import TcdmlInputError
+from tcdml.losses.tcm_settings import AUTO_ONLY, HELP, TCMSettings
 
 adapt_app = typer.Typer(
     add_completion=False,
@@ -23,30 +32,14 @@ adapt_app = typer.Typer(
     help="Train a small adapter on a frozen model's embeddings (TCM included), and apply it.",
 )
 
-
-class Kind(StrEnum):
-    residual = "residual"
-    linear = "linear"
-
-
-class Margins(StrEnum):
-    auto = "auto"
-    fixed = "fixed"
-
-
-class Select(StrEnum):
-    recall_opis = "recall@1-opis"
-    recall = "recall@1"
-    opis = "opis"
-
-
-EmbeddingInput = Annotated[
-    Path,
-    typer.Argument(help="Embedding file: .npz ('embeddings', 'labels'), .npy + --labels, .parquet, .csv."),
-]
-LabelsOption = Annotated[Path | None, typer.Option("--labels", help="Labels .npy for a .npy embedding file.")]
-#: TCM options that apply to one margin strategy only.
-AUTO_ONLY, FIXED_ONLY = ("target_far", "target_frr"), ("margin_pos", "margin_neg")
+Kind, Margins = choice_enum("Kind", KINDS), choice_enum("Margins", MARGINS)
+Select = choice_enum("Select", SELECT)
+#: The library's defaults (``AdaptSettings``), which the options show and pass on.
+DEFAULT = AdaptSettings()
+DEFAULT_KIND, DEFAULT_MARGINS = Kind(DEFAULT.kind), Margins(DEFAULT.margins)
+DEFAULT_SELECT = Select(DEFAULT.select)
+#: TCM options that apply to one margin strategy only (adapt gives no start margins to auto ones).
+FIXED_ONLY = ("margin_pos", "margin_neg")
 
 
 def _loss_params(items: list[str]) -> dict[str, Any]:
@@ -61,13 +54,13 @@ def _loss_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def tcm_help(name: str, default: str | None = None) -> str:
-    """An option's help from ``TCMSettings.HELP`` (one text for the library and the CLI) and its default."""
-    from dataclasses import fields
-
-    from tcdml.losses.tcm_settings import HELP, TCMSettings
-
-    value = default or next(str(field.default) for field in fields(TCMSettings) if field.name == name)
+def tcm_help(name: str) -> str:
+    """An option's help from ``TCMSettings.HELP`` (one text for the library and the CLI) and its default:
+    ``AdaptSettings``' where it has one, the recipe's for the lambdas, else ``TCMSettings``'."""
+    if name.startswith("lambda_"):
+        value = ", ".join(f"{lam:g} {margins}" for margins, lam in RECIPE_LAMBDA.items())
+    else:
+        value = getattr(DEFAULT, name, getattr(TCMSettings, name))
     return f"{HELP[name]} Default {value}."
 
 
@@ -78,15 +71,16 @@ def _tcm_options(tcm: bool, margins: Margins, given: dict[str, float | None]) ->
         option = "--" + key.replace("_", "-")
         if not tcm:
             raise TcdmlInputError(f"{option}={chosen[key]}: a TCM option, but --no-tcm was given")
-        if key in (AUTO_ONLY if margins is Margins.fixed else FIXED_ONLY):
-            other = "auto" if margins is Margins.fixed else "fixed"
+        fixed = margins.value == "fixed"
+        if key in (AUTO_ONLY if fixed else FIXED_ONLY):
+            other = "auto" if fixed else "fixed"
             raise TcdmlInputError(f"{option}={chosen[key]}: only with --margins {other}")
     return chosen
 
 
 @adapt_app.command("train")
 def train(
-    train_file: EmbeddingInput,
+    train_file: EmbeddingsPath,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Adapter folder to write (new, or --force).")
     ],
@@ -96,14 +90,14 @@ def train(
     labels: LabelsOption = None,
     val_labels: Annotated[Path | None, typer.Option(help="Labels .npy for a .npy --val file.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing adapter folder.")] = False,
-    kind: Annotated[Kind, typer.Option(help="residual (identity-initialised) or linear.")] = Kind.residual,
-    hidden: Annotated[int, typer.Option(help="Hidden width of the residual head.")] = 512,
+    kind: Annotated[Kind, typer.Option(help="residual (identity-initialised) or linear.")] = DEFAULT_KIND,
+    hidden: Annotated[int, typer.Option(help="Hidden width of the residual head.")] = DEFAULT.hidden,
     embedding_size: Annotated[
         int | None, typer.Option(help="Output size of a linear head (default: the input size).")
     ] = None,
     loss: Annotated[
         str, typer.Option(help="Loss name (tcdml.losses registry), e.g. smooth_ap.")
-    ] = "smooth_ap",
+    ] = DEFAULT.loss,
     loss_param: Annotated[
         list[str] | None,
         typer.Option("--loss-param", help="KEY=VALUE loss parameter (YAML value), repeatable."),
@@ -117,30 +111,35 @@ def train(
     ] = None,
     margins: Annotated[
         Margins, typer.Option(help="TCM margins: auto (read off batches) or fixed.")
-    ] = Margins.auto,
+    ] = DEFAULT_MARGINS,
     target_far: Annotated[float | None, typer.Option(help=tcm_help("target_far"))] = None,
     target_frr: Annotated[float | None, typer.Option(help=tcm_help("target_frr"))] = None,
     margin_pos: Annotated[float | None, typer.Option(help=tcm_help("margin_pos"))] = None,
     margin_neg: Annotated[float | None, typer.Option(help=tcm_help("margin_neg"))] = None,
-    lambda_pos: Annotated[float | None, typer.Option(help=tcm_help("lambda_pos", "3 auto, 1 fixed"))] = None,
-    lambda_neg: Annotated[float | None, typer.Option(help=tcm_help("lambda_neg", "3 auto, 1 fixed"))] = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs (0: evaluate the input only).")] = 10,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1e-4,
-    batch_size: Annotated[int, typer.Option(help="Samples per batch (P classes x m).")] = 256,
-    m_per_class: Annotated[int, typer.Option(help="Samples per class in a batch (m).")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the head's init and the batches.")] = 0,
-    val_ratio: Annotated[float, typer.Option(help="Without --val: fraction of classes held out.")] = 0.2,
-    val_seed: Annotated[int, typer.Option(help="Without --val: seed of the held-out classes.")] = 0,
+    lambda_pos: Annotated[float | None, typer.Option(help=tcm_help("lambda_pos"))] = None,
+    lambda_neg: Annotated[float | None, typer.Option(help=tcm_help("lambda_neg"))] = None,
+    epochs: Annotated[
+        int, typer.Option(help="Training epochs (0: evaluate the input only).")
+    ] = DEFAULT.epochs,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = DEFAULT.lr,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = DEFAULT.weight_decay,
+    batch_size: Annotated[int, typer.Option(help="Samples per batch (P classes x m).")] = DEFAULT.batch_size,
+    m_per_class: Annotated[int, typer.Option(help="Samples per class in a batch (m).")] = DEFAULT.m_per_class,
+    seed: Annotated[int, typer.Option(help="Seed of the head's init and the batches.")] = DEFAULT.seed,
+    val_ratio: Annotated[
+        float, typer.Option(help="Without --val: fraction of classes held out.")
+    ] = DEFAULT.val_ratio,
+    val_seed: Annotated[
+        int, typer.Option(help="Without --val: seed of the held-out classes.")
+    ] = DEFAULT.val_seed,
     select: Annotated[
         Select, typer.Option(help="Validation objective that picks the epoch.")
-    ] = Select.recall_opis,
+    ] = DEFAULT_SELECT,
     progress: ProgressOption = None,
     output_format: FormatOption = OutputFormat.table,
 ) -> None:
     """Train an adapter on TRAIN's embeddings; keep the best validation epoch (never worse than the input)."""
     from tcdml.adapt.folder import check_output_dir
-    from tcdml.adapt.settings import AdaptSettings
 
     given = {"target_far": target_far, "target_frr": target_frr, "margin_pos": margin_pos}
     given.update(margin_neg=margin_neg, lambda_pos=lambda_pos, lambda_neg=lambda_neg)
@@ -213,7 +212,7 @@ def _rows(result: Any, output: Path) -> list[tuple[str, object]]:
 @adapt_app.command("apply")
 def apply(
     folder: Annotated[Path, typer.Argument(help="Adapter folder written by tcdml adapt train.")],
-    source: EmbeddingInput,
+    source: EmbeddingsPath,
     output: Annotated[Path, typer.Option("--output", "-o", help="Embedding file to write (.npz).")],
     labels: LabelsOption = None,
     output_format: FormatOption = OutputFormat.table,

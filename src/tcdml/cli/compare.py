@@ -10,9 +10,14 @@ import typer
 
 from tcdml.cli.options import (
     DEFAULT_FMR_TEXT,
+    DEFAULTS,
     EMBEDDING_INPUTS_HELP,
+    BetaOption,
     BootstrapOption,
     DeviceOption,
+    EpsOption,
+    FarMaxOption,
+    FarMinOption,
     FmrOption,
     FormatOption,
     LabelsOption,
@@ -20,13 +25,14 @@ from tcdml.cli.options import (
     OutputFormat,
     ProgressOption,
     SeedOption,
+    ThresholdsOption,
     about,
+    metric_settings,
     parse_fmr,
     uncertainty_settings,
 )
 from tcdml.cli.output import print_comparison, print_json
 from tcdml.errors import TcdmlInputError
-from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE
 
 COMPARE_STEM = "utility_curves_compare"
 
@@ -41,18 +47,14 @@ def compare(
     ],
     labels: LabelsOption = None,
     output_format: FormatOption = OutputFormat.table,
-    far_min: Annotated[float, typer.Option(help="Lower FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
-        0
-    ],
-    far_max: Annotated[float, typer.Option(help="Upper FAR of the calibration range.")] = DEFAULT_FAR_RANGE[
-        1
-    ],
-    beta: Annotated[float, typer.Option(help="F-beta weight of the utility (>1 favours TPR).")] = 1.0,
-    eps: Annotated[float, typer.Option(help="Worst fraction of classes in eps-OPIS.")] = 0.1,
-    thresholds: Annotated[int, typer.Option(help="Number of thresholds in the calibration grid.")] = 100,
-    bootstrap: BootstrapOption = 1000,
-    level: LevelOption = 0.95,
-    seed: SeedOption = 0,
+    far_min: FarMinOption = DEFAULTS.far_range[0],
+    far_max: FarMaxOption = DEFAULTS.far_range[1],
+    beta: BetaOption = DEFAULTS.beta,
+    eps: EpsOption = DEFAULTS.eps,
+    thresholds: ThresholdsOption = DEFAULTS.num_thresholds,
+    bootstrap: BootstrapOption = DEFAULTS.uncertainty.resamples,
+    level: LevelOption = DEFAULTS.uncertainty.level,
+    seed: SeedOption = DEFAULTS.uncertainty.seed,
     plot: Annotated[
         Path | None,
         typer.Option(help=f"Folder for both models' utility curves side by side ({COMPARE_STEM}.png/.svg)."),
@@ -71,9 +73,8 @@ def compare(
     from tcdml.io.embedding_inputs import read_embeddings
     from tcdml.io.outputs import OutputSet
     from tcdml.metrics.compare import compare as run_comparison
-    from tcdml.metrics.settings import EvaluationSettings
 
-    settings = EvaluationSettings(  # every option checked before the files are read
+    settings = metric_settings(  # every option checked before the files are read
         far_range=(far_min, far_max),
         beta=beta,
         eps=eps,

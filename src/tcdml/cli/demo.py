@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from tcdml.experiments.mnist_demo import DEFAULT_SEEDS
+
 
 def demo(
     output: Annotated[
@@ -18,7 +20,10 @@ def demo(
     embedding_size: Annotated[int, typer.Option(help="Embedding dimension: 2 or 3.")] = 2,
     seeds: Annotated[
         str | None,
-        typer.Option(help="Comma-separated seeds, each trains both runs (default: 0,1,2,3,4)."),
+        typer.Option(
+            help="Comma-separated seeds, each trains both runs "
+            f"(default: {','.join(map(str, DEFAULT_SEEDS))})."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="One seed only (same as --seeds SEED).")] = None,
     threads: Annotated[
@@ -35,7 +40,7 @@ def demo(
     """Train a small CNN on MNIST with ArcFace, with and without TCM, for every seed; print the tables."""
     from tcdml.errors import TcdmlInputError
     from tcdml.experiments.demo_report import table_lines
-    from tcdml.experiments.mnist_demo import DEFAULT_SEEDS, parse_seeds, run_demo
+    from tcdml.experiments.mnist_demo import parse_seeds, run_demo
 
     if seed is not None and seeds is not None:
         raise TcdmlInputError("--seed and --seeds: give one of them")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from tcdml.cli.options import choice_enum
+from tcdml.training.templates import KINDS
 
-class Kind(StrEnum):
-    images = "images"
-    texts = "texts"
+Kind = choice_enum("Kind", KINDS)
 
 
 def init(

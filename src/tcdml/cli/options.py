@@ -4,19 +4,39 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tcdml.errors import ParameterError, TcdmlInputError
+from tcdml.metrics.catalogue import fmr_key
+from tcdml.metrics.settings import EvaluationSettings, Settings
+from tcdml.metrics.validation import MAX_FMR_TARGETS
+
+#: The library's defaults of an evaluation, which ``evaluate`` / ``compare`` / ``calibrate`` show and pass on.
+DEFAULTS = EvaluationSettings()
 
 
 class OutputFormat(StrEnum):
     json = "json"
     table = "table"
+
+
+def choice_enum(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    """An option's choices as typer wants them (a ``StrEnum`` named ``name``), made from the library's tuple
+    ``values``: the choices are never copied into the CLI."""
+    return StrEnum(name, {value: value for value in values})
+
+
+def option_error(exc: ParameterError, options: Mapping[str, str]) -> ParameterError:
+    """A library settings error under the command-line option that set the parameter: ``options[exc.name]``,
+    else ``--`` and the name with ``-`` for ``_``. The library's own line follows the option, so it still
+    says which parameter and rule failed (``--bins: num_bins=0: expected an integer in [16, ...]``)."""
+    option = options.get(exc.name, "--" + exc.name.replace("_", "-"))
+    return ParameterError(f"{option}: {exc}", option, exc.value, exc.expected)
 
 
 FormatOption = Annotated[OutputFormat, typer.Option("--format", help="json: one JSON object on stdout.")]
@@ -28,6 +48,11 @@ ProgressOption = Annotated[
 BootstrapOption = Annotated[
     int, typer.Option("--bootstrap", help="Class resamples of the bootstrap intervals (>= 1).")
 ]
+FarMinOption = Annotated[float, typer.Option(help="Lower FAR of the calibration range.")]
+FarMaxOption = Annotated[float, typer.Option(help="Upper FAR of the calibration range.")]
+BetaOption = Annotated[float, typer.Option(help="F-beta weight of the utility (>1 favours TPR).")]
+EpsOption = Annotated[float, typer.Option(help="Worst fraction of classes in eps-OPIS.")]
+ThresholdsOption = Annotated[int, typer.Option(help="Number of thresholds in the calibration grid.")]
 LevelOption = Annotated[float, typer.Option("--level", help="Confidence level of the intervals, in (0, 1).")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and the noise-floor draws.")]
 #: The input formats of ``evaluate``/``calibrate``/``compare`` (``tcdml.io.embedding_inputs``, docs/data.md).
@@ -35,6 +60,7 @@ EMBEDDING_INPUTS_HELP = (
     ".npz with 'embeddings' and 'labels'; .npy embeddings with --labels; or a .parquet/.csv table "
     "with a 'label' column (docs/data.md)"
 )
+EmbeddingsPath = Annotated[Path, typer.Argument(help=f"Embedding file: {EMBEDDING_INPUTS_HELP}.")]
 LabelsOption = Annotated[
     Path | None,
     typer.Option(
@@ -71,6 +97,19 @@ def feature_cache_setting(folder: Path | None, off: bool) -> bool | str | None:
     return str(check_folder(folder, "--feature-cache"))
 
 
+#: The options of ``evaluate`` / ``compare`` whose name is not their settings field's (``EvaluationSettings``,
+#: ``UncertaintySettings``); every other field's option is ``--`` and its name with ``-`` for ``_``.
+SETTINGS_OPTIONS = {
+    "ks": "--k",
+    "far_range": "--far-min/--far-max",
+    "num_thresholds": "--thresholds",
+    "fmr_targets": "--fmr",
+    "num_bins": "--bins",
+    "knn_backend": "--knn",
+    "resamples": "--bootstrap",
+}
+
+
 def uncertainty_settings(bootstrap: int, level: float, seed: int):
     """The ``UncertaintySettings`` of the command line; a bad value is one line naming the option."""
     from tcdml.metrics.uncertainty import UncertaintySettings
@@ -78,8 +117,16 @@ def uncertainty_settings(bootstrap: int, level: float, seed: int):
     try:
         return UncertaintySettings(resamples=bootstrap, level=level, seed=seed)
     except ParameterError as exc:  # the library names its field; the CLI names the option
-        options = {"resamples": "--bootstrap", "level": "--level", "seed": "--seed"}
-        raise exc.renamed(options.get(exc.name, f"--{exc.name}")) from None
+        raise exc.renamed(SETTINGS_OPTIONS.get(exc.name, f"--{exc.name}")) from None
+
+
+def metric_settings(kind: type[Settings] = EvaluationSettings, **given: Any) -> Settings:
+    """The settings ``kind`` (``EvaluationSettings``, ``PassSettings``) of a command's options, checked by the
+    library; a bad value is one line naming its option (``option_error``), before any file is read."""
+    try:
+        return kind(**given)
+    except ParameterError as exc:
+        raise option_error(exc, SETTINGS_OPTIONS) from None
 
 
 @contextlib.contextmanager
@@ -108,6 +155,10 @@ def parse_fmr(text: str) -> tuple[float, ...]:
 
 
 FmrOption = Annotated[
-    str, typer.Option("--fmr", help="FMR (= FAR) targets of FNMR@FMR: up to 20 distinct rates in (0, 1).")
+    str,
+    typer.Option(
+        "--fmr", help=f"FMR (= FAR) targets of FNMR@FMR: up to {MAX_FMR_TARGETS} distinct rates in (0, 1)."
+    ),
 ]
-DEFAULT_FMR_TEXT = "1e-4,1e-3,1e-2"
+#: ``--fmr``'s default: the library's FMR targets as ``1e-4,1e-3,1e-2``.
+DEFAULT_FMR_TEXT = ",".join(fmr_key(rate, stem="") for rate in DEFAULTS.fmr_targets)

@@ -13,6 +13,7 @@ import typer
 
 from tcdml.cli.options import FeatureCacheOption, NoFeatureCacheOption, feature_cache_setting
 from tcdml.errors import TcdmlInputError
+from tcdml.experiments.study_config import CELL_KEYS
 
 StudyDir = Annotated[
     Path, typer.Argument(help="The study's output_dir (or its YAML config, to read output_dir from it).")
@@ -32,9 +33,7 @@ def study(
     ] = True,
     only: Annotated[
         list[str] | None,
-        typer.Option(
-            "--only", help="Run only cells with KEY=VALUE (benchmark, loss, variant, tcm, seed); repeatable."
-        ),
+        typer.Option("--only", help=f"Run only cells with KEY=VALUE ({', '.join(CELL_KEYS)}); repeatable."),
     ] = None,
     feature_cache: FeatureCacheOption = None,
     no_feature_cache: NoFeatureCacheOption = False,

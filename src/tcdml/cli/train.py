@@ -1,8 +1,8 @@
 """``tcdml train CONFIG.yaml [KEY=VALUE ...]`` and ``tcdml embed CHECKPOINT --data ROOT -o out.npz`` (or
 ``tcdml embed --backbone NAME --dataset NAME --data ROOT -o start.npz``: the untrained starting point).
 
-Thin: parse, call ``tcdml.training``, print a JSON summary. Lightning, timm and torch load inside the
-commands, so ``tcdml --help`` stays fast.
+Thin: parse, call ``tcdml.training``, print a JSON summary; the help's lists of datasets and backbones are the
+registries'. Lightning and timm load inside the commands.
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ import typer
 
 from tcdml.cli.options import FeatureCacheOption, NoFeatureCacheOption, feature_cache_setting
 from tcdml.cli.output import print_json
+from tcdml.data.registry import DATASETS, needs_root
+from tcdml.models.embedding import LOCAL_BACKBONES
+
+#: The datasets a package ships (no ``--data`` needed), and the others, as ``embed``'s help lists them.
+PACKAGED = [name for name in DATASETS if not needs_root(name)]
 
 
 def train(
@@ -100,7 +105,7 @@ def embed(
         typer.Option(
             "--data",
             help="Dataset root (for --dataset csv: the CSV file; default: the checkpoint's; none for "
-            "the datasets a package ships: hscodes, mnist, glyphs).",
+            f"the datasets a package ships: {', '.join(PACKAGED)}).",
         ),
     ] = None,
     checkpoint: Annotated[
@@ -109,8 +114,8 @@ def embed(
     backbone: Annotated[
         str | None,
         typer.Option(
-            help="Embed with an untrained starting point instead of a checkpoint: minilm_l6, "
-            "efficientnet_lite0 or timm:NAME (its pooled features, L2-normalised, no head)."
+            help="Embed with an untrained starting point instead of a checkpoint: "
+            f"{', '.join(LOCAL_BACKBONES)} or timm:NAME (its pooled features, L2-normalised, no head)."
         ),
     ] = None,
     pretrained: Annotated[
@@ -119,8 +124,8 @@ def embed(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="Dataset layout (default: the checkpoint's; required with --backbone): cub200, cars196, "
-            "sop, inaturalist2018, folder, csv, text_csv, text_jsonl, ..."
+            help="Dataset layout (default: the checkpoint's; required with --backbone): "
+            + ", ".join(DATASETS)
         ),
     ] = None,
     split: Annotated[str, typer.Option(help="train, test or all.")] = "test",
@@ -139,7 +144,6 @@ def embed(
     OutputSet(inputs=[path for path in (checkpoint, data, pretrained) if path is not None]).check_file(
         output, "--output"
     )
-    from tcdml.models.embedding import LOCAL_BACKBONES
     from tcdml.training.embed import backbone_name, embed_dataset
 
     if backbone is not None and checkpoint is None and pretrained is None:

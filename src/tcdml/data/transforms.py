@@ -46,6 +46,12 @@ class TransformConfig:
             ok and 0 < scale[0] <= scale[1] <= 1, "crop_scale", scale, "[low, high] with 0 < low <= high <= 1"
         )
         require(isinstance(self.hflip, bool), "hflip", self.hflip, "true or false")
+        for name, low in (("mean", None), ("std", 0.0)):  # per channel; a std divides
+            values = getattr(self, name)
+            ok = isinstance(values, (tuple, list)) and len(values) == 3 and all(is_real(v) for v in values)
+            ok = ok and (low is None or all(v > low for v in values))
+            expected = "3 numbers, one per channel" + (" (each > 0)" if low is not None else "")
+            require(ok, name, values, expected)
 
     @property
     def test_resize(self) -> int:

@@ -36,7 +36,7 @@ from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.export.calibration import CalibrationRecord, read_calibration
 from tcdml.export.convert import OPSET, WRITERS, check_files
 from tcdml.io.json_file import write_json
-from tcdml.io.output_folder import check_output_folder, staged_folder
+from tcdml.io.output_folder import check_new_folder, staged_folder
 
 #: The hint a writer's error ends with (``(try --format torchscript)``): dropped where ``auto`` moves on.
 _HINT = re.compile(r" \(try --format \w+\)$")
@@ -54,7 +54,7 @@ NOT_EXPORTED = {
 def check_export_folder(out_dir: str | os.PathLike, force: bool, inputs: Sequence[str | os.PathLike]) -> Path:
     """Refuse an export folder before any work (``tcdml.io.output_folder``; ``--force`` replaces only a
     previous export, a folder holding ``tcdml-export.json``, or an empty folder)."""
-    return check_output_folder(out_dir, force=force, inputs=inputs, marker=MANIFEST_NAME, what="an export")
+    return check_new_folder(out_dir, force=force, inputs=inputs, marker=MANIFEST_NAME, what="an export")
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from tcdml.io.atomic import fsync_folder
 from tcdml.io.outputs import check_writable_folder, refuse_inputs, signals_held
 
 
-def check_output_folder(
+def check_new_folder(
     out_dir: str | os.PathLike,
     *,
     force: bool,
@@ -42,7 +42,9 @@ def check_output_folder(
     what: str,
     option: str = "--output",
 ) -> Path:
-    """Refuse ``out_dir`` before any work (module docstring): one ``TcdmlInputError`` line naming ``option``.
+    """Check a folder that a command writes whole (an export, an adapter) before any work: new, or, with
+    ``force``, a folder of its own kind to replace (module docstring); else one ``TcdmlInputError`` line
+    naming ``option``. A folder that only receives some files is ``tcdml.io.outputs.check_folder_for_files``'.
 
     ``marker``: the file a folder of this kind holds (``--force`` replaces only such folders, or empty ones);
     ``what``: the kind, for messages ("an export", "an adapter folder").

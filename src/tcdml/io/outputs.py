@@ -96,8 +96,10 @@ def check_output_file(path: str | os.PathLike, option: str) -> Path:
     return target
 
 
-def check_output_folder(path: str | os.PathLike, option: str, names: Sequence[str] = ()) -> Path:
-    """Check a FOLDER output (created if missing; its parent must exist) and the ``names`` to write in it."""
+def check_folder_for_files(path: str | os.PathLike, option: str, names: Sequence[str] = ()) -> Path:
+    """Check a FOLDER output that receives the files ``names`` (created if missing, its parent must exist;
+    other files in it are left alone), and each of those files as a FILE output. A folder written whole, and
+    replaced whole, is ``tcdml.io.output_folder.check_new_folder``'s."""
     if not os.fspath(path):
         raise _fail(option, path, "expected a folder name")
     path = Path(path)
@@ -168,7 +170,7 @@ class OutputSet:
         if path is None:
             return None
         path = Path(path)
-        check_output_folder(path, option, names)
+        check_folder_for_files(path, option, names)
         self._refuse_overlap(option, path, [resolve_target(path / name) for name in names])
         self._folders[path] = (option, tuple(names))
         return path

@@ -14,7 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tcdml.errors import TcdmlInputError
+from tcdml.checks import check_choice
+from tcdml.errors import ParameterError, TcdmlInputError
 from tcdml.metrics.catalogue import DEFAULT_FAR_RANGE, DEFAULT_FMR_TARGETS
 from tcdml.metrics.uncertainty import UncertaintySettings
 from tcdml.metrics.validation import (
@@ -86,12 +87,15 @@ class MetricSettings:
         object.__setattr__(self, "num_thresholds", check_num_thresholds(self.num_thresholds))
         if self.threshold is not None:
             if not (is_real(self.threshold) and -1.0 <= self.threshold <= 1.0):
-                raise TcdmlInputError(
-                    f"threshold={show(self.threshold)}: a cosine threshold must lie in [-1, 1]"
+                raise ParameterError(
+                    f"threshold={show(self.threshold)}: a cosine threshold must lie in [-1, 1]",
+                    "threshold",
+                    self.threshold,
+                    "a cosine threshold in [-1, 1]",
                 )
             object.__setattr__(self, "threshold", float(self.threshold))
         if self.uncertainty is not None and not isinstance(self.uncertainty, UncertaintySettings):
-            raise TcdmlInputError(f"uncertainty={self.uncertainty!r}: expected UncertaintySettings or None")
+            raise ParameterError.of("uncertainty", self.uncertainty, "UncertaintySettings or None")
 
     def check_grid_memory(self, num_classes: int, available: int | None = None) -> None:
         """Refuse a grid whose per-class curves for ``num_classes`` classes would not fit ``available`` bytes
@@ -124,18 +128,14 @@ class PassSettings:
     progress: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise TcdmlInputError(f"mode={self.mode!r}: expected one of {', '.join(MODES)}")
-        if self.knn_backend not in KNN_BACKENDS:
-            raise TcdmlInputError(
-                f"knn_backend={self.knn_backend!r}: expected one of {', '.join(KNN_BACKENDS)}"
-            )
+        check_choice("mode", self.mode, MODES)
+        check_choice("knn_backend", self.knn_backend, KNN_BACKENDS)
         if self.num_bins is not None:
             object.__setattr__(self, "num_bins", check_integer(self.num_bins, "num_bins", 16, MAX_NUM_BINS))
         if self.max_block_bytes is not None:
             check_integer(self.max_block_bytes, "max_block_bytes", 1)
         if self.progress is not None and not isinstance(self.progress, bool):
-            raise TcdmlInputError(f"progress={self.progress!r}: expected True, False or None")
+            raise ParameterError.of("progress", self.progress, "True, False or None")
         if self.device is not None:
             check_device(self.device)
 
@@ -196,10 +196,13 @@ class EvaluationSettings(PassSettings, MetricSettings):
         smallest = min(self.fmr_targets)
         needed = bins_needed(smallest)
         if self.mode == "histogram" and self.num_bins is not None and self.num_bins < needed:
-            raise TcdmlInputError(
+            raise ParameterError(
                 f"num_bins={self.num_bins} is too coarse for fmr={smallest:g}: a bin must hold at most that "
                 f"share of evenly spread negatives; use num_bins >= {needed:,} (or mode='exact', or a larger "
-                "smallest fmr)"
+                "smallest fmr)",
+                "num_bins",
+                self.num_bins,
+                f"num_bins >= {needed:,} for fmr={smallest:g}",
             )
 
 

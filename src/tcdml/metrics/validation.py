@@ -240,20 +240,23 @@ def check_fmr_targets(targets: Any, name: str = "fmr_targets") -> tuple[float, .
 
 def check_device(name: Any) -> torch.device:
     """The compute device named by the user (``cpu``, ``cuda``, ``cuda:1``, ``mps``), checked to exist."""
+
+    def refuse(problem: str, expected: str) -> ParameterError:
+        return ParameterError(f"device={name!r}: {problem}", "device", name, expected)
+
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError, ValueError):
-        raise TcdmlInputError(f"device={name!r}: not a torch device name (e.g. cpu, cuda, cuda:1)") from None
+        raise refuse("not a torch device name (e.g. cpu, cuda, cuda:1)", "a torch device name") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise TcdmlInputError(f"device={name!r}: CUDA is not available on this machine")
+            raise refuse("CUDA is not available on this machine", "a device of this machine")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise TcdmlInputError(
-                f"device={name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
+            count = torch.cuda.device_count()
+            raise refuse(f"this machine has {count} CUDA device(s)", "a device of this machine")
     elif device.type == "mps":
         if not torch.backends.mps.is_available():
-            raise TcdmlInputError(f"device={name!r}: MPS is not available on this machine")
+            raise refuse("MPS is not available on this machine", "a device of this machine")
     elif device.type != "cpu":
-        raise TcdmlInputError(f"device={name!r}: expected cpu, cuda[:N] or mps")
+        raise refuse("expected cpu, cuda[:N] or mps", "cpu, cuda[:N] or mps")
     return device

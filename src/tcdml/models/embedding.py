@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tcdml.checks import check_choice, check_int, check_real, check_text, require
+from tcdml.checks import check_bool, check_choice, check_int, check_real, check_text, require
 from tcdml.errors import TcdmlInputError
 from tcdml.models.backbone import as_backbone, create_backbone, load_weights
 from tcdml.models.efficientnet_lite import EfficientNetLite0
@@ -85,6 +85,12 @@ class ModelConfig:
         """Each field checked through ``tcdml.checks`` (a ``ParameterError`` naming it; a training config
         names it ``model.<field>``)."""
         check_text("backbone", self.backbone)
+        if self.pretrained is not None:
+            check_text("pretrained", self.pretrained)
+        for name in ("pretrained_from_hub", "freeze_bn"):
+            check_bool(name, getattr(self, name))
+        if self.channels_last is not None:
+            check_bool("channels_last", self.channels_last)
         check_choice("head", self.head, HEADS)
         check_int("embedding_size", self.embedding_size, low=1)
         require(
