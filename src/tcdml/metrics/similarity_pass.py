@@ -229,9 +229,8 @@ def run_pass(
             torch.as_tensor(has_own, device=device), torch.as_tensor(own[has_own], device=device)
         ] = -torch.inf
         if num_bins is not None:
-            _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg)
-        if cells is not None:
-            _accumulate_sample_histograms(sim, prepared, start, stop, cells, sample_pos, sample_neg)
+            samples = (cells, sample_pos, sample_neg) if cells is not None else None
+            _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg, samples)
         if ks is not None:
             if neighbours is None:
                 # Rows are class-sorted, so a block needs only its own classes' largest R.
@@ -268,31 +267,100 @@ def _accumulate_histograms(
     num_bins: int,
     pos: torch.Tensor,
     neg: torch.Tensor,
+    samples: tuple[tuple[float, int], torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
-    """Add one block's pairs to the per-class histograms ``pos`` and ``neg`` (in place).
+    """Add one block's pairs to the per-class histograms ``pos`` and ``neg`` (in place) and, with
+    ``samples = (cells, sample_pos, sample_neg)``, to the per-sample histograms (``_add_sample_cells``).
 
     Row ends: for a query of class c, its whole row counts for c; the part in c's gallery slice is positive,
     the rest negative. All-pairs mode stops there (the column end of a pair is another row's row end).
     With a query/gallery split, the column end counts too: a negative pair also belongs to the gallery
     sample's class.
+
+    The row ends are counted in chunks of ``_CHUNK_VALUES`` similarities: each value gets its histogram bin
+    ``floor((s + 1) B / 2)`` (``torch.histc``'s, in the same float32 arithmetic, so the counts are the
+    same) and its per-sample cell, and one ``bincount`` per kind adds a chunk's values to its classes' bins
+    and to its rows' cells; the positives, one class slice per row, are counted again on their own.
     """
     block_classes = prepared.query_classes[start:stop]
-    boundaries = np.flatnonzero(np.diff(block_classes)) + 1
-    for segment in np.split(np.arange(stop - start), boundaries):
-        class_id = int(block_classes[segment[0]])
-        rows = sim[segment[0] : segment[-1] + 1]
-        positives = _histc(rows[:, prepared.gallery_segment(class_id)], num_bins)
-        pos[class_id] += positives
-        neg[class_id] += _histc(rows, num_bins) - positives
+    chunk = max(1, _CHUNK_VALUES // max(sim.shape[1], 1))
+    shape = (min(chunk, stop - start), sim.shape[1])
+    buffers = (
+        torch.empty(shape, dtype=sim.dtype, device=sim.device),
+        sim.new_empty(shape, dtype=torch.int64),
+    )
+    for first in range(0, stop - start, chunk):
+        last = min(first + chunk, stop - start)
+        rows, classes = sim[first:last], block_classes[first:last]
+        class_ids, row_group = np.unique(classes, return_inverse=True)
+        segments = [(int(i), int(j), prepared.gallery_segment(int(classes[i]))) for i, j in _runs(classes)]
+        grid = (-1.0, num_bins / 2.0, num_bins)
+        every, positive = _bin_counts(rows, grid, row_group, len(class_ids), segments, buffers)
+        index = torch.as_tensor(class_ids, device=sim.device)
+        pos[index] += positive.double()
+        neg[index] += (every - positive).double()
+        if samples is not None:
+            (low, count), sample_pos, sample_neg = samples
+            cells = (low, count / (1.0 - low), count)
+            every, positive = _bin_counts(
+                rows, cells, np.arange(last - first), last - first, segments, buffers
+            )
+            sample_pos[start + first : start + last] += positive.double()
+            sample_neg[start + first : start + last] += (every - positive).double()
     if prepared.all_pairs:
         return
     for class_id in np.unique(prepared.gallery_classes):
         columns = sim[:, prepared.gallery_segment(int(class_id))]
         other_rows = torch.as_tensor(block_classes != class_id, device=sim.device)
         neg[class_id] += _histc(columns[other_rows], num_bins)
+    if samples is not None:
+        _add_gallery_cells(sim, prepared, start, stop, *samples)
 
 
-def _accumulate_sample_histograms(
+#: Similarities binned at once by ``_accumulate_histograms`` (bounds its float32 and int64 temporaries).
+_CHUNK_VALUES = 1 << 20
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, stop)`` of each run of equal values in ``values``."""
+    starts = np.flatnonzero(np.diff(values)) + 1
+    return list(zip(np.r_[0, starts], np.r_[starts, len(values)], strict=True))
+
+
+def _bin_counts(
+    rows: torch.Tensor,
+    grid: tuple[float, float, int],
+    row_group: np.ndarray,
+    num_groups: int,
+    segments: list[tuple[int, int, slice]],
+    buffers: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(groups, bins) counts of ``rows``' values by group of rows (``row_group[i]`` the group of row ``i``)
+    and bin ``floor((s - low) * scale)`` of ``grid = (low, scale, bins)`` (below 0: dropped; ``bins`` or
+    more: the last bin); and the same counts of the positive values,
+    ``rows[first:stop, columns]`` of each of ``segments``. ``buffers``: float32 and int64 scratch of at
+    least ``rows``' shape. A value of -inf (an excluded pair) is dropped."""
+    low, scale, bins = grid
+    values, index = buffers[0][: len(rows)], buffers[1][: len(rows)]
+    torch.sub(rows, low, out=values).mul_(scale).floor_().clamp_(-1.0, bins - 1)
+    index.copy_(values)  # exact integers: bin, or -1 for a value dropped
+    offset = torch.as_tensor(row_group, device=rows.device) * (bins + 1) + 1
+    index += offset[:, None]  # group g's bin b at g (bins + 1) + 1 + b; its dropped values at g (bins + 1)
+    size = num_groups * (bins + 1)
+    every = _bincount(index, size).view(num_groups, bins + 1)[:, 1:]
+    parts = [index[first:stop, columns].reshape(-1) for first, stop, columns in segments]
+    positive = _bincount(torch.cat(parts), size).view(num_groups, bins + 1)[:, 1:]
+    return every, positive
+
+
+def _bincount(index: torch.Tensor, size: int) -> torch.Tensor:
+    """``torch.bincount`` of non-negative integers, ``size`` counts (numpy's on the CPU: faster)."""
+    if index.device.type == "cpu":
+        return torch.from_numpy(np.bincount(index.numpy().reshape(-1), minlength=size))
+    return torch.bincount(index.reshape(-1), minlength=size)
+
+
+def _add_gallery_cells(
     sim: torch.Tensor,
     prepared: PreparedSet,
     start: int,
@@ -301,9 +369,9 @@ def _accumulate_sample_histograms(
     sample_pos: torch.Tensor,
     sample_neg: torch.Tensor,
 ) -> None:
-    """Add one block's pairs at or above ``low`` to the per-sample histograms (in place) on ``cells = (low,
-    count)`` equal cells of [low, 1], whose rows are ``sample_slots``: each query row's pairs to its row;
-    with a query/gallery split, each gallery column's pairs to the row ``Nq + column`` too."""
+    """With a query/gallery split: add each gallery column's pairs in the block at or above ``low`` to its
+    per-sample histogram row ``Nq + column`` (in place), on ``cells = (low, count)`` equal cells of [low, 1]
+    (the row ends are counted by ``_accumulate_histograms``)."""
     low, count = cells
     device = sim.device
     rows, columns = (sim >= low).nonzero(as_tuple=True)  # -inf (excluded pairs) falls below
@@ -311,12 +379,9 @@ def _accumulate_sample_histograms(
     query_classes = torch.as_tensor(prepared.query_classes[start:stop], device=device)
     gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
     positive = query_classes[rows] == gallery_classes[columns]
-    ends = [(rows + start, stop - start, start)]
-    if not prepared.all_pairs:
-        ends.append((columns + prepared.num_queries, len(prepared.gallery_classes), prepared.num_queries))
-    for slot, size, first in ends:
-        index = (slot - first) * count + cell
-        every = torch.bincount(index, minlength=size * count).reshape(size, count).double()
-        pos = torch.bincount(index[positive], minlength=size * count).reshape(size, count).double()
-        sample_pos[first : first + size] += pos
-        sample_neg[first : first + size] += every - pos
+    size, first = len(prepared.gallery_classes), prepared.num_queries
+    index = columns * count + cell
+    every = torch.bincount(index, minlength=size * count).reshape(size, count).double()
+    pos = torch.bincount(index[positive], minlength=size * count).reshape(size, count).double()
+    sample_pos[first : first + size] += pos
+    sample_neg[first : first + size] += every - pos
