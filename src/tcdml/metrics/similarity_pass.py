@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import psutil
@@ -270,43 +271,48 @@ def _accumulate_histograms(
     samples: tuple[tuple[float, int], torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
     """Add one block's pairs to the per-class histograms ``pos`` and ``neg`` (in place) and, with
-    ``samples = (cells, sample_pos, sample_neg)``, to the per-sample histograms (``_add_sample_cells``).
+    ``samples = ((low, count), sample_pos, sample_neg)``, to the per-sample histograms: each query row's
+    pairs at or above ``low`` in ``count`` equal cells of [low, 1] (its row ``sample_slots``).
 
     Row ends: for a query of class c, its whole row counts for c; the part in c's gallery slice is positive,
     the rest negative. All-pairs mode stops there (the column end of a pair is another row's row end).
     With a query/gallery split, the column end counts too: a negative pair also belongs to the gallery
-    sample's class.
+    sample's class (and to the gallery sample's per-sample row, ``_add_gallery_cells``).
 
-    The row ends are counted in chunks of ``_CHUNK_VALUES`` similarities: each value gets its histogram bin
-    ``floor((s + 1) B / 2)`` (``torch.histc``'s, in the same float32 arithmetic, so the counts are the
-    same) and its per-sample cell, and one ``bincount`` per kind adds a chunk's values to its classes' bins
-    and to its rows' cells; the positives, one class slice per row, are counted again on their own.
+    The row ends are counted in chunks of ``_CHUNK_VALUES`` similarities (``_bin_counts``): each value's
+    histogram bin ``floor((s + 1) B / 2)`` (``torch.histc``'s, in the same float32 arithmetic: the same
+    counts) and per-sample cell ``floor((s - low) count / (1 - low))``, each counted by one ``bincount``
+    per chunk. On the CPU the chunks go through numpy, one thread each: torch's per-operation thread
+    hand-off, paid ~14 times a chunk, cost more than the arithmetic on a busy machine.
     """
+    on_cpu = sim.device.type == "cpu"
+    xp: Any = np if on_cpu else torch
+    block = sim.numpy() if on_cpu else sim
     block_classes = prepared.query_classes[start:stop]
     chunk = max(1, _CHUNK_VALUES // max(sim.shape[1], 1))
-    shape = (min(chunk, stop - start), sim.shape[1])
-    buffers = (
-        torch.empty(shape, dtype=sim.dtype, device=sim.device),
-        sim.new_empty(shape, dtype=torch.int64),
-    )
+    buffers = (xp.empty_like(block[:chunk]), xp.empty_like(block[:chunk], dtype=xp.int64))
+
+    def array(values: np.ndarray) -> Any:
+        return values if on_cpu else torch.as_tensor(values, device=sim.device)
+
     for first in range(0, stop - start, chunk):
         last = min(first + chunk, stop - start)
-        rows, classes = sim[first:last], block_classes[first:last]
+        rows, classes = block[first:last], block_classes[first:last]
         class_ids, row_group = np.unique(classes, return_inverse=True)
         segments = [(int(i), int(j), prepared.gallery_segment(int(classes[i]))) for i, j in _runs(classes)]
         grid = (-1.0, num_bins / 2.0, num_bins)
-        every, positive = _bin_counts(rows, grid, row_group, len(class_ids), segments, buffers)
-        index = torch.as_tensor(class_ids, device=sim.device)
-        pos[index] += positive.double()
-        neg[index] += (every - positive).double()
+        groups = (array(row_group.reshape(-1)), len(class_ids))
+        every, positive = _bin_counts(xp, rows, grid, groups, segments, buffers)
+        for group, class_id in enumerate(class_ids):  # a few classes a chunk: small in-place adds
+            pos[class_id] += torch.as_tensor(positive[group], device=sim.device)
+            neg[class_id] += torch.as_tensor(every[group] - positive[group], device=sim.device)
         if samples is not None:
             (low, count), sample_pos, sample_neg = samples
             cells = (low, count / (1.0 - low), count)
-            every, positive = _bin_counts(
-                rows, cells, np.arange(last - first), last - first, segments, buffers
-            )
-            sample_pos[start + first : start + last] += positive.double()
-            sample_neg[start + first : start + last] += (every - positive).double()
+            groups = (array(np.arange(last - first)), last - first)
+            every, positive = _bin_counts(xp, rows, cells, groups, segments, buffers)
+            sample_pos[start + first : start + last] += torch.as_tensor(positive, device=sim.device)
+            sample_neg[start + first : start + last] += torch.as_tensor(every - positive, device=sim.device)
     if prepared.all_pairs:
         return
     for class_id in np.unique(prepared.gallery_classes):
@@ -328,36 +334,34 @@ def _runs(values: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _bin_counts(
-    rows: torch.Tensor,
+    xp: Any,
+    rows: Any,
     grid: tuple[float, float, int],
-    row_group: np.ndarray,
-    num_groups: int,
+    groups: tuple[Any, int],
     segments: list[tuple[int, int, slice]],
-    buffers: tuple[torch.Tensor, torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(groups, bins) counts of ``rows``' values by group of rows (``row_group[i]`` the group of row ``i``)
-    and bin ``floor((s - low) * scale)`` of ``grid = (low, scale, bins)`` (below 0: dropped; ``bins`` or
-    more: the last bin); and the same counts of the positive values,
-    ``rows[first:stop, columns]`` of each of ``segments``. ``buffers``: float32 and int64 scratch of at
-    least ``rows``' shape. A value of -inf (an excluded pair) is dropped."""
+    buffers: tuple[Any, Any],
+) -> tuple[Any, Any]:
+    """(G, bins) counts of the values of ``rows`` by group of rows and by bin ``floor((s - low) * scale)``
+    of ``grid = (low, scale, bins)`` (below 0 or -inf: dropped; ``bins`` or more: the last bin); and the
+    same counts of the positive values, ``rows[first:stop, columns]`` of each of ``segments``.
+
+    ``xp``: numpy or torch, the namespace of ``rows`` (float32) and of ``groups = (group, G)``, the group of
+    each row; ``buffers``: float32 and int64 scratch of at least ``rows``' shape."""
     low, scale, bins = grid
+    group, num_groups = groups
     values, index = buffers[0][: len(rows)], buffers[1][: len(rows)]
-    torch.sub(rows, low, out=values).mul_(scale).floor_().clamp_(-1.0, bins - 1)
-    index.copy_(values)  # exact integers: bin, or -1 for a value dropped
-    offset = torch.as_tensor(row_group, device=rows.device) * (bins + 1) + 1
-    index += offset[:, None]  # group g's bin b at g (bins + 1) + 1 + b; its dropped values at g (bins + 1)
+    xp.subtract(rows, low, out=values)
+    xp.multiply(values, scale, out=values)
+    xp.floor(values, out=values)
+    xp.clip(values, -1.0, bins - 1, out=values)
+    index[...] = values  # exact integers: the bin, or -1 for a value dropped
+    # Group g's bin b is counted at g (bins + 1) + 1 + b, its dropped values at g (bins + 1).
+    index += (group * (bins + 1) + 1)[:, None]
     size = num_groups * (bins + 1)
-    every = _bincount(index, size).view(num_groups, bins + 1)[:, 1:]
-    parts = [index[first:stop, columns].reshape(-1) for first, stop, columns in segments]
-    positive = _bincount(torch.cat(parts), size).view(num_groups, bins + 1)[:, 1:]
+    every = xp.bincount(index.reshape(-1), minlength=size).reshape(num_groups, bins + 1)[:, 1:]
+    parts = xp.concatenate([index[first:stop, columns].reshape(-1) for first, stop, columns in segments])
+    positive = xp.bincount(parts, minlength=size).reshape(num_groups, bins + 1)[:, 1:]
     return every, positive
-
-
-def _bincount(index: torch.Tensor, size: int) -> torch.Tensor:
-    """``torch.bincount`` of non-negative integers, ``size`` counts (numpy's on the CPU: faster)."""
-    if index.device.type == "cpu":
-        return torch.from_numpy(np.bincount(index.numpy().reshape(-1), minlength=size))
-    return torch.bincount(index.reshape(-1), minlength=size)
 
 
 def _add_gallery_cells(
