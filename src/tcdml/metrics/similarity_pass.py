@@ -3,7 +3,8 @@
 Samples are first reordered by class, so the rows of a block form a few class segments and a class's
 positive columns are one contiguous slice. From each block the pass accumulates
 
-* per-class histograms of positive and negative pair similarities (``torch.histc`` per class segment), and
+* per-class histograms of positive and negative pair similarities (``torch.histc``'s bins, one ``bincount``
+  per chunk of rows), and
 * per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block), and
 * (optional) per-sample histograms of each sample's positive and negative pair similarities in a few coarse
   cells, what the sample jackknife of ``opis_debiased`` reads (``tcdml.metrics.jackknife``).
