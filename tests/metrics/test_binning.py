@@ -56,3 +56,14 @@ def test_sample_cells_count_each_row_at_or_above_low(xp) -> None:
         values = rows[row, columns][rows[row, columns] >= low]
         cells = ((values - low) * (count / (1.0 - low))).long().clamp_(0, count - 1)
         np.testing.assert_array_equal(positive[row], np.bincount(cells.numpy(), minlength=count))
+
+
+def test_embeddings_that_require_grad_are_evaluated_as_their_values() -> None:
+    """The pass reads blocks through numpy: a tensor that requires grad (e.g. mid-training) is detached."""
+    from tcdml.metrics import evaluate
+
+    x = torch.randn(60, 8, generator=torch.Generator().manual_seed(1))
+    y = np.repeat(np.arange(6), 10)
+    expected = evaluate(x, y, ks=(1,), uncertainty=None)
+    result = evaluate(x.clone().requires_grad_(True), y, ks=(1,), uncertainty=None)
+    assert result.opis == expected.opis and result.opis_debiased == expected.opis_debiased

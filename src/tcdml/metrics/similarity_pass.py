@@ -137,7 +137,10 @@ def prepare(
 ) -> PreparedSet:
     """Normalise, map labels to class ids, and sort queries and gallery by (class, sample index)."""
     class_labels, classes, class_sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    normalised = torch.nn.functional.normalize(embeddings.to(device=device, dtype=torch.float32), dim=1)
+    # Detached: the metrics are counts, not differentiable, and the pass reads blocks through numpy.
+    normalised = torch.nn.functional.normalize(
+        embeddings.detach().to(device=device, dtype=torch.float32), dim=1
+    )
     query_index = np.nonzero(is_query)[0]
     gallery_index = np.nonzero(is_gallery)[0]
     query_index = query_index[np.argsort(classes[query_index], kind="stable")]
