@@ -3,7 +3,8 @@
 Samples are first reordered by class, so the rows of a block form a few class segments and a class's
 positive columns are one contiguous slice. From each block the pass accumulates
 
-* per-class histograms of positive and negative pair similarities (``torch.histc`` per class segment), and
+* per-class histograms of positive and negative pair similarities (``torch.histc``'s bins, one ``bincount``
+  per chunk of rows), and
 * per-query Recall@k hits and AP@R from the block's top neighbours (rows are complete within a block), and
 * (optional) per-sample histograms of each sample's positive and negative pair similarities in a few coarse
   cells, what the sample jackknife of ``opis_debiased`` reads (``tcdml.metrics.jackknife``).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import psutil
@@ -135,7 +137,10 @@ def prepare(
 ) -> PreparedSet:
     """Normalise, map labels to class ids, and sort queries and gallery by (class, sample index)."""
     class_labels, classes, class_sizes = np.unique(labels, return_inverse=True, return_counts=True)
-    normalised = torch.nn.functional.normalize(embeddings.to(device=device, dtype=torch.float32), dim=1)
+    # Detached: the metrics are counts, not differentiable, and the pass reads blocks through numpy.
+    normalised = torch.nn.functional.normalize(
+        embeddings.detach().to(device=device, dtype=torch.float32), dim=1
+    )
     query_index = np.nonzero(is_query)[0]
     gallery_index = np.nonzero(is_gallery)[0]
     query_index = query_index[np.argsort(classes[query_index], kind="stable")]
@@ -229,9 +234,8 @@ def run_pass(
             torch.as_tensor(has_own, device=device), torch.as_tensor(own[has_own], device=device)
         ] = -torch.inf
         if num_bins is not None:
-            _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg)
-        if cells is not None:
-            _accumulate_sample_histograms(sim, prepared, start, stop, cells, sample_pos, sample_neg)
+            samples = (cells, sample_pos, sample_neg) if cells is not None else None
+            _accumulate_histograms(sim, prepared, start, stop, num_bins, pos, neg, samples)
         if ks is not None:
             if neighbours is None:
                 # Rows are class-sorted, so a block needs only its own classes' largest R.
@@ -268,31 +272,103 @@ def _accumulate_histograms(
     num_bins: int,
     pos: torch.Tensor,
     neg: torch.Tensor,
+    samples: tuple[tuple[float, int], torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
-    """Add one block's pairs to the per-class histograms ``pos`` and ``neg`` (in place).
+    """Add one block's pairs to the per-class histograms ``pos`` and ``neg`` (in place) and, with
+    ``samples = ((low, count), sample_pos, sample_neg)``, to the per-sample histograms: each query row's
+    pairs at or above ``low`` in ``count`` equal cells of [low, 1] (its row ``sample_slots``).
 
     Row ends: for a query of class c, its whole row counts for c; the part in c's gallery slice is positive,
     the rest negative. All-pairs mode stops there (the column end of a pair is another row's row end).
     With a query/gallery split, the column end counts too: a negative pair also belongs to the gallery
-    sample's class.
+    sample's class (and to the gallery sample's per-sample row, ``_add_gallery_cells``).
+
+    The row ends are counted in chunks of ``_CHUNK_VALUES`` similarities (``_bin_counts``): each value's
+    histogram bin ``floor((s + 1) B / 2)`` (``torch.histc``'s, in the same float32 arithmetic: the same
+    counts) and per-sample cell ``floor((s - low) count / (1 - low))``, each counted by one ``bincount``
+    per chunk. On the CPU the chunks go through numpy, one thread each: torch's per-operation thread
+    hand-off, paid ~14 times a chunk, cost more than the arithmetic on a busy machine.
     """
+    on_cpu = sim.device.type == "cpu"
+    xp: Any = np if on_cpu else torch
+    block = sim.numpy() if on_cpu else sim
     block_classes = prepared.query_classes[start:stop]
-    boundaries = np.flatnonzero(np.diff(block_classes)) + 1
-    for segment in np.split(np.arange(stop - start), boundaries):
-        class_id = int(block_classes[segment[0]])
-        rows = sim[segment[0] : segment[-1] + 1]
-        positives = _histc(rows[:, prepared.gallery_segment(class_id)], num_bins)
-        pos[class_id] += positives
-        neg[class_id] += _histc(rows, num_bins) - positives
+    chunk = max(1, _CHUNK_VALUES // max(sim.shape[1], 1))
+    buffers = (xp.empty_like(block[:chunk]), xp.empty_like(block[:chunk], dtype=xp.int64))
+
+    def array(values: np.ndarray) -> Any:
+        return values if on_cpu else torch.as_tensor(values, device=sim.device)
+
+    for first in range(0, stop - start, chunk):
+        last = min(first + chunk, stop - start)
+        rows, classes = block[first:last], block_classes[first:last]
+        class_ids, row_group = np.unique(classes, return_inverse=True)
+        segments = [(int(i), int(j), prepared.gallery_segment(int(classes[i]))) for i, j in _runs(classes)]
+        grid = (-1.0, num_bins / 2.0, num_bins)
+        groups = (array(row_group.reshape(-1)), len(class_ids))
+        every, positive = _bin_counts(xp, rows, grid, groups, segments, buffers)
+        for group, class_id in enumerate(class_ids):  # a few classes a chunk: small in-place adds
+            pos[class_id] += torch.as_tensor(positive[group], device=sim.device)
+            neg[class_id] += torch.as_tensor(every[group] - positive[group], device=sim.device)
+        if samples is not None:
+            (low, count), sample_pos, sample_neg = samples
+            cells = (low, count / (1.0 - low), count)
+            groups = (array(np.arange(last - first)), last - first)
+            every, positive = _bin_counts(xp, rows, cells, groups, segments, buffers)
+            sample_pos[start + first : start + last] += torch.as_tensor(positive, device=sim.device)
+            sample_neg[start + first : start + last] += torch.as_tensor(every - positive, device=sim.device)
     if prepared.all_pairs:
         return
     for class_id in np.unique(prepared.gallery_classes):
         columns = sim[:, prepared.gallery_segment(int(class_id))]
         other_rows = torch.as_tensor(block_classes != class_id, device=sim.device)
         neg[class_id] += _histc(columns[other_rows], num_bins)
+    if samples is not None:
+        _add_gallery_cells(sim, prepared, start, stop, *samples)
 
 
-def _accumulate_sample_histograms(
+#: Similarities binned at once by ``_accumulate_histograms`` (bounds its float32 and int64 temporaries).
+_CHUNK_VALUES = 1 << 20
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, stop)`` of each run of equal values in ``values``."""
+    starts = np.flatnonzero(np.diff(values)) + 1
+    return list(zip(np.r_[0, starts], np.r_[starts, len(values)], strict=True))
+
+
+def _bin_counts(
+    xp: Any,
+    rows: Any,
+    grid: tuple[float, float, int],
+    groups: tuple[Any, int],
+    segments: list[tuple[int, int, slice]],
+    buffers: tuple[Any, Any],
+) -> tuple[Any, Any]:
+    """(G, bins) counts of the values of ``rows`` by group of rows and by bin ``floor((s - low) * scale)``
+    of ``grid = (low, scale, bins)`` (below 0 or -inf: dropped; ``bins`` or more: the last bin); and the
+    same counts of the positive values, ``rows[first:stop, columns]`` of each of ``segments``.
+
+    ``xp``: numpy or torch, the namespace of ``rows`` (float32) and of ``groups = (group, G)``, the group of
+    each row; ``buffers``: float32 and int64 scratch of at least ``rows``' shape."""
+    low, scale, bins = grid
+    group, num_groups = groups
+    values, index = buffers[0][: len(rows)], buffers[1][: len(rows)]
+    xp.subtract(rows, low, out=values)
+    xp.multiply(values, scale, out=values)
+    xp.floor(values, out=values)
+    xp.clip(values, -1.0, bins - 1, out=values)
+    index[...] = values  # exact integers: the bin, or -1 for a value dropped
+    # Group g's bin b is counted at g (bins + 1) + 1 + b, its dropped values at g (bins + 1).
+    index += (group * (bins + 1) + 1)[:, None]
+    size = num_groups * (bins + 1)
+    every = xp.bincount(index.reshape(-1), minlength=size).reshape(num_groups, bins + 1)[:, 1:]
+    parts = xp.concatenate([index[first:stop, columns].reshape(-1) for first, stop, columns in segments])
+    positive = xp.bincount(parts, minlength=size).reshape(num_groups, bins + 1)[:, 1:]
+    return every, positive
+
+
+def _add_gallery_cells(
     sim: torch.Tensor,
     prepared: PreparedSet,
     start: int,
@@ -301,9 +377,9 @@ def _accumulate_sample_histograms(
     sample_pos: torch.Tensor,
     sample_neg: torch.Tensor,
 ) -> None:
-    """Add one block's pairs at or above ``low`` to the per-sample histograms (in place) on ``cells = (low,
-    count)`` equal cells of [low, 1], whose rows are ``sample_slots``: each query row's pairs to its row;
-    with a query/gallery split, each gallery column's pairs to the row ``Nq + column`` too."""
+    """With a query/gallery split: add each gallery column's pairs in the block at or above ``low`` to its
+    per-sample histogram row ``Nq + column`` (in place), on ``cells = (low, count)`` equal cells of [low, 1]
+    (the row ends are counted by ``_accumulate_histograms``)."""
     low, count = cells
     device = sim.device
     rows, columns = (sim >= low).nonzero(as_tuple=True)  # -inf (excluded pairs) falls below
@@ -311,12 +387,9 @@ def _accumulate_sample_histograms(
     query_classes = torch.as_tensor(prepared.query_classes[start:stop], device=device)
     gallery_classes = torch.as_tensor(prepared.gallery_classes, device=device)
     positive = query_classes[rows] == gallery_classes[columns]
-    ends = [(rows + start, stop - start, start)]
-    if not prepared.all_pairs:
-        ends.append((columns + prepared.num_queries, len(prepared.gallery_classes), prepared.num_queries))
-    for slot, size, first in ends:
-        index = (slot - first) * count + cell
-        every = torch.bincount(index, minlength=size * count).reshape(size, count).double()
-        pos = torch.bincount(index[positive], minlength=size * count).reshape(size, count).double()
-        sample_pos[first : first + size] += pos
-        sample_neg[first : first + size] += every - pos
+    size, first = len(prepared.gallery_classes), prepared.num_queries
+    index = columns * count + cell
+    every = torch.bincount(index, minlength=size * count).reshape(size, count).double()
+    pos = torch.bincount(index[positive], minlength=size * count).reshape(size, count).double()
+    sample_pos[first : first + size] += pos
+    sample_neg[first : first + size] += every - pos

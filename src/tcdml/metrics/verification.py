@@ -230,8 +230,7 @@ def class_auc(counts: PairCounts) -> np.ndarray:
 
 def with_verification(table: ClassTable, counts: PairCounts, checks: Verification) -> ClassTable:
     """``table`` with each class's AUC and its FAR/FRR at every FMR target's global threshold."""
-    rates = {}
-    for target, threshold in zip(checks.fmr_targets, checks.fmr_thresholds, strict=True):
-        at = np.array([threshold])
-        rates[fmr_key(target, "")] = (counts.class_far(at)[:, 0], counts.class_frr(at)[:, 0])
+    at = np.array(checks.fmr_thresholds)  # every target at once: one cumulative sum of the histograms
+    far, frr = counts.class_far(at), counts.class_frr(at)
+    rates = {fmr_key(a, ""): (far[:, j], frr[:, j]) for j, a in enumerate(checks.fmr_targets)}
     return replace(table, auc=class_auc(counts), fmr_rates=rates)
