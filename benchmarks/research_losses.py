@@ -28,9 +28,9 @@ import sys
 import torch
 from torch import Tensor
 
-from tcdml.losses.base import LossModule, LossTerm
+from tcdml.losses.base import LossModule, LossTerm, TermLoss
 from tcdml.losses.registry import register_loss
-from tcdml.losses.similarity import IndicesTuple, SelfIndex, prepare_pairs
+from tcdml.losses.similarity import IndicesTuple, PairBatch, SelfIndex, prepare_pairs
 from tcdml.losses.smooth_ap import SmoothAPLoss
 from tcdml.losses.tcm import TCMLoss
 
@@ -90,7 +90,7 @@ class RateVarianceLoss(LossModule):
         return [*self.base.terms_from_pairs(pairs), LossTerm(variance, None, self.lambda_var)]
 
 
-class TCMRampLoss(LossModule):
+class TCMRampLoss(TermLoss):
     """Smooth-AP + TCM auto (``target_far``, ``target_frr``) with lambda+ = lambda- ramped linearly from 0 to
     ``lambda_max`` over ``ramp_epochs`` epochs (module docstring)."""
 
@@ -110,17 +110,8 @@ class TCMRampLoss(LossModule):
             self.tcm.lambda_pos = self.tcm.lambda_neg = weight
         return super().train(mode)
 
-    def compute_terms(
-        self,
-        embeddings: Tensor,
-        labels: Tensor | None,
-        indices_tuple: IndicesTuple = None,
-        ref_emb: Tensor | None = None,
-        ref_labels: Tensor | None = None,
-        self_index: SelfIndex = None,
-    ) -> list[LossTerm]:
-        """Smooth-AP's term and TCM's two terms at this epoch's lambda."""
-        pairs = prepare_pairs(embeddings, labels, None, ref_emb, ref_labels, self_index)
+    def terms_from_pairs(self, pairs: PairBatch) -> list[LossTerm]:
+        """Smooth-AP's term and TCM's two terms at this epoch's lambda (``TermLoss`` builds ``pairs``)."""
         return [*self.base.terms_from_pairs(pairs), *self.tcm.terms_from_pairs(pairs)]
 
 
