@@ -110,18 +110,21 @@ def calibrate_counts(
     target_frr: float | None = None,
     mode: str = "histogram",
     num_worst: int = 5,
+    cosine: bool = True,
 ) -> CalibrationResult:
     """The one threshold meeting exactly one target, from pair counts (e.g. ``EvaluationResult.counts``).
 
     ``target_far``: the smallest ``t`` with ``FAR(t) <= target_far`` (fewest false rejections allowed by
     the false-accept budget). ``target_frr``: the largest ``t`` with ``FRR(t) <= target_frr``. In histogram
-    mode ``t`` is a bin edge, where the achieved rates are exact.
+    mode ``t`` is a bin edge, where the achieved rates are exact. ``cosine``: the counts are of cosine
+    similarities (a threshold <= 0 is then warned about: ``low_threshold_note``); False for other scores.
     """
-    target, rate = _check_target(target_far, target_frr)
+    target, rate = check_target(target_far, target_frr)
     num_worst = check_integer(num_worst, "num_worst", 1)
     threshold = counts.far_threshold(rate) if target == "far" else counts.frr_threshold(rate)
     at = np.array([threshold])
-    warn_low_threshold(float(threshold))
+    if cosine:
+        warn_low_threshold(float(threshold))
     return CalibrationResult(
         target=target,
         target_rate=rate,
@@ -154,7 +157,7 @@ def warn_low_threshold(threshold: float) -> None:
         warnings.warn(note, stacklevel=3)
 
 
-def _check_target(target_far: Any, target_frr: Any) -> tuple[str, float]:
+def check_target(target_far: Any, target_frr: Any) -> tuple[str, float]:
     """("far" or "frr", the rate): exactly one target, a number in (0, 1)."""
     if (target_far is None) == (target_frr is None):
         raise TcdmlInputError("give exactly one of target_far or target_frr")
@@ -181,7 +184,7 @@ def calibrate(
     ``max_block_bytes``, ``progress``). A set without negative or without positive pairs is a one-line
     ``TcdmlInputError``, before the pass.
     """
-    _check_target(target_far, target_frr)  # before the pass
+    check_target(target_far, target_frr)  # before the pass
     check_integer(num_worst, "num_worst", 1)
     config = resolve_settings(PassSettings, settings, overrides)
     prepared = prepare_inputs(embeddings, labels, is_query, is_gallery, config)

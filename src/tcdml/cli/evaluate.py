@@ -40,6 +40,7 @@ from tcdml.cli.options import (
 from tcdml.cli.output import evaluation_notes, print_evaluation, print_json, print_table
 from tcdml.errors import TcdmlInputError
 from tcdml.metrics.settings import DEFAULT_NUM_BINS, KNN_BACKENDS, MODES, PassSettings
+from tcdml.posthoc.asnorm import DEFAULT_TOP_K
 
 Mode, KnnBackend = choice_enum("Mode", MODES), choice_enum("KnnBackend", KNN_BACKENDS)
 DEFAULT_MODE, DEFAULT_KNN = Mode(DEFAULTS.mode), KnnBackend(DEFAULTS.knn_backend)
@@ -47,6 +48,10 @@ ModeOption = Annotated[Mode, typer.Option(help="histogram: one bounded-memory pa
 BinsOption = Annotated[
     int | None, typer.Option("--bins", help=f"Histogram bins on [-1, 1] (default {DEFAULT_NUM_BINS}).")
 ]
+ASNORM_HELP = (
+    "An embedding file (e.g. tcdml embed --split train) as the AS-norm cohort: the threshold is then on "
+    "AS-norm scores, over every pair (docs/posthoc.md); tcdml export --asnorm ships it with the model."
+)
 PLOT_HELP = (
     "Folder for the figure ({stem}.png, {stem}.svg); created if missing (its parent must exist). "
     "A name ending in .png/.svg/.pdf is refused."
@@ -177,6 +182,11 @@ def calibrate(
     bins: BinsOption = None,
     device: DeviceOption = None,
     progress: ProgressOption = None,
+    asnorm: Annotated[Path | None, typer.Option("--asnorm", help=ASNORM_HELP)] = None,
+    top_k: Annotated[
+        int | None,
+        typer.Option("--top-k", help=f"AS-norm: cohort cosines per side (default {DEFAULT_TOP_K})."),
+    ] = None,
 ) -> None:
     """The one global threshold meeting a FAR (or FRR) target, and per-class FAR/FRR at it."""
     from tcdml.calibration.plots import CLASS_RATES_STEM, plot_class_rates
@@ -187,24 +197,37 @@ def calibrate(
 
     if worst < 1:
         raise TcdmlInputError(f"--worst={worst}: expected a positive integer")
+    if asnorm is None and top_k is not None:
+        raise TcdmlInputError(f"--top-k={top_k}: only with --asnorm COHORT")
+    if asnorm is not None and bins is not None:
+        raise TcdmlInputError(
+            f"--bins={bins}: AS-norm scores are calibrated exactly (every pair), without bins"
+        )
     settings = metric_settings(PassSettings, mode=mode.value, num_bins=bins, device=device, progress=progress)
-    outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
+    inputs = [file, *filter(None, [labels, asnorm])]
+    outputs = OutputSet(inputs=inputs)  # every output checked before the work starts
     output = outputs.check_file(output, "--output")
     plot = outputs.check_folder(plot, "--plot", figure_names(CLASS_RATES_STEM))
+    cohort = _cohort(asnorm, top_k)
     data = _load(file, labels)
     with about(file):
-        result = run_calibration(
-            data.embeddings,
-            data.labels,
-            target_far=target_far,
-            target_frr=target_frr,
-            is_query=data.is_query,
-            is_gallery=data.is_gallery,
-            num_worst=worst,
-            settings=settings,
-        )
+        if cohort is None:
+            result = run_calibration(
+                data.embeddings,
+                data.labels,
+                target_far=target_far,
+                target_frr=target_frr,
+                is_query=data.is_query,
+                is_gallery=data.is_gallery,
+                num_worst=worst,
+                settings=settings,
+            )
+        else:
+            result = _calibrate_asnorm(cohort, data, target_far, target_frr, worst, settings.progress)
     # The embedding size lets tcdml export check that a calibration belongs to the model it ships with.
     summary = {**result.to_dict(), "embedding_size": int(data.embeddings.shape[1])}
+    if cohort is not None:
+        summary["scores"] = cohort[0].record(cohort[1].top_k)  # tcdml export ships it with this cohort only
     with outputs.staging() as staging:  # all outputs, or none of them
         if output is not None:
             write_json(staging.file(output), summary)  # strict JSON: a NaN rate is written as null
@@ -214,3 +237,32 @@ def calibrate(
         print_json(summary)
     else:
         print_table(f"tcdml calibrate {file.name}", list(summary.items()))
+
+
+def _cohort(path: Path | None, top_k: int | None):
+    """(the cohort file, its AS-norm model) for ``--asnorm`` / ``--top-k``, or None."""
+    if path is None:
+        return None
+    from tcdml.posthoc.calibrate import read_cohort_file
+
+    cohort = read_cohort_file(path)
+    return cohort, cohort.model(DEFAULT_TOP_K if top_k is None else top_k)
+
+
+def _calibrate_asnorm(cohort, data, target_far, target_frr, worst, progress):
+    """``tcdml.posthoc.calibrate.calibrate_asnorm`` on every pair of the calibration file."""
+    from tcdml.posthoc.calibrate import calibrate_asnorm
+
+    if data.is_query is not None or data.is_gallery is not None:
+        raise TcdmlInputError("is_query / is_gallery: AS-norm calibration uses every pair of the file")
+    file, model = cohort
+    return calibrate_asnorm(
+        model,
+        data.embeddings,
+        data.labels,
+        target_far=target_far,
+        target_frr=target_frr,
+        num_worst=worst,
+        progress=progress,
+        cohort_name=str(file.path),
+    )

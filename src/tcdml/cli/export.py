@@ -1,4 +1,5 @@
-"""``tcdml export CKPT|ADAPTER_DIR --calibration threshold.json -o DIR [--force] [--format auto]``.
+"""``tcdml export CKPT|ADAPTER_DIR --calibration threshold.json -o DIR [--asnorm COHORT] [--force]
+[--format auto]``.
 
 Thin: parse, call ``tcdml.export.export_path``, print a JSON summary. torch loads inside the command; the
 ``--format`` choices and help come from the formats ``tcdml.deploy.formats`` declares.
@@ -35,9 +36,17 @@ def export(
         ExportFormat,
         typer.Option("--format", help=export_help()),
     ] = DEFAULT_FORMAT,
+    asnorm: Annotated[
+        Path | None,
+        typer.Option(
+            "--asnorm",
+            help="The cohort embedding file of a threshold from tcdml calibrate --asnorm: shipped with the "
+            "model, so load_matcher compares AS-norm scores with the threshold.",
+        ),
+    ] = None,
 ) -> None:
     """Export the model and its calibrated threshold for serving (docs/deploy.md: load_matcher)."""
     from tcdml.export import export_path
 
-    result = export_path(source, calibration, output, force=force, format=format.value)
+    result = export_path(source, calibration, output, force=force, format=format.value, asnorm=asnorm)
     print_json(result.to_dict())

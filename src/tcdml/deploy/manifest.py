@@ -3,8 +3,11 @@
 Fields (docs/deploy.md has an example):
 
 - ``format`` (``"tcdml-export"``) and ``format_version`` (``1``);
-- ``threshold``: the calibrated similarity threshold, a number in [-1, 1]; a pair is accepted when its
-  similarity is at or above it;
+- ``threshold``: the calibrated threshold, a number in [-1, 1] (a cosine) or, with ``scores``, any finite
+  number (a normalised score); a pair is accepted when its similarity (score) is at or above it;
+- ``scores`` (optional; absent or null: the cosine itself): the score model the threshold is on, by ``kind``:
+  ``"asnorm"`` (``tcdml.deploy.asnorm``: ``top_k``, ``cohort`` the cohort file, ``cohort_size`` its rows,
+  ``cohort_sha256`` the embedding file it was made from);
 - ``calibration``: the target it was calibrated for (``target`` ``"far"`` or ``"frr"`` and ``target_far`` or
   ``target_frr``), the achieved overall ``far`` / ``frr``, the per-class spreads ``class_far`` /
   ``class_frr`` (min, median, p90, max), ``num_classes``, ``mode`` and the calibration file's name and
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdml.checks import check_int, check_real, is_int, require
+from tcdml.deploy import asnorm
 from tcdml.deploy.formats import FORMATS
 from tcdml.deploy.kinds import KINDS, MAX_WIDTH
 from tcdml.errors import ParameterError, TcdmlInputError, show
@@ -73,6 +77,7 @@ class Manifest:
     calibration: dict[str, Any]
     files: dict[str, dict[str, Any]]
     raw: dict[str, Any]
+    scores: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -106,7 +111,11 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
     require(data.get("format") == FORMAT, "format", data.get("format"), repr(FORMAT))
     version = data.get("format_version")
     require(is_int(version) and version == FORMAT_VERSION, "format_version", version, f"{FORMAT_VERSION}")
-    threshold = check_real("threshold", data.get("threshold"), low=-1.0, high=1.0)
+    scores = data.get("scores")
+    cosine = scores is None  # else the threshold is on normalised scores: any finite number
+    threshold = check_real(
+        "threshold", data.get("threshold"), low=-1.0 if cosine else None, high=1.0 if cosine else None
+    )
     size = check_int("embedding_size", data.get("embedding_size"), low=1, high=MAX_WIDTH)
     contract = data.get("input")
     require(isinstance(contract, dict), "input", contract, "an object")
@@ -137,7 +146,8 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
         )
         require(_safe_name(name), "files", name, "a plain file name inside the folder")
     tokenizer = contract.get("tokenizer")
-    for name in (*held, tokenizer):
+    cohort = _check_scores(scores) if scores is not None else None
+    for name in (*held, tokenizer, cohort):
         ok = name is None or (isinstance(name, str) and name in files)
         require(ok, "files", sorted(files), f"an entry for {name!r}")
     calibration = data.get("calibration")
@@ -151,7 +161,19 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
         calibration=dict(calibration),
         files={name: dict(entry) for name, entry in files.items()},
         raw=data,
+        scores=None if scores is None else dict(scores),
     )
+
+
+def _check_scores(scores: Any) -> str:
+    """Check the ``scores`` section; the name of the file it needs."""
+    require(isinstance(scores, dict), "scores", scores, "an object or null")
+    require(scores.get("kind") == asnorm.KIND, "scores.kind", scores.get("kind"), repr(asnorm.KIND))
+    size = check_int("scores.cohort_size", scores.get("cohort_size"), low=2)
+    check_int("scores.top_k", scores.get("top_k"), low=2, high=size)
+    name = scores.get("cohort")
+    require(isinstance(name, str) and _safe_name(name), "scores.cohort", name, "a file name")
+    return name
 
 
 def _safe_name(name: str) -> bool:

@@ -2,7 +2,8 @@
 
 ``m.embed(inputs)`` runs the exported model; ``m.match(a, b)`` accepts or rejects aligned pairs,
 ``m.search(queries, gallery)`` lists each query's gallery items at or above the threshold
-(``tcdml.deploy.similarity`` has the formula). ``match`` and ``search`` take the model's inputs and embed
+(``tcdml.deploy.similarity`` has the formula; on AS-norm scores when the export carries a ``scores``
+section). ``match`` and ``search`` take the model's inputs and embed
 them; with ``embedded=True`` they take embeddings instead (e.g. a gallery embedded once with ``m.embed``).
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tcdml.checks import is_int
+from tcdml.deploy.asnorm import ScoreNorm, read_cohort
 from tcdml.deploy.formats import open_model, pick_format
 from tcdml.deploy.kinds import KINDS
 from tcdml.deploy.manifest import Manifest, load_folder
@@ -44,11 +46,18 @@ class Matcher:
     runner: Runner = field(repr=False)
     tokenizer: TextTokenizer | None = field(default=None, repr=False)
     batch_size: int = 64
+    norm: ScoreNorm | None = field(default=None, repr=False)
 
     @property
     def threshold(self) -> float:
-        """The calibrated threshold: a pair is accepted when its similarity is at or above it."""
+        """The calibrated threshold: a pair is accepted when its similarity (its AS-norm score, when the
+        export carries one: ``scores``) is at or above it."""
         return self.manifest.threshold
+
+    @property
+    def scores(self) -> str:
+        """What is compared with the threshold: ``"cosine"`` or ``"asnorm"``."""
+        return "cosine" if self.norm is None else "asnorm"
 
     @property
     def embedding_size(self) -> int:
@@ -90,7 +99,7 @@ class Matcher:
         ``embedded=True``: ``a`` and ``b`` are (N, D) unit-row embeddings rather than model inputs.
         """
         first, second = self._embedded(a, embedded, "a"), self._embedded(b, embedded, "b")
-        return match_embeddings(first, second, self.threshold)
+        return match_embeddings(first, second, self.threshold, self.norm)
 
     def search(
         self, queries: Any, gallery: Any, *, embedded: bool = False, backend: str = "auto"
@@ -99,11 +108,13 @@ class Matcher:
         similarity descending then index ascending (``result[i]`` unpacks as ``indices, similarities``).
 
         ``embedded=True``: both are (N, D) unit-row embeddings. ``backend``: ``"faiss"``, ``"numpy"`` or
-        ``"auto"`` (faiss when installed); the results are the same either way.
+        ``"auto"`` (faiss when installed; numpy for AS-norm scores); the results are the same either way.
         """
         found_queries = self._embedded(queries, embedded, "queries")
         found_gallery = self._embedded(gallery, embedded, "gallery")
-        return search_embeddings(found_queries, found_gallery, self.threshold, backend=backend)
+        return search_embeddings(
+            found_queries, found_gallery, self.threshold, backend=backend, norm=self.norm
+        )
 
 
 def load_matcher(
@@ -132,7 +143,8 @@ def load_matcher(
 
     def used(manifest: Manifest) -> list[str]:
         tokenizer = [manifest.input["tokenizer"]] if manifest.kind == "text" else []
-        return [pick_format(manifest.model, manifest.folder, backend)[1], *tokenizer]
+        cohort = [manifest.scores["cohort"]] if manifest.scores is not None else []
+        return [pick_format(manifest.model, manifest.folder, backend)[1], *tokenizer, *cohort]
 
     manifest, content = load_folder(folder, manifest_sha256=manifest_sha256, keep=used)
     chosen, name = pick_format(manifest.model, manifest.folder, backend)
@@ -155,4 +167,14 @@ def load_matcher(
             pad_id=contract.get("pad_id", 0),  # checked by parse_manifest
             pad_token=contract.get("pad_token", "[PAD]"),
         )
-    return Matcher(manifest, chosen.name, runner, tokenizer, batch_size)
+    norm = None
+    if manifest.scores is not None:
+        scores = manifest.scores
+        norm = read_cohort(
+            content[scores["cohort"]],
+            manifest.folder / scores["cohort"],
+            manifest.embedding_size,
+            scores["cohort_size"],
+            scores["top_k"],
+        )
+    return Matcher(manifest, chosen.name, runner, tokenizer, batch_size, norm)

@@ -12,16 +12,21 @@ The search finds candidates with a float32 product (faiss ``range_search`` on an
 is installed, else a blocked numpy product) at ``threshold - SLACK``, far wider than float32's rounding on
 unit vectors (under 1e-5 for D = 1024), then computes ``s`` of every candidate pair with the formula above:
 both backends return the same pairs and the same values, bit for bit.
+
+With a score model (an export's ``scores``: AS-norm, ``tcdml.deploy.asnorm``) the value compared with the
+threshold is the pair's normalised score ``s'`` (float64) computed from that ``s``; ``search`` sorts by ``s'``
+and finds its candidates with the blocked numpy product, each pair at its own cosine bound less ``SLACK``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tcdml.deploy.asnorm import ScoreNorm, normalised
 from tcdml.errors import TcdmlInputError
 
 #: Candidate margin below the threshold for the float32 search (the exact test follows).
@@ -34,7 +39,10 @@ BLOCK_BYTES = 64 << 20
 
 @dataclass(frozen=True)
 class MatchResult:
-    """``accept[i]``: pair i is accepted (``float64(similarities[i]) >= threshold``); unpacks as a pair."""
+    """``accept[i]``: pair i is accepted (``float64(similarities[i]) >= threshold``); unpacks as a pair.
+
+    ``similarities``: the cosines (float32), or the normalised scores (float64) of an export with ``scores``.
+    """
 
     accept: np.ndarray
     similarities: np.ndarray
@@ -122,33 +130,55 @@ def pair_similarities(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a.astype(np.float64), b.astype(np.float64)).astype(np.float32)
 
 
-def match_embeddings(a: np.ndarray, b: np.ndarray, threshold: float) -> MatchResult:
-    """Accept/reject the aligned pairs (a_i, b_i) of two (N, D) embedding arrays (module docstring)."""
+def match_embeddings(
+    a: np.ndarray, b: np.ndarray, threshold: float, norm: ScoreNorm | None = None
+) -> MatchResult:
+    """Accept/reject the aligned pairs (a_i, b_i) of two (N, D) embedding arrays (module docstring); with
+    ``norm``, on their normalised scores."""
     if a.shape != b.shape:
         raise TcdmlInputError(f"match: {a.shape[0]} and {b.shape[0]} items, expected aligned pairs (same N)")
     similarities = pair_similarities(a, b)
+    if norm is not None:
+        similarities = normalised(similarities, *norm.stats(a), *norm.stats(b))
     return MatchResult(similarities.astype(np.float64) >= threshold, similarities, float(threshold))
 
 
 def search_embeddings(
-    queries: np.ndarray, gallery: np.ndarray, threshold: float, *, backend: str = "auto"
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    threshold: float,
+    *,
+    backend: str = "auto",
+    norm: ScoreNorm | None = None,
 ) -> SearchResult:
     """Every gallery row at or above ``threshold`` for each query, best first (module docstring).
 
     ``backend``: ``"faiss"`` (range search), ``"numpy"`` (blocked product) or ``"auto"`` (faiss when
-    installed); the results are identical.
+    installed, numpy with ``norm``); the results are identical. ``norm``: rank and threshold normalised
+    scores (``"faiss"`` is refused: its one search radius cannot bound them).
     """
     if backend not in {"auto", "faiss", "numpy"}:
         raise TcdmlInputError(f"search: backend={backend!r}, expected 'auto', 'faiss' or 'numpy'")
+    if norm is not None and backend == "faiss":
+        raise TcdmlInputError(
+            "search: backend='faiss' cannot search AS-norm scores (no one cosine radius bounds them); "
+            "use 'numpy' or 'auto'"
+        )
     if backend == "auto":
-        backend = "faiss" if _has_faiss() else "numpy"
+        backend = "faiss" if norm is None and _has_faiss() else "numpy"
+    stats = None if norm is None else (norm.stats(queries), norm.stats(gallery))
     if len(queries) == 0 or len(gallery) == 0:
         rows = cols = np.zeros(0, dtype=np.int64)
     elif backend == "faiss":
         rows, cols = _faiss_candidates(queries, gallery, threshold - SLACK)
+    elif stats is not None:
+        rows, cols = _numpy_candidates(queries, gallery, _bounds(threshold, *stats))
     else:
-        rows, cols = _numpy_candidates(queries, gallery, threshold - SLACK)
+        rows, cols = _numpy_candidates(queries, gallery, lambda start, stop: threshold - SLACK)
     similarities = pair_similarities(queries[rows], gallery[cols])
+    if stats is not None:
+        (mu_q, sd_q), (mu_g, sd_g) = stats
+        similarities = normalised(similarities, mu_q[rows], sd_q[rows], mu_g[cols], sd_g[cols])
     keep = similarities.astype(np.float64) >= threshold
     rows, cols, similarities = rows[keep], cols[keep], similarities[keep]
     order = np.lexsort((cols, -similarities.astype(np.float64), rows))  # query, then s desc, then index
@@ -180,15 +210,29 @@ def _faiss_candidates(
     return rows, found.astype(np.int64)
 
 
+def _bounds(
+    threshold: float, query: tuple[np.ndarray, np.ndarray], gallery: tuple[np.ndarray, np.ndarray]
+) -> Callable[[int, int], np.ndarray]:
+    """The candidate radius of query rows ``start:stop`` against every gallery row: each pair's AS-norm
+    cosine bound (``ScoreNorm.cosine_bound``) less ``SLACK``."""
+
+    def radius(start: int, stop: int) -> np.ndarray:
+        block = (query[0][start:stop], query[1][start:stop])
+        return ScoreNorm.cosine_bound(threshold, block, gallery) - SLACK
+
+    return radius
+
+
 def _numpy_candidates(
-    queries: np.ndarray, gallery: np.ndarray, radius: float
+    queries: np.ndarray, gallery: np.ndarray, radius: Callable[[int, int], float | np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(query, gallery) pairs with float32 inner product at or above ``radius``, block of queries by block."""
-    step = max(1, BLOCK_BYTES // (4 * len(gallery)))
+    """(query, gallery) pairs with float32 inner product at or above ``radius(start, stop)`` (a number, or one
+    per pair of the block), block of queries by block."""
+    step = max(1, BLOCK_BYTES // (8 * len(gallery)))
     rows, cols = [], []
     for start in range(0, len(queries), step):
         block = queries[start : start + step] @ gallery.T
-        r, c = np.nonzero(block >= radius)
+        r, c = np.nonzero(block >= radius(start, start + len(block)))
         rows.append(r.astype(np.int64) + start)
         cols.append(c.astype(np.int64))
     return np.concatenate(rows), np.concatenate(cols)

@@ -61,11 +61,14 @@ def _check_cheap(
     out_dir: str | os.PathLike,
     force: bool,
     format: str,
+    asnorm: str | os.PathLike | None,
 ) -> tuple[Path, CalibrationRecord]:
-    """The cheap checks, before any model loads: the format, the calibration file, the output folder."""
+    """The cheap checks, before any model loads: the format, the calibration file (and its AS-norm cohort),
+    the output folder."""
     check_export_format(format)
-    record = read_calibration(calibration)
-    check_export_folder(out_dir, force, [source, record.path])
+    record = read_calibration(calibration, asnorm)
+    cohort = [record.cohort.path] if record.cohort is not None else []
+    check_export_folder(out_dir, force, [source, record.path, *cohort])
     return Path(source), record
 
 
@@ -76,12 +79,14 @@ def export_checkpoint(
     *,
     force: bool = False,
     format: str = "auto",
+    asnorm: str | os.PathLike | None = None,
 ) -> ExportResult:
-    """Export a ``tcdml train`` checkpoint's model with ``calibration``'s threshold (module docstring)."""
+    """Export a ``tcdml train`` checkpoint's model with ``calibration``'s threshold (module docstring);
+    ``asnorm``: the cohort embedding file of a threshold calibrated on AS-norm scores, shipped with it."""
     from tcdml.models.text_encoder import SentenceEncoder
     from tcdml.training.checkpoint import model_from_checkpoint
 
-    checkpoint, record = _check_cheap(checkpoint, calibration, out_dir, force, format)
+    checkpoint, record = _check_cheap(checkpoint, calibration, out_dir, force, format, asnorm)
     model, config = model_from_checkpoint(checkpoint)
     record.check_embedding_size(config.model.embedding_size, f"{checkpoint} (model.embedding_size)")
     source = {
@@ -155,11 +160,13 @@ def export_adapter(
     *,
     force: bool = False,
     format: str = "auto",
+    asnorm: str | os.PathLike | None = None,
 ) -> ExportResult:
-    """Export the head of a ``tcdml adapt train`` folder: input (N, input_size) float32 embeddings."""
+    """Export the head of a ``tcdml adapt train`` folder: input (N, input_size) float32 embeddings
+    (``asnorm``: as ``export_checkpoint``)."""
     from tcdml.adapt import load_adapter
 
-    folder, record = _check_cheap(folder, calibration, out_dir, force, format)
+    folder, record = _check_cheap(folder, calibration, out_dir, force, format, asnorm)
     module, meta = load_adapter(folder)
     width = int(meta["input_size"])
     record.check_embedding_size(int(meta["embedding_size"]), f"{folder / ADAPTER_JSON} (embedding_size)")
@@ -190,6 +197,7 @@ def export_path(
     *,
     force: bool = False,
     format: str = "auto",
+    asnorm: str | os.PathLike | None = None,
 ) -> ExportResult:
     """``export_adapter`` for a folder holding ``adapter.json``, else ``export_checkpoint``."""
     source = Path(source)
@@ -199,5 +207,5 @@ def export_path(
                 f"{source}: is a folder without {ADAPTER_JSON}, expected a tcdml train checkpoint or an "
                 "adapter folder"
             )
-        return export_adapter(source, calibration, out_dir, force=force, format=format)
-    return export_checkpoint(source, calibration, out_dir, force=force, format=format)
+        return export_adapter(source, calibration, out_dir, force=force, format=format, asnorm=asnorm)
+    return export_checkpoint(source, calibration, out_dir, force=force, format=format, asnorm=asnorm)

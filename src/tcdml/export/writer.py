@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from tcdml.calibration.threshold import warn_low_threshold
+from tcdml.deploy import asnorm
 from tcdml.deploy.formats import AUTO, FORMATS, check_export_format, formats_to_write
 from tcdml.deploy.kinds import KINDS, OUTPUT_NAME
 from tcdml.deploy.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, parse_manifest, sha256_file
@@ -49,6 +51,21 @@ NOT_EXPORTED = {
     "text": ["tokenisation: done at serve time by the tokenizers package from input.tokenizer"],
     "embedding": ["the model that makes the adapter's input embeddings (input.input_size wide)"],
 }
+
+
+#: The manifest's ``similarity``, in words (and with ``scores``, what is compared with the threshold).
+SIMILARITY = "dot product of the L2-normalised float32 embeddings; accept s >= threshold"
+ASNORM = (
+    "s' = (s - mu_a) / (2 sigma_a) + (s - mu_b) / (2 sigma_b), mu and sigma of each side's top_k cosines to "
+    "the cohort (sigma >= 1e-3); accept s' >= threshold"
+)
+
+
+def _write_cohort(embeddings: np.ndarray, path: Path) -> None:
+    """The AS-norm cohort as float32 unit rows in ``np.save`` format (``tcdml.deploy.asnorm.read_cohort``)."""
+    from tcdml.posthoc.common import unit_rows
+
+    np.save(path, unit_rows(embeddings, str(path)).astype(np.float32), allow_pickle=False)
 
 
 def check_export_folder(out_dir: str | os.PathLike, force: bool, inputs: Sequence[str | os.PathLike]) -> Path:
@@ -150,7 +167,8 @@ def export_module(
         expected = f"one of {', '.join(KINDS)}"
         raise ParameterError(f"input contract: kind={kind!r}, expected {expected}", "kind", kind, expected)
     record = calibration if isinstance(calibration, CalibrationRecord) else read_calibration(calibration)
-    out_dir = check_export_folder(out_dir, force, [*inputs, record.path])
+    cohort = [record.cohort.path] if record.cohort is not None else []
+    out_dir = check_export_folder(out_dir, force, [*inputs, record.path, *cohort])
     module = module.eval()
     example = _as_tuple(example_input)
     checks = _as_tuple(check_input) if check_input is not None else example
@@ -158,12 +176,16 @@ def export_module(
     with torch.no_grad():
         size = int(module(*example).shape[1])
     record.check_embedding_size(size, "the exported model")
-    warn_low_threshold(record.threshold)  # shipped as it is, but never silently
+    scores = record.manifest_scores(asnorm.COHORT_FILE)
+    if scores is None:
+        warn_low_threshold(record.threshold)  # shipped as it is, but never silently
     with staged_folder(out_dir) as folder:
         written, skipped = _write_models(module, example, kind, folder, format)
         difference = check_files(module, checks, input_kind, dict(input_contract), written, out_dir)
         for name, path in (extra_files or {}).items():
             shutil.copyfile(path, folder / name)
+        if record.cohort is not None:
+            _write_cohort(record.cohort.embeddings, folder / asnorm.COHORT_FILE)
         files = {
             path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
             for path in sorted(folder.iterdir())
@@ -175,7 +197,8 @@ def export_module(
             "threshold": record.threshold,
             "calibration": record.to_dict(),
             "embedding_size": size,
-            "similarity": "dot product of the L2-normalised float32 embeddings; accept s >= threshold",
+            "similarity": SIMILARITY if scores is None else f"{SIMILARITY}; AS-norm of s: {ASNORM}",
+            **({"scores": scores} if scores is not None else {}),
             "input": dict(input_contract),
             "model": {
                 **{name: written[name].name if name in written else None for name in FORMATS},

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from tcdml.deploy.asnorm import KIND, MIN_SIGMA, normalised, side_stats
 from tcdml.errors import TcdmlInputError
 from tcdml.posthoc.common import check_kind, paired_rows, stored_array, unit_rows
 
-KIND = "asnorm"
-#: The floor of a side's cohort standard deviation (in cosine units; a degenerate cohort would divide by 0).
-MIN_SIGMA = 1e-3
+__all__ = ["KIND", "MIN_SIGMA", "ASNormModel", "fit_asnorm"]
+
 #: Default cohort size per side.
 DEFAULT_TOP_K = 100
 
@@ -45,9 +45,7 @@ class ASNormModel:
 
     def side_stats(self, embeddings: Any, name: str = "embeddings") -> tuple[np.ndarray, np.ndarray]:
         """(mu, sigma), each (N,): mean and standard deviation of each row's ``top_k`` cohort similarities."""
-        x = unit_rows(embeddings, name, self.embedding_size)
-        top = cohort_top_k(x, self.cohort, self.top_k)
-        return top.mean(axis=1), np.maximum(top.std(axis=1), MIN_SIGMA)
+        return side_stats(unit_rows(embeddings, name, self.embedding_size), self.cohort, self.top_k)
 
     def scores(self, a: Any, b: Any) -> np.ndarray:
         """(N,) normalised scores of the pairs ``(a_i, b_i)`` (module docstring)."""
@@ -55,16 +53,16 @@ class ASNormModel:
         paired_rows(x, y)
         s = np.einsum("ij,ij->i", x, y)
         (mu_a, sd_a), (mu_b, sd_b) = self.side_stats(x, "a"), self.side_stats(y, "b")
-        return 0.5 * ((s - mu_a) / sd_a + (s - mu_b) / sd_b)
+        return normalised(s, mu_a, sd_a, mu_b, sd_b)
 
-    def score_matrix(self, a: Any, b: Any = None) -> np.ndarray:
-        """(N, M) normalised scores of every ``(a_i, b_j)``; ``b`` None: ``a`` against itself (symmetric)."""
-        x = unit_rows(a, "a", self.embedding_size)
+    def score_matrix(self, a: Any, b: Any = None, *, name: str = "a") -> np.ndarray:
+        """(N, M) normalised scores of every ``(a_i, b_j)``; ``b`` None: ``a`` against itself (symmetric).
+        ``name`` names ``a`` in errors."""
+        x = unit_rows(a, name, self.embedding_size)
         y = x if b is None else unit_rows(b, "b", self.embedding_size)
         mu_a, sd_a = self.side_stats(x, "a")
         mu_b, sd_b = (mu_a, sd_a) if b is None else self.side_stats(y, "b")
-        s = x @ y.T
-        return 0.5 * ((s - mu_a[:, None]) / sd_a[:, None] + (s - mu_b[None, :]) / sd_b[None, :])
+        return normalised(x @ y.T, mu_a[:, None], sd_a[:, None], mu_b[None, :], sd_b[None, :])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: ``kind``, ``top_k`` and the cohort as nested lists."""
@@ -82,15 +80,6 @@ def fit_asnorm(cohort_embeddings: Any, top_k: int = DEFAULT_TOP_K) -> ASNormMode
     """An AS-norm model whose cohort is ``cohort_embeddings`` (M x D, e.g. the training embeddings)."""
     cohort = unit_rows(cohort_embeddings, "cohort embeddings")
     return ASNormModel(cohort, _top_k(top_k, len(cohort)))
-
-
-def cohort_top_k(x: np.ndarray, cohort: np.ndarray, k: int, rows: int = 4096) -> np.ndarray:
-    """(N, k) the ``k`` largest similarities of each unit row of ``x`` to the cohort (in row blocks)."""
-    out = np.empty((len(x), k))
-    for start in range(0, len(x), rows):
-        sim = x[start : start + rows] @ cohort.T
-        out[start : start + rows] = np.partition(sim, sim.shape[1] - k, axis=1)[:, -k:]
-    return out
 
 
 def _top_k(value: Any, cohort_size: int) -> int:

@@ -17,6 +17,7 @@ per-class table's threshold are mapped back to score units; ``counts`` stays in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +29,7 @@ from tcdml.metrics.compare import Comparison, paired_deltas
 from tcdml.metrics.engine import check_evaluation, finish, run_prepared
 from tcdml.metrics.result import EvaluationResult
 from tcdml.metrics.settings import EvaluationSettings, resolve_settings
-from tcdml.metrics.similarity_pass import prepare
+from tcdml.metrics.similarity_pass import PreparedSet, prepare
 from tcdml.metrics.uncertainty import UncertaintySettings
 from tcdml.metrics.validation import as_labels
 
@@ -44,6 +45,24 @@ def evaluate_scores(
     if settings is None:
         overrides.setdefault("mode", "exact")
     settings = resolve_settings(EvaluationSettings, settings, overrides)
+    prepared, back = prepared_scores(scores, labels)
+    check_evaluation(prepared, settings)
+    result = finish(prepared, run_prepared(prepared, settings, ks=settings.ks), settings)
+    if result.t_lo is None:
+        return result
+    per_class = replace(result.per_class, threshold=back(result.per_class.threshold))
+    return replace(
+        result,
+        t_lo=back(result.t_lo),
+        t_hi=back(result.t_hi),
+        thresholds=back(result.thresholds),
+        per_class=per_class,
+    )
+
+
+def prepared_scores(scores: Any, labels: Any) -> tuple[PreparedSet, Callable[[Any], Any]]:
+    """The metrics pass's input for a checked score matrix (module docstring: the mapped rows against the
+    identity) and ``back``, the map from pass units back to score units (``t * half_range + centre``)."""
     matrix = _score_matrix(scores)
     label_array = as_labels(labels, len(matrix))
     low, high = float(matrix.min()), float(matrix.max())
@@ -53,19 +72,7 @@ def evaluate_scores(
     prepared = prepare(torch.eye(len(matrix)), label_array, everyone, everyone, torch.device("cpu"))
     gallery = prepared.gallery.double()
     prepared = replace(prepared, queries=mapped[torch.as_tensor(prepared.query_index)], gallery=gallery)
-    check_evaluation(prepared, settings)
-    result = finish(prepared, run_prepared(prepared, settings, ks=settings.ks), settings)
-    if result.t_lo is None:
-        return result
-    back = lambda t: t * half + centre  # noqa: E731 - the inverse of the affine map, used four times
-    per_class = replace(result.per_class, threshold=back(result.per_class.threshold))
-    return replace(
-        result,
-        t_lo=back(result.t_lo),
-        t_hi=back(result.t_hi),
-        thresholds=back(result.thresholds),
-        per_class=per_class,
-    )
+    return prepared, lambda t: t * half + centre
 
 
 def compare_scores(

@@ -1,0 +1,103 @@
+"""AS-norm scores at serve time (numpy only): what an export folder's ``scores`` section makes ``match``
+and ``search`` compare with the threshold.
+
+With ``C`` the L2-normalised cohort (M x D) and ``x`` a unit embedding, ``mu_x`` and ``sigma_x`` are the mean
+and standard deviation of the ``top_k`` largest cosines ``<x, c>``, c in C, ``sigma`` floored at
+``MIN_SIGMA``. The score of a pair whose cosine is ``s`` is
+
+    s' = 1/2 [ (s - mu_a) / sigma_a + (s - mu_b) / sigma_b ]
+
+(``tcdml.posthoc.asnorm`` fits and evaluates it; this module applies it.) For one query ``q`` and one gallery
+item ``g``, ``s' >= t`` exactly when ``s >= b(q, g) = (2 t + mu_q / sigma_q + mu_g / sigma_g) / (1 / sigma_q +
+1 / sigma_g)``: the per-pair cosine bound ``search`` uses to find candidates (no single cosine radius bounds
+every pair, so the search is a blocked product over the whole gallery).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tcdml.errors import TcdmlInputError
+
+KIND = "asnorm"
+#: The floor of a side's cohort standard deviation (in cosine units; a degenerate cohort would divide by 0).
+MIN_SIGMA = 1e-3
+#: The export folder's cohort file (float32 unit rows, ``np.save`` format).
+COHORT_FILE = "asnorm_cohort.npy"
+#: Unit rows of a stored cohort are accepted within this distance of norm 1.
+COHORT_NORM_TOLERANCE = 1e-4
+
+
+def cohort_top_k(x: np.ndarray, cohort: np.ndarray, k: int, rows: int = 4096) -> np.ndarray:
+    """(N, k) the ``k`` largest similarities ``<x_i, c>`` of each unit row of ``x`` to the cohort, in float64
+    (row blocks of ``rows``)."""
+    out = np.empty((len(x), k))
+    for start in range(0, len(x), rows):
+        sim = x[start : start + rows].astype(np.float64) @ cohort.T
+        out[start : start + rows] = np.partition(sim, sim.shape[1] - k, axis=1)[:, -k:]
+    return out
+
+
+def side_stats(x: np.ndarray, cohort: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma), each (N,): mean and standard deviation (floored at ``MIN_SIGMA``) of each row's ``k``
+    largest cohort similarities."""
+    top = cohort_top_k(x, cohort, k)
+    return top.mean(axis=1), np.maximum(top.std(axis=1), MIN_SIGMA)
+
+
+def normalised(
+    s: np.ndarray, mu_a: np.ndarray, sd_a: np.ndarray, mu_b: np.ndarray, sd_b: np.ndarray
+) -> np.ndarray:
+    """``1/2 [(s - mu_a) / sd_a + (s - mu_b) / sd_b]`` (broadcasting), in float64."""
+    s = np.asarray(s, dtype=np.float64)
+    return 0.5 * ((s - mu_a) / sd_a + (s - mu_b) / sd_b)
+
+
+@dataclass(frozen=True)
+class ScoreNorm:
+    """An export's AS-norm: the cohort (M x D float64 unit rows) and ``top_k``."""
+
+    cohort: np.ndarray
+    top_k: int
+
+    def stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mu, sigma) of each row of ``x`` (``side_stats``)."""
+        return side_stats(x, self.cohort, self.top_k)
+
+    @staticmethod
+    def cosine_bound(
+        threshold: float, query: tuple[np.ndarray, np.ndarray], gallery: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """(Q, G) the cosine ``b(q, g)`` at or above which the pair's score reaches ``threshold``."""
+        (mu_q, sd_q), (mu_g, sd_g) = query, gallery
+        offset = 2.0 * threshold + (mu_q / sd_q)[:, None] + (mu_g / sd_g)[None, :]
+        return offset / ((1.0 / sd_q)[:, None] + (1.0 / sd_g)[None, :])
+
+
+def read_cohort(content: bytes, path: Path, embedding_size: int, cohort_size: int, top_k: int) -> ScoreNorm:
+    """The ``ScoreNorm`` of a cohort file's bytes (``np.save`` format, no pickle), checked: a float (M, D)
+    array with M = ``cohort_size`` >= ``top_k`` and D = ``embedding_size``, finite unit rows."""
+    try:
+        array = np.load(io.BytesIO(content), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise TcdmlInputError(f"{path}: not a numpy .npy array ({exc})") from None
+    expected = f"a float ({cohort_size}, {embedding_size}) array of unit rows"
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        raise TcdmlInputError(f"{path}: dtype {getattr(array, 'dtype', None)}, expected {expected}")
+    if array.shape != (cohort_size, embedding_size):
+        raise TcdmlInputError(
+            f"{path}: shape {array.shape}, expected {expected} (a cohort of another model?)"
+        )
+    cohort = array.astype(np.float64)
+    norms = np.linalg.norm(cohort, axis=1) if np.isfinite(cohort).all() else np.array([np.nan])
+    if not (np.abs(norms - 1.0) <= COHORT_NORM_TOLERANCE).all():
+        raise TcdmlInputError(f"{path}: rows that are not finite unit vectors, expected {expected}")
+    if not 2 <= top_k <= cohort_size:
+        raise TcdmlInputError(
+            f"{path}: top_k={top_k} for a cohort of {cohort_size}, expected 2..{cohort_size}"
+        )
+    return ScoreNorm(cohort, top_k)
