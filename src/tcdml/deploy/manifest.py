@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tcdml.checks import check_int, check_real, is_int, require
-from tcdml.deploy import asnorm
+from tcdml.deploy.asnorm import KIND as ASNORM_KIND
 from tcdml.deploy.formats import FORMATS
 from tcdml.deploy.kinds import KINDS, MAX_WIDTH
 from tcdml.errors import ParameterError, TcdmlInputError, show
@@ -168,7 +168,7 @@ def _parse_manifest(data: Any, path: Path) -> Manifest:
 def _check_scores(scores: Any) -> str:
     """Check the ``scores`` section; the name of the file it needs."""
     require(isinstance(scores, dict), "scores", scores, "an object or null")
-    require(scores.get("kind") == asnorm.KIND, "scores.kind", scores.get("kind"), repr(asnorm.KIND))
+    require(scores.get("kind") == ASNORM_KIND, "scores.kind", scores.get("kind"), repr(ASNORM_KIND))
     size = check_int("scores.cohort_size", scores.get("cohort_size"), low=2)
     check_int("scores.top_k", scores.get("top_k"), low=2, high=size)
     name = scores.get("cohort")

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from tcdml.calibration.threshold import warn_low_threshold
-from tcdml.deploy import asnorm
+from tcdml.deploy.asnorm import COHORT_FILE
 from tcdml.deploy.formats import AUTO, FORMATS, check_export_format, formats_to_write
 from tcdml.deploy.kinds import KINDS, OUTPUT_NAME
 from tcdml.deploy.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, parse_manifest, sha256_file
@@ -176,7 +176,7 @@ def export_module(
     with torch.no_grad():
         size = int(module(*example).shape[1])
     record.check_embedding_size(size, "the exported model")
-    scores = record.manifest_scores(asnorm.COHORT_FILE)
+    scores = record.manifest_scores(COHORT_FILE)
     if scores is None:
         warn_low_threshold(record.threshold)  # shipped as it is, but never silently
     with staged_folder(out_dir) as folder:
@@ -185,7 +185,7 @@ def export_module(
         for name, path in (extra_files or {}).items():
             shutil.copyfile(path, folder / name)
         if record.cohort is not None:
-            _write_cohort(record.cohort.embeddings, folder / asnorm.COHORT_FILE)
+            _write_cohort(record.cohort.embeddings, folder / COHORT_FILE)
         files = {
             path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
             for path in sorted(folder.iterdir())
