@@ -33,11 +33,11 @@ COHORT_NORM_TOLERANCE = 1e-4
 
 
 def cohort_top_k(x: np.ndarray, cohort: np.ndarray, k: int, rows: int = 4096) -> np.ndarray:
-    """(N, k) the ``k`` largest similarities ``<x_i, c>`` of each unit row of ``x`` to the cohort, in float64
-    (row blocks of ``rows``)."""
+    """(N, k) the ``k`` largest similarities ``<x_i, c>`` of each unit row of ``x`` to the cohort, computed in
+    the cohort's dtype (row blocks of ``rows``), returned as float64."""
     out = np.empty((len(x), k))
     for start in range(0, len(x), rows):
-        sim = x[start : start + rows].astype(np.float64) @ cohort.T
+        sim = x[start : start + rows].astype(cohort.dtype) @ cohort.T
         out[start : start + rows] = np.partition(sim, sim.shape[1] - k, axis=1)[:, -k:]
     return out
 
@@ -59,7 +59,8 @@ def normalised(
 
 @dataclass(frozen=True)
 class ScoreNorm:
-    """An export's AS-norm: the cohort (M x D float64 unit rows) and ``top_k``."""
+    """An export's AS-norm: the cohort (M x D float32 unit rows, as stored: the cohort cosines are float32
+    products, their mean and standard deviation float64) and ``top_k``."""
 
     cohort: np.ndarray
     top_k: int
@@ -72,7 +73,8 @@ class ScoreNorm:
     def cosine_bound(
         threshold: float, query: tuple[np.ndarray, np.ndarray], gallery: tuple[np.ndarray, np.ndarray]
     ) -> np.ndarray:
-        """(Q, G) the cosine ``b(q, g)`` at or above which the pair's score reaches ``threshold``."""
+        """(Q, G) the cosine ``b(q, g)`` at or above which the pair's score reaches ``threshold``, in the
+        stats' dtype."""
         (mu_q, sd_q), (mu_g, sd_g) = query, gallery
         offset = 2.0 * threshold + (mu_q / sd_q)[:, None] + (mu_g / sd_g)[None, :]
         return offset / ((1.0 / sd_q)[:, None] + (1.0 / sd_g)[None, :])
@@ -92,8 +94,9 @@ def read_cohort(content: bytes, path: Path, embedding_size: int, cohort_size: in
         raise TcdmlInputError(
             f"{path}: shape {array.shape}, expected {expected} (a cohort of another model?)"
         )
-    cohort = array.astype(np.float64)
-    norms = np.linalg.norm(cohort, axis=1) if np.isfinite(cohort).all() else np.array([np.nan])
+    cohort = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(cohort).all()
+    norms = np.linalg.norm(cohort.astype(np.float64), axis=1) if finite else np.array([np.nan])
     if not (np.abs(norms - 1.0) <= COHORT_NORM_TOLERANCE).all():
         raise TcdmlInputError(f"{path}: rows that are not finite unit vectors, expected {expected}")
     if not 2 <= top_k <= cohort_size:

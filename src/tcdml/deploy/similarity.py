@@ -216,9 +216,11 @@ def _bounds(
     """The candidate radius of query rows ``start:stop`` against every gallery row: each pair's AS-norm
     cosine bound (``ScoreNorm.cosine_bound``) less ``SLACK``."""
 
-    def radius(start: int, stop: int) -> np.ndarray:
-        block = (query[0][start:stop], query[1][start:stop])
-        return ScoreNorm.cosine_bound(threshold, block, gallery) - SLACK
+    low = [tuple(part.astype(np.float32) for part in side) for side in (query, gallery)]
+
+    def radius(start: int, stop: int) -> np.ndarray:  # float32: its rounding is far inside SLACK
+        block = (low[0][0][start:stop], low[0][1][start:stop])
+        return ScoreNorm.cosine_bound(np.float32(threshold), block, low[1]) - np.float32(SLACK)
 
     return radius
 
