@@ -184,7 +184,7 @@ def test_a_threshold_with_the_wrong_cohort_is_one_line_and_writes_nothing(shippe
         (["--asnorm", str(narrow)], "32-d ones (another model's?)"),
         (["--asnorm", str(shipped["cohort"]), "--top-k", "100000"], "cohort.npz: asnorm: top_k=100000"),
         (["--asnorm", str(root / "missing.npz")], "missing.npz: no such file"),
-        (["--asnorm", str(shipped["cohort"]), "--bins", "64"], "--bins=64: AS-norm scores are calibrated"),
+        (["--asnorm", str(shipped["cohort"]), "--bins", "64"], "--bins=64: AS-norm scores are taken exactly"),
     ]
     for extra, message in bad:
         expect_clean_failure([*calibrate, *extra], capsys, watched=[out], contains=message)
@@ -219,3 +219,24 @@ def test_a_changed_cohort_or_scores_section_is_refused_at_load(shipped, tmp_path
     (folder / MANIFEST_NAME).write_text(json.dumps({**plain, "threshold": 7.5}))
     with pytest.raises(TcdmlInputError, match=r"threshold=7.5, expected a number in \[-1, 1\]"):
         load_matcher(folder)
+
+
+def test_evaluate_asnorm_is_the_score_matrix_evaluation(shipped, capsys) -> None:
+    from tcdml.posthoc.evaluate import evaluate_scores
+
+    calib = load_embeddings_file(shipped["calib"])
+    model = fit_asnorm(load_embeddings_file(shipped["cohort"]).embeddings, TOP_K)
+    argv = ["evaluate", shipped["calib"], "--asnorm", shipped["cohort"], "--top-k", TOP_K, "--bootstrap", 50]
+    printed = _cli([*argv, "--format", "json"], capsys)
+    expected = evaluate_scores(model.score_matrix(calib.embeddings), calib.labels).to_dict()
+    for key in ("recall@1", "map@r", "opis", "eps_opis", "auc", "eer"):
+        assert printed[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-12), key
+    cosine = _cli(["evaluate", shipped["calib"], "--format", "json", "--bootstrap", 50], capsys)
+    assert printed["opis"] != pytest.approx(cosine["opis"])  # the scores, not the cosines, were evaluated
+    out = shipped["root"] / "never.json"
+    expect_clean_failure(
+        ["evaluate", str(shipped["calib"]), "--top-k", "5", "-o", str(out)],
+        capsys,
+        watched=[out],
+        contains="--top-k=5",
+    )

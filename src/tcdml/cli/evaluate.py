@@ -48,10 +48,17 @@ ModeOption = Annotated[Mode, typer.Option(help="histogram: one bounded-memory pa
 BinsOption = Annotated[
     int | None, typer.Option("--bins", help=f"Histogram bins on [-1, 1] (default {DEFAULT_NUM_BINS}).")
 ]
-ASNORM_HELP = (
-    "An embedding file (e.g. tcdml embed --split train) as the AS-norm cohort: the threshold is then on "
-    "AS-norm scores, over every pair (docs/posthoc.md); tcdml export --asnorm ships it with the model."
-)
+AsnormOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--asnorm",
+        help="An embedding file (e.g. tcdml embed --split train) as the AS-norm cohort: every pair is then "
+        "scored by AS-norm, exactly (docs/posthoc.md); tcdml export --asnorm ships it with the model.",
+    ),
+]
+TopKOption = Annotated[
+    int | None, typer.Option("--top-k", help=f"AS-norm: cohort cosines per side (default {DEFAULT_TOP_K}).")
+]
 PLOT_HELP = (
     "Folder for the figure ({stem}.png, {stem}.svg); created if missing (its parent must exist). "
     "A name ending in .png/.svg/.pdf is refused."
@@ -110,10 +117,12 @@ def evaluate(
     level: LevelOption = DEFAULTS.uncertainty.level,
     seed: SeedOption = DEFAULTS.uncertainty.seed,
     fmr: FmrOption = DEFAULT_FMR_TEXT,
+    asnorm: AsnormOption = None,
+    top_k: TopKOption = None,
 ) -> None:
     """Recall@k, MAP@R, OPIS and eps-OPIS of an embedding file (docs/spec.md), OPIS with its bootstrap
     interval over classes, its noise floor and its debiased value, and the verification metrics (ROC AUC,
-    EER, FNMR@FMR) (docs/metrics.md)."""
+    EER, FNMR@FMR) (docs/metrics.md); with --asnorm, of the AS-norm scores of its pairs."""
     from tcdml.figures import figure_names
     from tcdml.io.json_file import write_json
     from tcdml.io.outputs import OutputSet
@@ -135,18 +144,24 @@ def evaluate(
         uncertainty=uncertainty_settings(bootstrap, level, seed),
         fmr_targets=parse_fmr(fmr),
     )
-    outputs = OutputSet(inputs=[file, *filter(None, [labels])])  # every output checked before the work starts
+    _check_asnorm_options(asnorm, top_k, bins)
+    # every output checked before the work starts
+    outputs = OutputSet(inputs=[file, *filter(None, [labels, asnorm])])
     output = outputs.check_file(output, "--output")
     per_class = outputs.check_file(per_class, "--per-class")
     plot = outputs.check_folder(plot, "--plot", figure_names(UTILITY_STEM))
+    cohort = _cohort(asnorm, top_k)
     data = _load(file, labels)
     with about(file):
         masks = {"is_query": data.is_query, "is_gallery": data.is_gallery}
         # What needs OPIS: where it is undefined (tcdml.metrics.engine), one line instead of an empty output.
         needs = " and ".join(name for name, path in (("--per-class", per_class), ("--plot", plot)) if path)
-        result = run_evaluation(
-            data.embeddings, data.labels, settings=settings, needs_opis=needs or None, **masks
-        )
+        if cohort is None:
+            result = run_evaluation(
+                data.embeddings, data.labels, settings=settings, needs_opis=needs or None, **masks
+            )
+        else:
+            result = _evaluate_asnorm(cohort, data, settings)
     summary = result.to_dict()
     with outputs.staging() as staging:  # all outputs, or none of them
         if output is not None:
@@ -182,11 +197,8 @@ def calibrate(
     bins: BinsOption = None,
     device: DeviceOption = None,
     progress: ProgressOption = None,
-    asnorm: Annotated[Path | None, typer.Option("--asnorm", help=ASNORM_HELP)] = None,
-    top_k: Annotated[
-        int | None,
-        typer.Option("--top-k", help=f"AS-norm: cohort cosines per side (default {DEFAULT_TOP_K})."),
-    ] = None,
+    asnorm: AsnormOption = None,
+    top_k: TopKOption = None,
 ) -> None:
     """The one global threshold meeting a FAR (or FRR) target, and per-class FAR/FRR at it."""
     from tcdml.calibration.plots import CLASS_RATES_STEM, plot_class_rates
@@ -197,12 +209,7 @@ def calibrate(
 
     if worst < 1:
         raise TcdmlInputError(f"--worst={worst}: expected a positive integer")
-    if asnorm is None and top_k is not None:
-        raise TcdmlInputError(f"--top-k={top_k}: only with --asnorm COHORT")
-    if asnorm is not None and bins is not None:
-        raise TcdmlInputError(
-            f"--bins={bins}: AS-norm scores are calibrated exactly (every pair), without bins"
-        )
+    _check_asnorm_options(asnorm, top_k, bins)
     settings = metric_settings(PassSettings, mode=mode.value, num_bins=bins, device=device, progress=progress)
     inputs = [file, *filter(None, [labels, asnorm])]
     outputs = OutputSet(inputs=inputs)  # every output checked before the work starts
@@ -239,6 +246,29 @@ def calibrate(
         print_table(f"tcdml calibrate {file.name}", list(summary.items()))
 
 
+def _check_asnorm_options(asnorm: Path | None, top_k: int | None, bins: int | None) -> None:
+    if asnorm is None and top_k is not None:
+        raise TcdmlInputError(f"--top-k={top_k}: only with --asnorm COHORT")
+    if asnorm is not None and bins is not None:
+        raise TcdmlInputError(f"--bins={bins}: AS-norm scores are taken exactly (every pair), without bins")
+
+
+def _evaluate_asnorm(cohort, data, settings):
+    """``tcdml.posthoc.evaluate.evaluate_scores`` of the AS-norm scores of every pair of the file (exact)."""
+    from dataclasses import replace
+
+    from tcdml.posthoc.evaluate import evaluate_scores
+
+    _all_pairs(data)
+    scores = cohort[1].score_matrix(data.embeddings, name="embeddings")
+    return evaluate_scores(scores, data.labels, settings=replace(settings, mode="exact"))
+
+
+def _all_pairs(data) -> None:
+    if data.is_query is not None or data.is_gallery is not None:
+        raise TcdmlInputError("is_query / is_gallery: AS-norm scores are taken over every pair of the file")
+
+
 def _cohort(path: Path | None, top_k: int | None):
     """(the cohort file, its AS-norm model) for ``--asnorm`` / ``--top-k``, or None."""
     if path is None:
@@ -253,8 +283,7 @@ def _calibrate_asnorm(cohort, data, target_far, target_frr, worst, progress):
     """``tcdml.posthoc.calibrate.calibrate_asnorm`` on every pair of the calibration file."""
     from tcdml.posthoc.calibrate import calibrate_asnorm
 
-    if data.is_query is not None or data.is_gallery is not None:
-        raise TcdmlInputError("is_query / is_gallery: AS-norm calibration uses every pair of the file")
+    _all_pairs(data)
     file, model = cohort
     return calibrate_asnorm(
         model,
