@@ -9,7 +9,7 @@ and the outputs, read the file, call ``tcdml.metrics.evaluate`` / ``tcdml.calibr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -41,6 +41,13 @@ from tcdml.cli.output import evaluation_notes, print_evaluation, print_json, pri
 from tcdml.errors import TcdmlInputError
 from tcdml.metrics.settings import DEFAULT_NUM_BINS, KNN_BACKENDS, MODES, PassSettings
 from tcdml.posthoc.asnorm import DEFAULT_TOP_K
+
+if TYPE_CHECKING:
+    from tcdml.calibration import CalibrationResult
+    from tcdml.io.embeddings_file import EmbeddingsFile
+    from tcdml.metrics.result import EvaluationResult
+    from tcdml.metrics.settings import EvaluationSettings
+    from tcdml.posthoc.calibrate import Cohort
 
 Mode, KnnBackend = choice_enum("Mode", MODES), choice_enum("KnnBackend", KNN_BACKENDS)
 DEFAULT_MODE, DEFAULT_KNN = Mode(DEFAULTS.mode), KnnBackend(DEFAULTS.knn_backend)
@@ -234,7 +241,7 @@ def calibrate(
     # The embedding size lets tcdml export check that a calibration belongs to the model it ships with.
     summary = {**result.to_dict(), "embedding_size": int(data.embeddings.shape[1])}
     if cohort is not None:
-        summary["scores"] = cohort[0].record(cohort[1].top_k)  # tcdml export ships it with this cohort only
+        summary["scores"] = cohort.record()  # tcdml export ships the threshold with this cohort only
     with outputs.staging() as staging:  # all outputs, or none of them
         if output is not None:
             write_json(staging.file(output), summary)  # strict JSON: a NaN rate is written as null
@@ -253,45 +260,50 @@ def _check_asnorm_options(asnorm: Path | None, top_k: int | None, bins: int | No
         raise TcdmlInputError(f"--bins={bins}: AS-norm scores are taken exactly (every pair), without bins")
 
 
-def _evaluate_asnorm(cohort, data, settings):
+def _evaluate_asnorm(cohort: Cohort, data: EmbeddingsFile, settings: EvaluationSettings) -> EvaluationResult:
     """``tcdml.posthoc.evaluate.evaluate_scores`` of the AS-norm scores of every pair of the file (exact)."""
     from dataclasses import replace
 
     from tcdml.posthoc.evaluate import evaluate_scores
 
     _all_pairs(data)
-    scores = cohort[1].score_matrix(data.embeddings, name="embeddings")
+    scores = cohort.model.score_matrix(data.embeddings, name="embeddings")
     return evaluate_scores(scores, data.labels, settings=replace(settings, mode="exact"))
 
 
-def _all_pairs(data) -> None:
+def _all_pairs(data: EmbeddingsFile) -> None:
     if data.is_query is not None or data.is_gallery is not None:
         raise TcdmlInputError("is_query / is_gallery: AS-norm scores are taken over every pair of the file")
 
 
-def _cohort(path: Path | None, top_k: int | None):
-    """(the cohort file, its AS-norm model) for ``--asnorm`` / ``--top-k``, or None."""
+def _cohort(path: Path | None, top_k: int | None) -> Cohort | None:
+    """The cohort of ``--asnorm`` / ``--top-k``, or None."""
     if path is None:
         return None
     from tcdml.posthoc.calibrate import read_cohort_file
 
-    cohort = read_cohort_file(path)
-    return cohort, cohort.model(DEFAULT_TOP_K if top_k is None else top_k)
+    return read_cohort_file(path, DEFAULT_TOP_K if top_k is None else top_k)
 
 
-def _calibrate_asnorm(cohort, data, target_far, target_frr, worst, progress):
+def _calibrate_asnorm(
+    cohort: Cohort,
+    data: EmbeddingsFile,
+    target_far: float | None,
+    target_frr: float | None,
+    worst: int,
+    progress: bool | None,
+) -> CalibrationResult:
     """``tcdml.posthoc.calibrate.calibrate_asnorm`` on every pair of the calibration file."""
     from tcdml.posthoc.calibrate import calibrate_asnorm
 
     _all_pairs(data)
-    file, model = cohort
     return calibrate_asnorm(
-        model,
+        cohort.model,
         data.embeddings,
         data.labels,
         target_far=target_far,
         target_frr=target_frr,
         num_worst=worst,
         progress=progress,
-        cohort_name=str(file.path),
+        cohort_name=str(cohort.path),
     )

@@ -82,7 +82,8 @@ class ScoreNorm:
 
 def read_cohort(content: bytes, path: Path, embedding_size: int, cohort_size: int, top_k: int) -> ScoreNorm:
     """The ``ScoreNorm`` of a cohort file's bytes (``np.save`` format, no pickle), checked: a float (M, D)
-    array with M = ``cohort_size`` >= ``top_k`` and D = ``embedding_size``, finite unit rows."""
+    array with M = ``cohort_size`` and D = ``embedding_size``, finite unit rows (``top_k`` in 2..M is
+    checked with the manifest: ``tcdml.deploy.manifest``)."""
     try:
         array = np.load(io.BytesIO(content), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -99,8 +100,4 @@ def read_cohort(content: bytes, path: Path, embedding_size: int, cohort_size: in
     norms = np.linalg.norm(cohort.astype(np.float64), axis=1) if finite else np.array([np.nan])
     if not (np.abs(norms - 1.0) <= COHORT_NORM_TOLERANCE).all():
         raise TcdmlInputError(f"{path}: rows that are not finite unit vectors, expected {expected}")
-    if not 2 <= top_k <= cohort_size:
-        raise TcdmlInputError(
-            f"{path}: top_k={top_k} for a cohort of {cohort_size}, expected 2..{cohort_size}"
-        )
     return ScoreNorm(cohort, top_k)

@@ -55,7 +55,7 @@ class CalibrationRecord:
                 f"{self.path}: embedding_size={self.embedding_size}, but {model} embeds into {size} "
                 "dimensions (calibrated on another model's embeddings?)"
             )
-        width = None if self.cohort is None else self.cohort.embeddings.shape[1]
+        width = None if self.cohort is None else self.cohort.model.embedding_size
         if width is not None and width != size:
             raise TcdmlInputError(
                 f"{self.cohort.path}: {width}-d embeddings, but {model} embeds into {size} dimensions "
@@ -81,7 +81,7 @@ class CalibrationRecord:
             "kind": self.scores["kind"],
             "top_k": self.scores["top_k"],
             "cohort": cohort_name,
-            "cohort_size": len(self.cohort.embeddings),
+            "cohort_size": len(self.cohort.model.cohort),
             "cohort_sha256": self.cohort.sha256,
         }
 
@@ -143,16 +143,15 @@ def _matching_cohort(
         raise TcdmlInputError(
             f"{path}: a threshold on AS-norm scores (cohort {named!r}): give that cohort file (--asnorm)"
         )
-    cohort = read_cohort_file(asnorm)
+    cohort = read_cohort_file(asnorm, scores["top_k"])  # top_k within the cohort
     if cohort.sha256 != digest:
         raise TcdmlInputError(
             f"{cohort.path}: sha256 {cohort.sha256[:12]}... differs from the cohort {path} was calibrated "
             f"with ({named!r}, {digest[:12]}...)"
         )
-    width = cohort.embeddings.shape[1]
+    width = cohort.model.embedding_size
     if size is not None and width != size:
         raise TcdmlInputError(
             f"{cohort.path}: {width}-d embeddings, but {path} records embedding_size={size}"
         )
-    cohort.model(scores["top_k"])  # top_k within the cohort
     return cohort

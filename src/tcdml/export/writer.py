@@ -61,11 +61,9 @@ ASNORM = (
 )
 
 
-def _write_cohort(embeddings: np.ndarray, path: Path) -> None:
-    """The AS-norm cohort as float32 unit rows in ``np.save`` format (``tcdml.deploy.asnorm.read_cohort``)."""
-    from tcdml.posthoc.common import unit_rows
-
-    np.save(path, unit_rows(embeddings, str(path)).astype(np.float32), allow_pickle=False)
+def _write_cohort(cohort: np.ndarray, path: Path) -> None:
+    """The AS-norm cohort (unit rows) as float32, ``np.save`` format (``tcdml.deploy.asnorm.read_cohort``)."""
+    np.save(path, cohort.astype(np.float32), allow_pickle=False)
 
 
 def check_export_folder(out_dir: str | os.PathLike, force: bool, inputs: Sequence[str | os.PathLike]) -> Path:
@@ -185,7 +183,7 @@ def export_module(
         for name, path in (extra_files or {}).items():
             shutil.copyfile(path, folder / name)
         if record.cohort is not None:
-            _write_cohort(record.cohort.embeddings, folder / COHORT_FILE)
+            _write_cohort(record.cohort.model.cohort, folder / COHORT_FILE)
         files = {
             path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
             for path in sorted(folder.iterdir())

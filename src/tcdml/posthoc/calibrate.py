@@ -32,37 +32,36 @@ from tcdml.posthoc.evaluate import prepared_scores
 
 @dataclass(frozen=True)
 class Cohort:
-    """An embedding file read as an AS-norm cohort: its path, embeddings (as stored) and the file's sha256."""
+    """An embedding file read as an AS-norm cohort: its path, the AS-norm model of its embeddings and the
+    file's sha256."""
 
     path: Path
-    embeddings: np.ndarray
+    model: ASNormModel
     sha256: str
 
-    def model(self, top_k: int = DEFAULT_TOP_K) -> ASNormModel:
-        """The AS-norm model of this cohort (``fit_asnorm``; a bad ``top_k`` names the file)."""
-        try:
-            return fit_asnorm(self.embeddings, top_k)
-        except TcdmlInputError as exc:
-            raise TcdmlInputError(f"{self.path}: {exc}") from None
-
-    def record(self, top_k: int) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
         """The calibration file's ``scores`` section: what ``tcdml export`` checks the cohort against."""
         return {
             "kind": KIND,
-            "top_k": int(top_k),
+            "top_k": self.model.top_k,
             "cohort_file": self.path.name,
-            "cohort_size": len(self.embeddings),
+            "cohort_size": len(self.model.cohort),
             "cohort_sha256": self.sha256,
         }
 
 
-def read_cohort_file(path: str | os.PathLike) -> Cohort:
-    """An embedding ``.npz`` (``tcdml embed`` of calibration data, e.g. the training split) as a cohort; a
-    missing file or a bad array is one ``TcdmlInputError`` line naming it."""
+def read_cohort_file(path: str | os.PathLike, top_k: int = DEFAULT_TOP_K) -> Cohort:
+    """An embedding ``.npz`` (``tcdml embed`` of calibration data, e.g. the training split) as an AS-norm
+    cohort of ``top_k``; a missing file, a bad array or ``top_k`` is one ``TcdmlInputError`` line naming
+    it."""
     path = Path(path)
     check_input_file(path, "an embedding .npz file (the AS-norm cohort)")
     embeddings = load_embeddings_file(path).embeddings
-    return Cohort(path, embeddings, sha256_file(path))
+    try:
+        model = fit_asnorm(embeddings, top_k)
+    except TcdmlInputError as exc:
+        raise TcdmlInputError(f"{path}: {exc}") from None
+    return Cohort(path, model, sha256_file(path))
 
 
 def calibrate_asnorm(
