@@ -240,3 +240,27 @@ def test_evaluate_asnorm_is_the_score_matrix_evaluation(shipped, capsys) -> None
         watched=[out],
         contains="--top-k=5",
     )
+
+
+def test_score_norm_remembers_the_last_arrays_by_content() -> None:
+    from tcdml.deploy.asnorm import STATS_MEMO, ScoreNorm, side_stats
+
+    rng = np.random.default_rng(0)
+
+    def unit(n: int) -> np.ndarray:
+        x = rng.normal(size=(n, 8))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    norm = ScoreNorm(unit(50), 5)
+    gallery, queries = unit(30), [unit(4) for _ in range(3)]
+    first = norm.stats(gallery)
+    for q in queries:  # new queries each time: the gallery's statistics stay remembered
+        norm.stats(q)
+        assert norm.stats(gallery.copy()) is first  # same content, another array
+    assert len(norm._memo) == STATS_MEMO
+    changed = gallery.copy()
+    changed[0, 0] += 1e-3
+    fresh = norm.stats(changed)
+    assert fresh is not first
+    for got, expected in zip(fresh, side_stats(changed, norm.cohort, 5), strict=True):
+        np.testing.assert_array_equal(got, expected)

@@ -15,8 +15,11 @@ every pair, so the search is a blocked product over the whole gallery).
 
 from __future__ import annotations
 
+import hashlib
 import io
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,8 @@ MIN_SIGMA = 1e-3
 COHORT_FILE = "asnorm_cohort.npy"
 #: Unit rows of a stored cohort are accepted within this distance of norm 1.
 COHORT_NORM_TOLERANCE = 1e-4
+#: How many arrays' (mu, sigma) a ``ScoreNorm`` keeps (a search's queries and its gallery).
+STATS_MEMO = 2
 
 
 def cohort_top_k(x: np.ndarray, cohort: np.ndarray, k: int, rows: int = 4096) -> np.ndarray:
@@ -60,14 +65,33 @@ def normalised(
 @dataclass(frozen=True)
 class ScoreNorm:
     """An export's AS-norm: the cohort (M x D float32 unit rows, as stored: the cohort cosines are float32
-    products, their mean and standard deviation float64) and ``top_k``."""
+    products, their mean and standard deviation float64) and ``top_k``.
+
+    ``stats`` remembers the last ``STATS_MEMO`` arrays it was given, by content (shape, dtype and a blake2b
+    digest of the bytes): a gallery searched again with new queries is compared with the cohort once.
+    """
 
     cohort: np.ndarray
     top_k: int
+    _memo: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mu, sigma) of each row of ``x`` (``side_stats``)."""
-        return side_stats(x, self.cohort, self.top_k)
+        """(mu, sigma) of each row of ``x`` (``side_stats``; the same arrays again for the same content: do
+        not change them)."""
+        x = np.ascontiguousarray(x)
+        key = (x.shape, x.dtype.str, hashlib.blake2b(x.data, digest_size=16).digest())
+        with self._lock:
+            found = self._memo.get(key)
+            if found is not None:
+                self._memo.move_to_end(key)
+                return found
+        found = side_stats(x, self.cohort, self.top_k)
+        with self._lock:
+            self._memo[key] = found
+            while len(self._memo) > STATS_MEMO:
+                self._memo.popitem(last=False)
+        return found
 
     @staticmethod
     def cosine_bound(
