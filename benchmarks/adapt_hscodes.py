@@ -13,7 +13,7 @@
 Prints one row per variant and seed and writes ``runs/adapt_hscodes/results.json``. ``--tag NAME`` keeps a
 run with other options apart (``runs/adapt_hscodes/NAME/``), e.g.
 ``--tag ntxent -- --loss ntxent --loss-param temperature=0.05``; ``--data DIR`` reads another model's
-``train.npz`` / ``test.npz`` (e.g. ``benchmarks/glyphs_features.py``'s). ``--variants a,b`` picks from
+``train.npz`` / ``test.npz`` (e.g. ``benchmarks/image_features.py``'s). ``--variants a,b`` picks from
 ``VARIANTS`` (default: ``tcm,no-tcm``); each run's row is kept in ``row-VARIANT-seedS.json`` and reused on the
 next call (delete it to rerun). A variant other than ``no-tcm`` is also compared with ``no-tcm`` of the same
 seed (its base, ``vs_base``) when that ran. The CLI runs through ``benchmarks/research_losses.py``, so the

@@ -3,7 +3,7 @@
 [--target-far 0.01] [--top-k 25] [--seed 0]``.
 
 Reads ``train.npz`` / ``test.npz`` of raw embeddings (``benchmarks/adapt_hscodes.py`` makes hscodes' raw
-MiniLM ones there when missing; ``benchmarks/glyphs_features.py`` the glyphs' raw ImageNet features). The
+MiniLM ones there when missing; ``benchmarks/image_features.py`` the glyphs' raw ImageNet features). The
 situation is "no training": the model is the raw encoder, exported as an identity adapter (``tcdml adapt train
 --epochs 0``: the raw embeddings, L2-normalised). The training classes are split by class (``--seed``, half /
 half): the AS-norm cohort and the calibration set (the cohort never holds the pairs it calibrates). Then, as a

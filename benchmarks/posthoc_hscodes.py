@@ -12,7 +12,7 @@
    OPIS with 95 % paired bootstrap intervals over classes.
 
 Writes ``runs/posthoc_hscodes/results.json``; ``--data DIR`` reads another model's ``train.npz`` /
-``test.npz`` instead (e.g. ``benchmarks/glyphs_features.py``'s, or an adapter's / a fine-tune's outputs) and
+``test.npz`` instead (e.g. ``benchmarks/image_features.py``'s, or an adapter's / a fine-tune's outputs) and
 writes ``DIR/posthoc/results.json``; ``--start FILE`` (the untrained model's test.npz, same samples) also
 compares each calibrated model with the start's cosine.
 """
