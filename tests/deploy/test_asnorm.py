@@ -264,3 +264,13 @@ def test_score_norm_remembers_the_last_arrays_by_content() -> None:
     assert fresh is not first
     for got, expected in zip(fresh, side_stats(changed, norm.cohort, 5), strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_too_many_samples_for_a_score_matrix_are_refused_before_it_is_built() -> None:
+    from tcdml.posthoc.calibrate import calibrate_asnorm
+    from tcdml.posthoc.evaluate import MAX_SAMPLES
+
+    model = fit_asnorm(np.eye(4)[[0, 1, 2, 3, 0, 1]] + 0.1, top_k=2)
+    too_many = np.broadcast_to(np.ones(4), (MAX_SAMPLES + 1, 4))  # no memory: a view of one row
+    with pytest.raises(TcdmlInputError, match=f"embeddings: {MAX_SAMPLES + 1:,} samples; a score matrix"):
+        calibrate_asnorm(model, too_many, np.zeros(MAX_SAMPLES + 1, dtype=int), target_far=0.01)

@@ -264,9 +264,10 @@ def _evaluate_asnorm(cohort: Cohort, data: EmbeddingsFile, settings: EvaluationS
     """``tcdml.posthoc.evaluate.evaluate_scores`` of the AS-norm scores of every pair of the file (exact)."""
     from dataclasses import replace
 
-    from tcdml.posthoc.evaluate import evaluate_scores
+    from tcdml.posthoc.evaluate import check_sample_count, evaluate_scores
 
     _all_pairs(data)
+    check_sample_count(len(data.labels), "embeddings")  # before the N x N scores
     scores = cohort.model.score_matrix(data.embeddings, name="embeddings")
     return evaluate_scores(scores, data.labels, settings=replace(settings, mode="exact"))
 

@@ -27,7 +27,7 @@ from tcdml.errors import TcdmlInputError
 from tcdml.io.embeddings_file import check_input_file, load_embeddings_file
 from tcdml.metrics.engine import PassSettings, missing_pairs, pair_counts, run_prepared
 from tcdml.posthoc.asnorm import DEFAULT_TOP_K, ASNormModel, fit_asnorm
-from tcdml.posthoc.evaluate import prepared_scores
+from tcdml.posthoc.evaluate import check_sample_count, prepared_scores
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ def calibrate_asnorm(
     (True, 'exact')
     """
     check_target(target_far, target_frr)  # before the N x N scores
+    check_sample_count(len(embeddings), "embeddings")
     width = np.shape(embeddings)[-1] if np.ndim(embeddings) == 2 else None
     if width is not None and width != model.embedding_size:
         raise TcdmlInputError(

@@ -91,6 +91,12 @@ def compare_scores(
     return Comparison(a, b, paired_deltas(a, b, uncertainty), uncertainty.level, uncertainty.resamples)
 
 
+def check_sample_count(count: int, name: str = "scores") -> None:
+    """Refuse more than ``MAX_SAMPLES`` samples before an N x N score matrix is built (one line)."""
+    if count > MAX_SAMPLES:
+        raise TcdmlInputError(f"{name}: {count:,} samples; a score matrix is evaluated up to {MAX_SAMPLES:,}")
+
+
 def cosine_matrix(embeddings: Any) -> np.ndarray:
     """The N x N cosine similarities of ``embeddings`` (the raw scores a calibration starts from)."""
     from tcdml.posthoc.common import unit_rows
@@ -106,10 +112,7 @@ def _score_matrix(scores: Any) -> np.ndarray:
         raise TcdmlInputError("scores: not a numeric N x N matrix") from None
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
         raise TcdmlInputError(f"scores: expected a square N x N matrix (N >= 2), got shape {matrix.shape}")
-    if len(matrix) > MAX_SAMPLES:
-        raise TcdmlInputError(
-            f"scores: {len(matrix):,} samples; a score matrix is evaluated up to {MAX_SAMPLES:,}"
-        )
+    check_sample_count(len(matrix))
     if not np.isfinite(matrix).all():
         raise TcdmlInputError("scores: contains NaN or Inf")
     if not np.allclose(matrix, matrix.T, rtol=1e-6, atol=1e-9):
