@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -274,3 +275,18 @@ def test_too_many_samples_for_a_score_matrix_are_refused_before_it_is_built() ->
     too_many = np.broadcast_to(np.ones(4), (MAX_SAMPLES + 1, 4))  # no memory: a view of one row
     with pytest.raises(TcdmlInputError, match=f"embeddings: {MAX_SAMPLES + 1:,} samples; a score matrix"):
         calibrate_asnorm(model, too_many, np.zeros(MAX_SAMPLES + 1, dtype=int), target_far=0.01)
+
+
+def test_calibrating_on_the_cohort_itself_is_warned_about(shipped) -> None:
+    from tcdml.posthoc.calibrate import calibrate_asnorm
+
+    cohort = load_embeddings_file(shipped["cohort"])
+    model = fit_asnorm(cohort.embeddings, TOP_K)
+    with pytest.warns(
+        UserWarning, match=r"^901 of 901 calibration embeddings are also in the AS-norm cohort"
+    ):
+        calibrate_asnorm(model, cohort.embeddings, cohort.labels, target_far=0.05)
+    calib = load_embeddings_file(shipped["calib"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        calibrate_asnorm(model, calib.embeddings, calib.labels, target_far=0.05)

@@ -13,6 +13,7 @@ name, rows and sha256): ``tcdml export --asnorm COHORT`` ships the threshold onl
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,17 @@ import numpy as np
 
 from tcdml.calibration import CalibrationResult, calibrate_counts
 from tcdml.calibration.threshold import check_target
-from tcdml.deploy.asnorm import KIND
+from tcdml.deploy.asnorm import KIND, cohort_top_k
 from tcdml.deploy.manifest import sha256_file
 from tcdml.errors import TcdmlInputError
 from tcdml.io.embeddings_file import check_input_file, load_embeddings_file
 from tcdml.metrics.engine import PassSettings, missing_pairs, pair_counts, run_prepared
 from tcdml.posthoc.asnorm import DEFAULT_TOP_K, ASNormModel, fit_asnorm
+from tcdml.posthoc.common import unit_rows
 from tcdml.posthoc.evaluate import check_sample_count, prepared_scores
+
+#: A calibration row at this cosine or above to a cohort row is taken to be that row.
+SAME_ROW = 1.0 - 1e-6
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,9 @@ def calibrate_asnorm(
         raise TcdmlInputError(
             f"{width}-d embeddings, but {cohort_name} holds {model.embedding_size}-d ones (another model's?)"
         )
-    prepared, back = prepared_scores(model.score_matrix(embeddings, name="embeddings"), labels)
+    x = unit_rows(embeddings, "embeddings", model.embedding_size)
+    _warn_if_in_cohort(x, model, cohort_name)
+    prepared, back = prepared_scores(model.score_matrix(x, name="embeddings"), labels)
     problem = missing_pairs(prepared)
     if problem is not None:
         raise TcdmlInputError(f"{problem}: no threshold to calibrate")
@@ -111,3 +118,15 @@ def calibrate_asnorm(
         cosine=False,
     )
     return replace(result, threshold=float(back(result.threshold)))
+
+
+def _warn_if_in_cohort(x: np.ndarray, model: ASNormModel, cohort_name: str) -> None:
+    """Warn (one line) when calibration rows are also cohort rows: their own similarity 1 would enter their
+    top-k, so their scores, and the threshold, would not be those of new samples."""
+    inside = int((cohort_top_k(x, model.cohort, 1)[:, 0] >= SAME_ROW).sum())
+    if inside:
+        warnings.warn(
+            f"{inside} of {len(x)} calibration embeddings are also in {cohort_name} (their own similarity 1 "
+            "enters their AS-norm statistics): calibrate on samples the cohort does not hold",
+            stacklevel=3,
+        )
