@@ -175,16 +175,35 @@ def search_embeddings(
         rows, cols = _numpy_candidates(queries, gallery, _bounds(threshold, *stats))
     else:
         rows, cols = _numpy_candidates(queries, gallery, lambda start, stop: threshold - SLACK)
-    similarities = pair_similarities(queries[rows], gallery[cols])
-    if stats is not None:
-        (mu_q, sd_q), (mu_g, sd_g) = stats
-        similarities = normalised(similarities, mu_q[rows], sd_q[rows], mu_g[cols], sd_g[cols])
+    similarities = _exact(queries, gallery, rows, cols, stats)
     keep = similarities.astype(np.float64) >= threshold
     rows, cols, similarities = rows[keep], cols[keep], similarities[keep]
     order = np.lexsort((cols, -similarities.astype(np.float64), rows))  # query, then s desc, then index
     counts = np.bincount(rows, minlength=len(queries))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return SearchResult(offsets, cols[order].astype(np.int64), similarities[order], float(threshold))
+
+
+def _exact(
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    stats: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None,
+) -> np.ndarray:
+    """``s`` of every candidate pair (``pair_similarities``), or its AS-norm score with ``stats``, the
+    candidates' embedding rows gathered ``BLOCK_BYTES`` at a time (a search with millions of hits never holds
+    a copy of an embedding per hit)."""
+    out = np.empty(len(rows), dtype=np.float32 if stats is None else np.float64)
+    step = max(1, BLOCK_BYTES // (8 * queries.shape[1]))
+    for start in range(0, len(rows), step):
+        r, c = rows[start : start + step], cols[start : start + step]
+        value = pair_similarities(queries[r], gallery[c])
+        if stats is not None:
+            (mu_q, sd_q), (mu_g, sd_g) = stats
+            value = normalised(value, mu_q[r], sd_q[r], mu_g[c], sd_g[c])
+        out[start : start + step] = value
+    return out
 
 
 def _has_faiss() -> bool:
