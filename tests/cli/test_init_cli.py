@@ -35,12 +35,14 @@ def test_init_writes_a_config_that_loads(
         data.write_text("text,label\n")
     out = tmp_path / "run.yaml"
     assert main(["init", kind, "--data", str(data), "-o", str(out)]) == 0
-    assert f"wrote {out}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "TCM" not in printed  # neither template trains with TCM
     config = load_config(out)
     assert (config.data.dataset, config.data.root, config.model.backbone) == (dataset, str(data), backbone)
     assert config.output_dir == "runs/run"
-    if kind == "images":
-        assert config.loss.tcm["margins"] == "auto"
+    if kind == "images":  # the images recipe of docs/study.md: Smooth-AP on a PCA-started head, no TCM
+        assert (config.loss.name, config.loss.tcm, config.model.head) == ("smooth_ap", None, "auto")
+        assert config.model.embedding_size == 128 and config.trainer.max_epochs == 20
     else:  # the consistency study's text recipe (docs/study.md): the whole encoder, no head, NT-Xent, no TCM
         assert (config.loss.name, config.loss.tcm, config.model.head) == ("ntxent", None, "none")
         assert config.model.trainable_blocks is None and config.data.val_classes == 0.2

@@ -32,5 +32,6 @@ def init(
     config = write_config(kind.value, data, output, run_dir or f"runs/{output.stem}", force=force)
     typer.echo(
         f"wrote {output} ({config.data.dataset} at {config.data.root}, {config.model.backbone}, "
-        f"{config.loss.name} + TCM, {config.trainer.max_epochs} epochs); next: tcdml train {output} --check"
+        f"{config.loss.name}{' + TCM' if config.loss.tcm else ''}, {config.trainer.max_epochs} epochs); "
+        f"next: tcdml train {output} --check"
     )
