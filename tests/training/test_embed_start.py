@@ -60,6 +60,32 @@ def test_the_starting_point_pairs_with_the_trained_model(trained: dict, tmp_path
     assert "delta_opis" in change
 
 
+def test_start_of_a_checkpoint_is_its_runs_starting_point(trained: dict, tmp_path: Path, capsys) -> None:
+    """``embed CKPT --start``: the backbone of the checkpoint's run, untrained, on its samples."""
+    by_backbone, by_start = tmp_path / "backbone.npz", tmp_path / "start.npz"
+    assert embed_start(trained["texts"], by_backbone) == 0
+    argv = ["embed", str(trained["checkpoint"]), "--start", "--data", str(trained["texts"])]
+    assert main([*argv, "-o", str(by_start), "--num-workers", "0"]) == 0
+    start, backbone, after = (read_embeddings(p) for p in (by_start, by_backbone, trained["trained"]))
+    assert list(start.ids) == list(after.ids) == list(backbone.ids)
+    np.testing.assert_array_equal(start.embeddings, backbone.embeddings)
+    assert start.embeddings.shape[1] == 384 and after.embeddings.shape[1] == 16  # the encoder, not the head
+    capsys.readouterr()
+    bad = [
+        "embed",
+        "--backbone",
+        "minilm_l6",
+        "--start",
+        "--dataset",
+        "text_csv",
+        "-o",
+        str(tmp_path / "x.npz"),
+    ]
+    assert main(bad) == 2
+    assert "--start goes with a checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_an_image_starting_point(image_tree: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "start.npz"
     argv = ["embed", "--backbone", "efficientnet_lite0", "--dataset", "folder", "--data", str(image_tree)]

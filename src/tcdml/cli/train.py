@@ -134,9 +134,17 @@ def embed(
     device: Annotated[str, typer.Option(help="Compute device, e.g. cuda.")] = "cpu",
     feature_cache: FeatureCacheOption = None,
     no_feature_cache: NoFeatureCacheOption = False,
+    start: Annotated[
+        bool,
+        typer.Option(
+            "--start",
+            help="With CHECKPOINT: embed its run's untrained starting point instead (its backbone's pooled "
+            "features, no head) on the same samples and image size: the A of tcdml compare A B.",
+        ),
+    ] = False,
 ) -> None:
-    """Embed a dataset split with a trained model (CHECKPOINT) or the untrained starting point (--backbone)
-    into an embedding file (for evaluate / calibrate / compare)."""
+    """Embed a dataset split with a trained model (CHECKPOINT) or the untrained starting point (--backbone,
+    or CHECKPOINT --start) into an embedding file (for evaluate / calibrate / compare)."""
     from tcdml.io.outputs import OutputSet
 
     cache = feature_cache_setting(feature_cache, no_feature_cache)
@@ -163,5 +171,6 @@ def embed(
         backbone=backbone,
         pretrained=pretrained,
         feature_cache=cache,
+        start=start,
     )
     print_json(summary)

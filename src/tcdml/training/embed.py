@@ -67,6 +67,7 @@ def embed_dataset(
     backbone: str | None = None,
     pretrained: str | os.PathLike | None = None,
     feature_cache: bool | str | os.PathLike | None = None,
+    start: bool = False,
 ) -> dict[str, Any]:
     """Write ``embeddings`` (N x D float32), ``labels`` and ``ids`` (sample ids) of ``split`` to ``output``.
 
@@ -75,7 +76,10 @@ def embed_dataset(
     ``checkpoint=None``, the untrained ``starting_point(backbone, pretrained)`` (then ``dataset`` is
     required and read with its default options). Images get the test transform (resize + centre crop).
     ``feature_cache``: a ``data.feature_cache`` value for a frozen text encoder (None: the checkpoint's, or
-    the default folder). Every argument is checked before a model is built. Returns a summary dict.
+    the default folder). ``start=True`` (with a checkpoint): the untrained starting point of that run
+    (``starting_point`` of its ``model.backbone`` and ``model.pretrained``) on the very samples, image size
+    and normalisation the checkpoint's embedding would use, for ``tcdml compare start.npz trained.npz``.
+    Every argument is checked before a model is built. Returns a summary dict.
     """
     check_device(device)  # before anything is loaded
     if batch_size < 1 or num_workers < 0:
@@ -89,13 +93,24 @@ def embed_dataset(
         )
     if checkpoint is not None and pretrained is not None:
         raise TcdmlInputError("--pretrained goes with --backbone (a checkpoint holds every weight)")
+    if start and checkpoint is None:
+        raise TcdmlInputError("--start goes with a checkpoint (the start of its run); --backbone is a start")
     if backbone is not None and dataset is None:
         raise TcdmlInputError("--dataset is required with --backbone (no checkpoint to take the layout from)")
     if feature_cache is not None and not isinstance(feature_cache, bool):
         check_folder(feature_cache, "--feature-cache")
     if checkpoint is not None:
         model, config = model_from_checkpoint(checkpoint)
-        if model.feature_cache is not None:
+        if start:
+            pretrained = config.model.pretrained
+            if pretrained is not None and not Path(pretrained).expanduser().is_file():
+                raise TcdmlInputError(
+                    f"{checkpoint}: its model.pretrained {pretrained} is not on this machine (the start of "
+                    "the run needs the backbone's original weights)"
+                )
+            cache = True if feature_cache is None else feature_cache
+            model = starting_point(config.model.backbone, pretrained, feature_cache=cache)
+        elif model.feature_cache is not None:
             if feature_cache is None:  # the run's folder, which need not exist on this machine
                 store = open_store(
                     config.data.feature_cache, "the checkpoint's data.feature_cache", strict=False
