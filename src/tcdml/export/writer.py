@@ -54,10 +54,11 @@ NOT_EXPORTED = {
 
 
 #: The manifest's ``similarity``, in words (and with ``scores``, what is compared with the threshold).
-SIMILARITY = "dot product of the L2-normalised float32 embeddings; accept s >= threshold"
+COSINE = "dot product of the L2-normalised float32 embeddings"
+SIMILARITY = f"{COSINE}; accept s >= threshold"
 ASNORM = (
-    "s' = (s - mu_a) / (2 sigma_a) + (s - mu_b) / (2 sigma_b), mu and sigma of each side's top_k cosines to "
-    "the cohort (sigma >= 1e-3); accept s' >= threshold"
+    f"s = {COSINE}; AS-norm: s' = (s - mu_a) / (2 sigma_a) + (s - mu_b) / (2 sigma_b), mu and sigma of each "
+    "side's top_k cosines to the cohort (sigma >= 1e-3); accept s' >= threshold"
 )
 
 
@@ -195,7 +196,7 @@ def export_module(
             "threshold": record.threshold,
             "calibration": record.to_dict(),
             "embedding_size": size,
-            "similarity": SIMILARITY if scores is None else f"{SIMILARITY}; AS-norm of s: {ASNORM}",
+            "similarity": SIMILARITY if scores is None else ASNORM,
             **({"scores": scores} if scores is not None else {}),
             "input": dict(input_contract),
             "model": {
