@@ -45,18 +45,30 @@ def test_force_swaps_in_one_step_and_leaves_nothing(tmp_path: Path, monkeypatch)
 
 class _SignalBetweenRenames:
     """``os.rename`` that, right after moving the old folder aside, sends SIGINT to a worker thread (as a
-    Ctrl-C reaches a process whose torch threads are running)."""
+    Ctrl-C reaches a process whose torch threads are running) and returns once the signal has arrived: the
+    C-level handler runs on the worker thread whenever the kernel schedules it, which on a busy machine can be
+    after the swap is over; its write to the wakeup fd says it ran."""
 
     def __init__(self) -> None:
         self.real = os.rename
         self.stop = threading.Event()
         self.worker = threading.Thread(target=self.stop.wait, daemon=True)
         self.worker.start()
+        self.read_end, self.write_end = os.pipe()
+        os.set_blocking(self.write_end, False)
+        self.previous_fd = signal.set_wakeup_fd(self.write_end)
 
     def __call__(self, source, target) -> None:
         self.real(source, target)
         if ".old" in os.fspath(target):
             signal.pthread_kill(self.worker.ident, signal.SIGINT)
+            assert os.read(self.read_end, 1) == bytes([signal.SIGINT])  # the signal has been received
+
+    def close(self) -> None:
+        self.stop.set()
+        signal.set_wakeup_fd(self.previous_fd)
+        os.close(self.read_end)
+        os.close(self.write_end)
 
 
 def test_a_signal_between_the_two_renames_waits_until_the_swap_is_over(tmp_path: Path, monkeypatch) -> None:
@@ -68,7 +80,7 @@ def test_a_signal_between_the_two_renames_waits_until_the_swap_is_over(tmp_path:
         with pytest.raises(KeyboardInterrupt):  # delivered once the new folder is in place
             _write_new(target)
     finally:
-        renamer.stop.set()
+        renamer.close()
     assert (target / "marker.json").read_text() == "new"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["target"]
 
